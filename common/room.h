@@ -1,0 +1,75 @@
+/* The chat room: who is in it, the order of events, the history.
+ *
+ * The room knows nothing of sockets. It encodes each event once — JSON inside
+ * a complete WebSocket text frame — and hands the same rbuf to every member
+ * through the sink the model provides. The sink queues it however the model
+ * queues output (chat-async: the connection's outq; chat-threaded: a locked
+ * inbox the owning worker drains; chat-forked's hub: a child's IPC socket).
+ *
+ * Ordering: every event gets the next `seq` (1, 2, 3 ... no gaps) and is
+ * delivered to all current members before room_* returns, under the room's
+ * lock when it has one, so every member sees one total order.
+ *
+ * Slow readers: after each delivery the sink reports how many bytes now wait
+ * for that member. Past ROOM_MAX_BACKLOG the room removes the member, calls
+ * sink->cut_off (the model drops the backlog and sends close 1008) and
+ * broadcasts its `leave` — after the current fan-out, never inside it.
+ */
+#ifndef C10K_ROOM_H
+#define C10K_ROOM_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+#define ROOM_MAX_BACKLOG (1024 * 1024) /* contract: cut off past 1 MiB unsent */
+#define ROOM_HISTORY 50
+#define ROOM_MAX_USER 32
+
+struct room_member {
+    struct room_member *prev, *next; /* intrusive list; the room owns links */
+    char user[ROOM_MAX_USER + 1];
+    bool joined;
+    void *owner; /* the model's connection (or child, in the forked hub) */
+};
+
+struct room_sink {
+    /* Queue ev (take a reference with rbuf_ref if you keep it) for m.
+     * Return the bytes now waiting for m inside the server, ev included. */
+    size_t (*deliver)(struct room_member *m, struct rbuf *ev);
+    /* m was over the limit and is no longer a member: drop its backlog,
+     * queue close 1008, stop reading from it, close within 2 s. */
+    void (*cut_off)(struct room_member *m);
+};
+
+struct room;
+
+/* threaded = true gives the room a mutex taken by every room_* call
+ * (chat-threaded); a single-threaded model passes false and pays nothing. */
+struct room *room_new(const struct room_sink *sink, bool threaded);
+void room_free(struct room *r); /* members must have left; drops history */
+
+/* Add m as `user` (the caller validated the name): m alone receives
+ * `welcome`, then everyone, m included, receives `join`. Returns 0, or -1
+ * on ENOMEM (m is not a member then). */
+int room_join(struct room *r, struct room_member *m, const char *user);
+/* A text message from m (valid UTF-8, <= 4096 bytes). Empty or all-ASCII-
+ * whitespace text is ignored, as is a message from a non-member. */
+void room_post(struct room *r, struct room_member *m, const char *text, size_t len);
+/* m leaves (closed, errored, shut down): everyone left receives `leave`.
+ * Safe to call for a member that was cut off or never joined (no-op). */
+void room_leave(struct room *r, struct room_member *m);
+
+struct room_stats {
+    unsigned members;
+    uint64_t seq;
+};
+struct room_stats room_stats(struct room *r);
+
+/* Milliseconds since the Unix epoch, for `ts`; tests may replace it. */
+extern uint64_t (*room_clock_ms)(void);
+
+#endif

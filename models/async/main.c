@@ -1,0 +1,2 @@
+/* placeholder until the model lands */
+int main(void) { return 0; }
