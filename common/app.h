@@ -1,0 +1,77 @@
+/* The application: one server's configuration, shared state and routes.
+ *
+ * Everything here is the same in the three models; a model creates one
+ * struct app at start (app_init parses the common flags, loads the users and
+ * the key), gives it a room with its own sink, and from then on only moves
+ * bytes and carries out deferred actions.
+ */
+#ifndef C10K_APP_H
+#define C10K_APP_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "conn.h"
+#include "room.h"
+#include "session.h"
+#include "users.h"
+
+struct config {
+    char listen_host[64];
+    unsigned short listen_port;
+    const char *users_path;
+    const char *secret_path;
+    const char *upstream;
+    unsigned max_conns;
+    bool gil;
+    bool cpu_pool;    /* chat-async */
+    unsigned threads; /* chat-threaded */
+    unsigned queue;   /* chat-threaded */
+};
+
+/* What /stats reports beyond the counters; the model fills it. */
+struct stats_view {
+    long long rss_bytes, pss_bytes;
+    long threads, processes;
+    long connections, ws_clients; /* -1: use the app's own counters */
+    unsigned long long requests;  /* 0: use the app's own counter */
+    char extra[256];              /* more JSON members: "\"busy\":3" or "" */
+};
+
+struct app {
+    const char *model; /* "async", "threaded", "forked" */
+    struct config cfg;
+    struct users *users;
+    struct session_key key;
+    struct room *room;
+    uint64_t started_ms;
+    struct {
+        atomic_long connections, ws_clients;
+        atomic_ullong requests;
+    } n;
+    void (*stats)(struct app *app, struct stats_view *v);
+};
+
+/* Parse the common flags (and the model's, named in `model_flags`, e.g.
+ * "--cpu-pool"), load users and key. On error prints to stderr and returns
+ * the exit status to use (2 for usage, 1 for a bad file); 0 on success. */
+int app_init(struct app *app, const char *model, int argc, char **argv);
+void app_free(struct app *app);
+
+/* Called by conn.c for each complete request / finished action. */
+void app_route(struct conn *c, struct http_req *req);
+void app_finish_action(struct conn *c, struct http_req *req, struct action *a);
+
+/* A 503 for a connection refused by --max-conns or a full queue: the whole
+ * response, to be written once and closed. */
+struct rbuf *app_busy_response(const struct app *app);
+
+/* Monotonic milliseconds: every deadline in the core is on this clock. */
+uint64_t app_now_ms(void);
+extern uint64_t (*app_clock)(void); /* tests replace it */
+
+/* /proc/PID/status VmRSS and /proc/PID/smaps_rollup Pss, in bytes. */
+void proc_memory(int pid, long long *rss, long long *pss);
+
+#endif

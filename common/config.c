@@ -1,0 +1,186 @@
+/* Command-line flags common to all three servers, and the start-up that
+ * must happen before the first thread or fork. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "app.h"
+#include "gil.h"
+#include "http_request.h"
+
+static void usage(const char *model)
+{
+    fprintf(stderr,
+            "usage: chat-%s [--listen HOST:PORT] [--users FILE] [--secret FILE]\n"
+            "       [--upstream PREFIX] [--max-conns N] [--gil]%s\n"
+            "  --listen HOST:PORT  where to listen (default 127.0.0.1:8080; port 0 picks one)\n"
+            "  --users FILE        users file (default: demo accounts coco, cc, aa / 123456)\n"
+            "  --secret FILE       HMAC key for session cookies, >= 32 bytes (default: random)\n"
+            "  --upstream PREFIX   URL prefix for /search (default: none, /search is 503)\n"
+            "  --max-conns N       open connections beyond N get 503 (default 10000)\n"
+            "  --gil               emulate CPython's global interpreter lock\n",
+            model,
+            strcmp(model, "async") == 0      ? " [--cpu-pool]\n  --cpu-pool          run /cpu on libuv's thread pool"
+            : strcmp(model, "threaded") == 0 ? " [--threads N] [--queue N]\n  --threads N         worker pool size (default 64; 0 = a thread per connection)\n  --queue N           accepted connections waiting for a worker (default 1024)"
+                                             : "");
+}
+
+static bool parse_uint(const char *s, unsigned max, unsigned *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || *s == '\0' || *end != '\0' || *s == '-' || v > max)
+        return false;
+    *out = (unsigned)v;
+    return true;
+}
+
+static bool parse_listen(const char *s, struct config *cfg)
+{
+    const char *colon = strrchr(s, ':');
+    unsigned port;
+    if (!colon || !parse_uint(colon + 1, 65535, &port))
+        return false;
+    size_t hl = (size_t)(colon - s);
+    if (hl >= 2 && s[0] == '[' && s[hl - 1] == ']') { /* [::1]:8080 */
+        s++;
+        hl -= 2;
+    }
+    if (hl == 0 || hl >= sizeof cfg->listen_host)
+        return false;
+    memcpy(cfg->listen_host, s, hl);
+    cfg->listen_host[hl] = '\0';
+    cfg->listen_port = (unsigned short)port;
+    return true;
+}
+
+static int parse_flags(struct config *cfg, const char *model, int argc, char **argv)
+{
+    bool async = strcmp(model, "async") == 0, threaded = strcmp(model, "threaded") == 0;
+    for (int i = 1; i < argc; i++) {
+        char *arg = argv[i], *val = NULL;
+        char *eq = strncmp(arg, "--", 2) == 0 ? strchr(arg, '=') : NULL;
+        char name[32];
+        size_t nl = eq ? (size_t)(eq - arg) : strlen(arg);
+        if (nl >= sizeof name)
+            nl = sizeof name - 1;
+        memcpy(name, arg, nl);
+        name[nl] = '\0';
+        bool takes_value = strcmp(name, "--listen") == 0 || strcmp(name, "--users") == 0 ||
+                           strcmp(name, "--secret") == 0 || strcmp(name, "--upstream") == 0 ||
+                           strcmp(name, "--max-conns") == 0 ||
+                           (threaded && (strcmp(name, "--threads") == 0 ||
+                                         strcmp(name, "--queue") == 0));
+        if (takes_value) {
+            val = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+            if (!val) {
+                fprintf(stderr, "chat-%s: %s needs a value\n", model, name);
+                return 2;
+            }
+        } else if (eq) {
+            fprintf(stderr, "chat-%s: %s takes no value\n", model, name);
+            return 2;
+        }
+        bool ok = true;
+        if (strcmp(name, "--listen") == 0)
+            ok = parse_listen(val, cfg);
+        else if (strcmp(name, "--users") == 0)
+            cfg->users_path = val;
+        else if (strcmp(name, "--secret") == 0)
+            cfg->secret_path = val;
+        else if (strcmp(name, "--upstream") == 0)
+            cfg->upstream = val;
+        else if (strcmp(name, "--max-conns") == 0)
+            ok = parse_uint(val, 1000000, &cfg->max_conns) && cfg->max_conns > 0;
+        else if (strcmp(name, "--threads") == 0)
+            ok = parse_uint(val, 30000, &cfg->threads);
+        else if (strcmp(name, "--queue") == 0)
+            ok = parse_uint(val, 1000000, &cfg->queue);
+        else if (strcmp(name, "--gil") == 0)
+            cfg->gil = true;
+        else if (async && strcmp(name, "--cpu-pool") == 0)
+            cfg->cpu_pool = true;
+        else if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0) {
+            usage(model);
+            return -1;
+        } else {
+            fprintf(stderr, "chat-%s: unknown flag %s\n", model, arg);
+            usage(model);
+            return 2;
+        }
+        if (!ok) {
+            fprintf(stderr, "chat-%s: bad value for %s: %s\n", model, name, val);
+            return 2;
+        }
+    }
+    return 0;
+}
+
+/* Contract: each server raises its descriptor soft limit to the hard one. */
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+int app_init(struct app *app, const char *model, int argc, char **argv)
+{
+    char err[512];
+    memset(app, 0, sizeof *app);
+    app->model = model;
+    app->cfg = (struct config){.listen_host = "127.0.0.1", .listen_port = 8080,
+                               .max_conns = 10000, .threads = 64, .queue = 1024};
+    int rc = parse_flags(&app->cfg, model, argc, argv);
+    if (rc)
+        return rc < 0 ? -1 : rc;
+
+    if (app->cfg.users_path) {
+        app->users = users_load(app->cfg.users_path, err, sizeof err);
+        if (!app->users) {
+            fprintf(stderr, "chat-%s: %s\n", model, err);
+            return 1;
+        }
+    } else {
+        fprintf(stderr, "chat-%s: warning: no --users file; using the demo accounts coco, cc "
+                        "and aa with password 123456\n", model);
+        app->users = users_demo();
+        if (!app->users) {
+            fprintf(stderr, "chat-%s: cannot create the demo accounts\n", model);
+            return 1;
+        }
+    }
+    if (app->cfg.secret_path) {
+        if (session_key_load(&app->key, app->cfg.secret_path, err, sizeof err) < 0) {
+            fprintf(stderr, "chat-%s: %s\n", model, err);
+            users_free(app->users);
+            return 1;
+        }
+    } else if (session_key_random(&app->key) < 0) {
+        fprintf(stderr, "chat-%s: cannot make a random session key\n", model);
+        users_free(app->users);
+        return 1;
+    }
+    if (app->cfg.gil)
+        gil_enable();
+    /* Process-wide settings, before any thread or fork (PITFALLS B1, B3). */
+    http_req_global_init();
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    signal(SIGPIPE, SIG_IGN); /* a vanished peer is an EPIPE, not a death */
+    raise_nofile();
+    app->started_ms = app_now_ms();
+    return 0;
+}
+
+void app_free(struct app *app)
+{
+    users_free(app->users);
+    app->users = NULL;
+    curl_global_cleanup();
+}

@@ -1,0 +1,477 @@
+#include "room.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "json.h"
+#include "ws_codec.h"
+
+/* No event may be larger than the backlog that cuts a member off: it would
+ * cut off everyone it reached. An event over this is treated like ENOMEM. */
+#define EVENT_LIMIT ROOM_MAX_BACKLOG
+
+/* The history inside `welcome` is capped in bytes as well as in count.
+ * 50 messages of 4096 plain bytes fit easily (~210 KB), but text made of
+ * control characters escapes to six times its size: 50 of those (~1.2 MB)
+ * would put every newcomer over ROOM_MAX_BACKLOG with its welcome alone, and
+ * one user could lock everybody else out of the room. The oldest messages are
+ * left out instead ("up to the last 50"). With `users` (10 000 distinct names
+ * of <= 32 bytes is ~350 KB) a welcome stays well under the limit. */
+#define WELCOME_HISTORY_BYTES (256 * 1024)
+
+/* A big welcome can grow the scratch buffer to hundreds of KB; rather than
+ * hold that forever, it is given back past this size. */
+#define SCRATCH_KEEP (64 * 1024)
+
+struct presence {
+    char name[ROOM_MAX_USER + 1];
+    unsigned count; /* this user's connections in the room */
+};
+
+struct history_entry {
+    struct rbuf *ev; /* the very frame that was broadcast; one reference */
+    size_t json_off; /* where its JSON starts, past the frame header */
+};
+
+struct room {
+    struct room_sink sink;
+    bool threaded;
+    pthread_mutex_t lock;
+
+    struct room_member *head, *tail;
+    unsigned members;
+    uint64_t seq;
+
+    /* Distinct names online with their connection counts, sorted by strcmp:
+     * join/leave cost a binary search and a memmove, and welcome walks
+     * distinct users, never members (10 000 connections as three users). */
+    struct presence *users;
+    size_t nusers, users_cap;
+
+    struct history_entry history[ROOM_HISTORY]; /* ring, oldest at hist_first */
+    unsigned hist_first, hist_len;
+
+    /* Members cut off during a fan-out, waiting for cut_off and their leave.
+     * They are linked through their own next pointers, which the member list
+     * no longer uses, so cutting off never allocates. */
+    struct room_member *cut_head, *cut_tail;
+
+    struct buf scratch; /* JSON of the event being encoded */
+};
+
+static uint64_t realtime_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t (*room_clock_ms)(void) = realtime_ms;
+
+/* One lock around each whole room_* call, fan-out included: holding it while
+ * delivering is what makes every member see one total order. The sink runs
+ * under it, so a sink must never call back into the room. */
+static void room_lock(struct room *r)
+{
+    if (r->threaded)
+        pthread_mutex_lock(&r->lock);
+}
+
+static void room_unlock(struct room *r)
+{
+    if (r->threaded)
+        pthread_mutex_unlock(&r->lock);
+}
+
+/* ---- presence ---------------------------------------------------------- */
+
+/* The index of name, or where it would go; *found tells which. */
+static size_t presence_find(const struct room *r, const char *name, bool *found)
+{
+    size_t lo = 0, hi = r->nusers;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(r->users[mid].name, name);
+        if (c == 0) {
+            *found = true;
+            return mid;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = false;
+    return lo;
+}
+
+static int presence_add(struct room *r, const char *name)
+{
+    bool found;
+    size_t i = presence_find(r, name, &found);
+    if (found) {
+        r->users[i].count++;
+        return 0;
+    }
+    if (r->nusers == r->users_cap) {
+        size_t cap = r->users_cap ? r->users_cap * 2 : 16;
+        struct presence *p = realloc(r->users, cap * sizeof *p);
+        if (!p)
+            return -1;
+        r->users = p;
+        r->users_cap = cap;
+    }
+    memmove(&r->users[i + 1], &r->users[i], (r->nusers - i) * sizeof *r->users);
+    memcpy(r->users[i].name, name, strlen(name) + 1); /* <= ROOM_MAX_USER: checked on join */
+    r->users[i].count = 1;
+    r->nusers++;
+    return 0;
+}
+
+/* Never allocates: a leave must always be able to update presence, even
+ * when its event cannot be encoded. */
+static void presence_remove(struct room *r, const char *name)
+{
+    bool found;
+    size_t i = presence_find(r, name, &found);
+    if (!found || --r->users[i].count > 0)
+        return;
+    r->nusers--;
+    memmove(&r->users[i], &r->users[i + 1], (r->nusers - i) * sizeof *r->users);
+}
+
+/* ---- history ----------------------------------------------------------- */
+
+static struct history_entry *history_at(struct room *r, unsigned i)
+{
+    return &r->history[(r->hist_first + i) % ROOM_HISTORY];
+}
+
+/* Takes over the caller's reference to ev. */
+static void history_push(struct room *r, struct rbuf *ev, size_t json_off)
+{
+    if (r->hist_len == ROOM_HISTORY) {
+        rbuf_unref(r->history[r->hist_first].ev);
+        r->hist_first = (r->hist_first + 1) % ROOM_HISTORY;
+        r->hist_len--;
+    }
+    *history_at(r, r->hist_len++) = (struct history_entry){ev, json_off};
+}
+
+/* ---- encoding ---------------------------------------------------------- */
+
+static void scratch_reset(struct room *r)
+{
+    r->scratch.len = 0;
+    if (r->scratch.cap > SCRATCH_KEEP)
+        buf_free(&r->scratch);
+}
+
+/* The JSON in scratch becomes one complete WebSocket text frame, so every
+ * recipient's queue can hold the very same bytes. NULL on ENOMEM. */
+static struct rbuf *frame_scratch(struct room *r, size_t *json_off)
+{
+    uint8_t hdr[10];
+    size_t hl = ws_frame_header(hdr, WS_OP_TEXT, r->scratch.len);
+    struct rbuf *ev = rbuf_new(hl + r->scratch.len);
+    if (ev) {
+        memcpy(ev->data, hdr, hl);
+        memcpy(ev->data + hl, r->scratch.data, r->scratch.len);
+        if (json_off)
+            *json_off = hl;
+    }
+    scratch_reset(r);
+    return ev;
+}
+
+static int append_str(struct buf *b, const char *s)
+{
+    return buf_append(b, s, strlen(s), EVENT_LIMIT);
+}
+
+static int append_json_str(struct buf *b, const char *s, size_t n)
+{
+    return json_append_string(b, s, n, EVENT_LIMIT);
+}
+
+/* join / message / leave. text is NULL for all but message. */
+static struct rbuf *encode_event(struct room *r, const char *type, uint64_t seq,
+                                 const char *user, const char *text, size_t text_len,
+                                 size_t *json_off)
+{
+    struct buf *b = &r->scratch;
+    b->len = 0;
+    if (buf_appendf(b, EVENT_LIMIT, "{\"type\":\"%s\",\"seq\":%" PRIu64 ",\"ts\":%" PRIu64 ",\"user\":",
+                    type, seq, room_clock_ms()) < 0 ||
+        append_json_str(b, user, strlen(user)) < 0 ||
+        (text && (append_str(b, ",\"text\":") < 0 || append_json_str(b, text, text_len) < 0)) ||
+        append_str(b, "}") < 0) {
+        scratch_reset(r);
+        return NULL;
+    }
+    return frame_scratch(r, json_off);
+}
+
+static struct rbuf *encode_welcome(struct room *r, const char *user)
+{
+    struct buf *b = &r->scratch;
+    b->len = 0;
+    if (append_str(b, "{\"type\":\"welcome\",\"user\":") < 0 ||
+        append_json_str(b, user, strlen(user)) < 0 || append_str(b, ",\"users\":[") < 0)
+        goto fail;
+    for (size_t i = 0; i < r->nusers; i++) {
+        const char *name = r->users[i].name;
+        if ((i > 0 && append_str(b, ",") < 0) || append_json_str(b, name, strlen(name)) < 0)
+            goto fail;
+    }
+    if (append_str(b, "],\"history\":[") < 0)
+        goto fail;
+
+    /* The newest messages that fit the byte budget, then oldest first. */
+    unsigned first = r->hist_len;
+    size_t bytes = 0;
+    while (first > 0) {
+        const struct history_entry *e = history_at(r, first - 1);
+        size_t n = e->ev->len - e->json_off + 1; /* + the comma */
+        if (bytes + n > WELCOME_HISTORY_BYTES)
+            break;
+        bytes += n;
+        first--;
+    }
+    for (unsigned i = first; i < r->hist_len; i++) {
+        const struct history_entry *e = history_at(r, i);
+        /* The broadcast bytes themselves: a history entry is never
+         * re-encoded, so welcome shows exactly what members were sent. */
+        if ((i > first && append_str(b, ",") < 0) ||
+            buf_append(b, e->ev->data + e->json_off, e->ev->len - e->json_off, EVENT_LIMIT) < 0)
+            goto fail;
+    }
+    if (append_str(b, "]}") < 0)
+        goto fail;
+    return frame_scratch(r, NULL);
+
+fail:
+    scratch_reset(r);
+    return NULL;
+}
+
+/* ---- members and fan-out ----------------------------------------------- */
+
+static void link_member(struct room *r, struct room_member *m)
+{
+    m->next = NULL;
+    m->prev = r->tail;
+    if (r->tail)
+        r->tail->next = m;
+    else
+        r->head = m;
+    r->tail = m;
+    r->members++;
+}
+
+static void unlink_member(struct room *r, struct room_member *m)
+{
+    if (m->prev)
+        m->prev->next = m->next;
+    else
+        r->head = m->next;
+    if (m->next)
+        m->next->prev = m->prev;
+    else
+        r->tail = m->prev;
+    m->prev = m->next = NULL;
+    m->joined = false; /* from now on room_post and room_leave ignore m */
+    r->members--;
+}
+
+/* Deliver ev to every member. A member whose backlog goes over the limit is
+ * unlinked on the spot, so the rest of this fan-out and every later one skip
+ * it, and it is queued on the cut list. Unlinking touches only m's
+ * neighbours' pointers, so the `next` saved before delivering stays a live
+ * member. cut_off and the leave wait until the loop is over: the loop never
+ * re-enters itself, and m is not touched after cut_off (a model may free the
+ * member right there). */
+static void fan_out(struct room *r, struct rbuf *ev)
+{
+    struct room_member *next;
+    for (struct room_member *m = r->head; m; m = next) {
+        next = m->next;
+        if (r->sink.deliver(m, ev) <= ROOM_MAX_BACKLOG)
+            continue;
+        unlink_member(r, m);
+        if (r->cut_tail)
+            r->cut_tail->next = m;
+        else
+            r->cut_head = m;
+        r->cut_tail = m;
+    }
+}
+
+/* Encode and deliver the next sequenced event. The seq number is taken only
+ * once the event exists: an event lost to ENOMEM reaches nobody and leaves
+ * no gap. Returns the caller's reference, or NULL. */
+static struct rbuf *broadcast(struct room *r, const char *type, const char *user,
+                              const char *text, size_t text_len, size_t *json_off)
+{
+    struct rbuf *ev = encode_event(r, type, r->seq + 1, user, text, text_len, json_off);
+    if (!ev)
+        return NULL;
+    r->seq++;
+    fan_out(r, ev);
+    return ev;
+}
+
+/* Presence first, so it is right even when the event is lost to ENOMEM;
+ * the clients then miss this one leave, nothing else. */
+static void announce_leave(struct room *r, const char *user)
+{
+    presence_remove(r, user);
+    rbuf_unref(broadcast(r, "leave", user, NULL, 0, NULL));
+}
+
+/* Announce the members cut off so far. Each leave is a fan-out of its own
+ * that may cut off more members; they join the queue and are handled by the
+ * same loop, never by recursion. */
+static void settle_cut_offs(struct room *r)
+{
+    while (r->cut_head) {
+        struct room_member *m = r->cut_head;
+        r->cut_head = m->next;
+        if (!r->cut_head)
+            r->cut_tail = NULL;
+        m->next = NULL;
+        char user[ROOM_MAX_USER + 1];
+        memcpy(user, m->user, sizeof user);
+        r->sink.cut_off(m);
+        announce_leave(r, user);
+    }
+}
+
+static bool is_blank(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        switch (s[i]) {
+        case ' ': case '\t': case '\n': case '\r': case '\f': case '\v':
+            break;
+        default:
+            return false;
+        }
+    }
+    return true;
+}
+
+/* ---- API ---------------------------------------------------------------- */
+
+struct room *room_new(const struct room_sink *sink, bool threaded)
+{
+    struct room *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->sink = *sink;
+    r->threaded = threaded;
+    if (threaded && pthread_mutex_init(&r->lock, NULL) != 0) {
+        free(r);
+        return NULL;
+    }
+    return r;
+}
+
+void room_free(struct room *r)
+{
+    if (!r)
+        return;
+    for (unsigned i = 0; i < r->hist_len; i++)
+        rbuf_unref(history_at(r, i)->ev);
+    free(r->users);
+    buf_free(&r->scratch);
+    if (r->threaded)
+        pthread_mutex_destroy(&r->lock);
+    free(r);
+}
+
+int room_join(struct room *r, struct room_member *m, const char *user)
+{
+    size_t ulen = strnlen(user, ROOM_MAX_USER + 1);
+    if (ulen == 0 || ulen > ROOM_MAX_USER) {
+        errno = EINVAL;
+        return -1;
+    }
+    room_lock(r);
+    if (m->joined) { /* already in: joining twice would corrupt the list */
+        room_unlock(r);
+        return 0;
+    }
+    /* Everything that can fail comes before anything is delivered or any
+     * seq is taken, so a failed join leaves no trace. The newcomer is in
+     * presence before the welcome is encoded: "users" includes it. */
+    struct rbuf *welcome = NULL, *join = NULL;
+    if (presence_add(r, user) < 0)
+        goto nomem;
+    welcome = encode_welcome(r, user);
+    if (welcome)
+        join = encode_event(r, "join", r->seq + 1, user, NULL, 0, NULL);
+    if (!join) {
+        rbuf_unref(welcome);
+        presence_remove(r, user);
+        goto nomem;
+    }
+    r->seq++;
+    memcpy(m->user, user, ulen + 1);
+    m->joined = true;
+
+    /* Before m is linked, so it reaches m alone. Its backlog is not checked:
+     * a new connection's queue holds nothing else, and the join that follows
+     * checks the total anyway, under the same rule as everyone's. */
+    r->sink.deliver(m, welcome);
+    rbuf_unref(welcome);
+    link_member(r, m);
+    fan_out(r, join);
+    rbuf_unref(join);
+    settle_cut_offs(r);
+    room_unlock(r);
+    return 0;
+
+nomem:
+    room_unlock(r);
+    errno = ENOMEM;
+    return -1;
+}
+
+void room_post(struct room *r, struct room_member *m, const char *text, size_t len)
+{
+    if (is_blank(text, len))
+        return;
+    room_lock(r);
+    /* joined is read under the lock: another thread's fan-out may have cut
+     * m off a moment ago. */
+    if (m->joined) {
+        size_t json_off;
+        struct rbuf *ev = broadcast(r, "message", m->user, text, len, &json_off);
+        if (ev)
+            history_push(r, ev, json_off);
+        settle_cut_offs(r);
+    }
+    room_unlock(r);
+}
+
+void room_leave(struct room *r, struct room_member *m)
+{
+    room_lock(r);
+    if (m->joined) {
+        unlink_member(r, m);
+        announce_leave(r, m->user);
+        settle_cut_offs(r);
+    }
+    room_unlock(r);
+}
+
+struct room_stats room_stats(struct room *r)
+{
+    room_lock(r);
+    struct room_stats s = {.members = r->members, .seq = r->seq};
+    room_unlock(r);
+    return s;
+}
