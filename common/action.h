@@ -35,6 +35,7 @@ enum action_kind { ACTION_SLEEP, ACTION_FETCH, ACTION_CPU, ACTION_PASSWORD };
 struct action {
     enum action_kind kind;
     bool started; /* set by the model when it begins the work */
+    void *owner;  /* the model's, to find its connection from a callback */
     union {
         struct {
             unsigned ms;

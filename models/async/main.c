@@ -1,2 +1,203 @@
-/* placeholder until the model lands */
-int main(void) { return 0; }
+/* chat-async: the whole server on one thread, around one event loop.
+ *
+ * How a reactor works, in the order this file sets it up:
+ *
+ *  1. Every socket is non-blocking. Nothing on this thread ever waits for
+ *     the network: it asks the kernel (epoll, inside libuv) "tell me when
+ *     any of these is ready", and sleeps only there.
+ *  2. When epoll says a socket is readable, libuv calls on_read with the
+ *     bytes; we hand them to the core's state machine (conn_feed), which
+ *     parses and decides, and then client_sync() does what it asks.
+ *  3. Waiting is a registration, not a pause: /sleep is a timer, /search is
+ *     a socket curl asked us to watch, a password hash is a job on libuv's
+ *     thread pool whose completion comes back to the loop as an event.
+ *  4. Whatever a turn of the loop queued for writing leaves just before the
+ *     loop sleeps again (the prepare handle), one writev per client.
+ *
+ * The price: anything slow that runs *on* this thread stops every client.
+ * /cpu does exactly that (unless --cpu-pool), and that is the lesson.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "async.h"
+#include "gil.h"
+
+#define LISTEN_BACKLOG 4096
+#define SHUTDOWN_GRACE_MS 4500 /* contract: exit within 5 s */
+
+struct server server;
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    if (status < 0) {
+        /* Out of descriptors: libuv has already accepted and closed the
+         * waiting connection with its reserve descriptor (uv__emfile_trick),
+         * so the listener is not left readable — no busy loop. */
+        static uint64_t last_warned;
+        uint64_t now = app_now_ms();
+        if (now - last_warned > 5000) {
+            fprintf(stderr, "chat-async: accept: %s\n", uv_strerror(status));
+            last_warned = now;
+        }
+        return;
+    }
+    client_accept(listener);
+}
+
+/* Right before the loop blocks in epoll. */
+static void before_poll(uv_prepare_t *h)
+{
+    (void)h;
+    flush_dirty_clients();
+    /* --gil: the loop thread holds the GIL while it runs callbacks and
+     * drops it while it waits for I/O, as CPython does around select(). */
+    gil_release();
+}
+
+static void after_poll(uv_check_t *h)
+{
+    (void)h;
+    gil_acquire();
+}
+
+static void close_handle(uv_handle_t *h)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+/* The last client is gone after a signal: close what keeps the loop alive,
+ * so uv_run returns. */
+void server_maybe_finished(void)
+{
+    if (!server.stopping || server.clients)
+        return;
+    close_handle((uv_handle_t *)&server.before_poll);
+    close_handle((uv_handle_t *)&server.after_poll);
+    close_handle((uv_handle_t *)&server.sigint);
+    close_handle((uv_handle_t *)&server.sigterm);
+    close_handle((uv_handle_t *)&server.hard_stop);
+    if (server.curl) {
+        curl_uv_free(server.curl);
+        server.curl = NULL;
+    }
+}
+
+static void on_hard_stop(uv_timer_t *t)
+{
+    (void)t;
+    /* Whatever could not finish in time is dropped. */
+    for (struct client *cl = server.clients, *next; cl; cl = next) {
+        next = cl->next;
+        client_close(cl);
+    }
+}
+
+/* SIGINT/SIGTERM: stop accepting, let the core close WebSockets with 1001
+ * and finish what can finish, and give it all SHUTDOWN_GRACE_MS. */
+static void on_signal(uv_signal_t *h, int signum)
+{
+    (void)h;
+    (void)signum;
+    if (server.stopping)
+        return;
+    server.stopping = true;
+    close_handle((uv_handle_t *)&server.listener);
+    uv_timer_start(&server.hard_stop, on_hard_stop, SHUTDOWN_GRACE_MS, 0);
+    for (struct client *cl = server.clients, *next; cl; cl = next) {
+        next = cl->next;
+        conn_shutdown(&cl->conn);
+        client_sync(cl);
+    }
+    server_maybe_finished();
+}
+
+static void stats(struct app *app, struct stats_view *v)
+{
+    (void)app;
+    /* The loop thread, plus libuv's pool once something has used it. */
+    v->threads = 1;
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[128];
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "Threads:", 8) == 0)
+            v->threads = atol(line + 8);
+    if (f)
+        fclose(f);
+    v->processes = 1;
+}
+
+static int listen_on(const struct config *cfg)
+{
+    struct sockaddr_storage addr;
+    int rc = uv_ip4_addr(cfg->listen_host, cfg->listen_port, (struct sockaddr_in *)&addr);
+    if (rc < 0)
+        rc = uv_ip6_addr(cfg->listen_host, cfg->listen_port, (struct sockaddr_in6 *)&addr);
+    if (rc < 0) {
+        fprintf(stderr, "chat-async: --listen: bad address %s\n", cfg->listen_host);
+        return -1;
+    }
+    uv_tcp_init(server.loop, &server.listener);
+    if ((rc = uv_tcp_bind(&server.listener, (struct sockaddr *)&addr, 0)) < 0 ||
+        (rc = uv_listen((uv_stream_t *)&server.listener, LISTEN_BACKLOG, on_connection)) < 0) {
+        fprintf(stderr, "chat-async: listen on %s:%u: %s\n", cfg->listen_host, cfg->listen_port,
+                uv_strerror(rc));
+        return -1;
+    }
+    struct sockaddr_storage bound;
+    int len = sizeof bound;
+    char host[64];
+    uv_tcp_getsockname(&server.listener, (struct sockaddr *)&bound, &len);
+    int port;
+    if (bound.ss_family == AF_INET6) {
+        uv_ip6_name((struct sockaddr_in6 *)&bound, host, sizeof host);
+        port = ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
+        printf("listening on http://[%s]:%d\n", host, port);
+    } else {
+        uv_ip4_name((struct sockaddr_in *)&bound, host, sizeof host);
+        port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
+        printf("listening on http://%s:%d\n", host, port);
+    }
+    fflush(stdout);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    int rc = app_init(&server.app, "async", argc, argv);
+    if (rc)
+        return rc < 0 ? 0 : rc;
+    server.loop = uv_default_loop();
+    server.app.stats = stats;
+    server.app.room = room_new(&async_sink, false);
+    server.curl = curl_uv_new(server.loop, fetch_done);
+    if (!server.app.room || !server.curl) {
+        fprintf(stderr, "chat-async: out of memory\n");
+        return 1;
+    }
+    gil_acquire(); /* the loop thread runs holding it, see before_poll */
+
+    uv_prepare_init(server.loop, &server.before_poll);
+    uv_prepare_start(&server.before_poll, before_poll);
+    uv_check_init(server.loop, &server.after_poll);
+    uv_check_start(&server.after_poll, after_poll);
+    uv_signal_init(server.loop, &server.sigint);
+    uv_signal_start(&server.sigint, on_signal, SIGINT);
+    uv_signal_init(server.loop, &server.sigterm);
+    uv_signal_start(&server.sigterm, on_signal, SIGTERM);
+    uv_timer_init(server.loop, &server.hard_stop);
+
+    if (listen_on(&server.app.cfg) < 0)
+        return 1;
+
+    uv_run(server.loop, UV_RUN_DEFAULT); /* returns once everything is closed */
+
+    gil_release();
+    room_free(server.app.room);
+    app_free(&server.app);
+    uv_loop_close(server.loop);
+    return 0;
+}

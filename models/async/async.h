@@ -1,0 +1,53 @@
+/* chat-async: what main.c and client.c share. */
+#ifndef C10K_ASYNC_H
+#define C10K_ASYNC_H
+
+#include <stdbool.h>
+#include <uv.h>
+
+#include "app.h"
+#include "conn.h"
+#include "curl_uv.h"
+
+/* One client connection: the libuv handles it needs, embedded so that a
+ * connection is one allocation, and the core's state machine. */
+struct client {
+    uv_tcp_t tcp;
+    uv_timer_t timer;       /* the core's deadline, or the /sleep wake-up */
+    uv_write_t write_req;   /* at most one write in flight */
+    struct conn conn;
+    struct client *prev, *next;     /* all clients, for shutdown */
+    struct client *next_dirty;      /* queued output to write this turn */
+    struct action *orphan;          /* pool work still running after close */
+    uint64_t armed_deadline;
+    unsigned open_handles;
+    bool dirty, reading, writing, closing, lingering, counted;
+};
+
+struct server {
+    uv_loop_t *loop;
+    struct app app;
+    uv_tcp_t listener;
+    uv_prepare_t before_poll;  /* write what this turn queued; drop the GIL */
+    uv_check_t after_poll;     /* take the GIL back */
+    uv_signal_t sigint, sigterm;
+    uv_timer_t hard_stop;
+    struct curl_uv *curl;
+    struct client *clients;
+    struct client *dirty;
+    unsigned live;             /* admitted connections, for --max-conns */
+    bool stopping;
+};
+
+extern struct server server;
+
+void client_accept(uv_stream_t *listener);
+void client_sync(struct client *cl);
+void client_close(struct client *cl);
+void flush_dirty_clients(void);
+void fetch_done(struct action *a);
+extern const struct room_sink async_sink;
+
+void server_maybe_finished(void);
+
+#endif
