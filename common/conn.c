@@ -344,7 +344,9 @@ void conn_shutdown(struct conn *c)
 
 static void leave_room(struct conn *c)
 {
-    if (c->ws && c->ws->member.joined)
+    /* A no-op for a member already gone (cut off, or left before): only the
+     * room may read `joined`, under its lock in chat-threaded. */
+    if (c->ws)
         room_leave(c->app->room, &c->ws->member);
 }
 

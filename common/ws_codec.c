@@ -81,10 +81,17 @@ static bool is_known(uint8_t op)
 
 static struct ws_event no_event(void) { return (struct ws_event){.type = WS_EV_NONE}; }
 
+/* No event will follow: a message left half-assembled never completes. */
+static void stop(struct ws_decoder *d)
+{
+    d->msg_opcode = 0;
+    buf_free(&d->msg);
+}
+
 static struct ws_event fail(struct ws_decoder *d, uint16_t code)
 {
     d->failed = true;
-    buf_free(&d->msg);
+    stop(d);
     return (struct ws_event){.type = WS_EV_ERROR, .code = code};
 }
 
@@ -207,21 +214,26 @@ static bool close_code_valid(uint16_t code)
 
 static struct ws_event close_event(struct ws_decoder *d)
 {
-    if (d->ctrl_len == 0)
-        return (struct ws_event){.type = WS_EV_CLOSE, .code = 1005, .data = "", .len = 0};
+    uint16_t code = 1005; /* "no status code was present" (7.4.1); never sent */
+    size_t skip = 0;
     if (d->ctrl_len == 1)
         return fail(d, 1002); /* half a status code */
-    /* The reason is checked before the code only to agree with wslay, which
-     * validates it as it streams in; RFC 6455 sets no order. */
-    if (utf8_validate(UTF8_ACCEPT, d->ctrl + 2, d->ctrl_len - 2u) != UTF8_ACCEPT)
-        return fail(d, 1007);
-    uint16_t code = (uint16_t)read_be(d->ctrl, 2);
-    if (!close_code_valid(code))
-        return fail(d, 1002);
+    if (d->ctrl_len >= 2) {
+        /* The reason is checked before the code only to agree with wslay,
+         * which validates it as it streams in; RFC 6455 sets no order. */
+        if (utf8_validate(UTF8_ACCEPT, d->ctrl + 2, d->ctrl_len - 2u) != UTF8_ACCEPT)
+            return fail(d, 1007);
+        code = (uint16_t)read_be(d->ctrl, 2);
+        if (!close_code_valid(code))
+            return fail(d, 1002);
+        skip = 2;
+    }
+    d->closed = true;
+    stop(d);
     return (struct ws_event){.type = WS_EV_CLOSE,
                              .code = code,
-                             .data = (const char *)d->ctrl + 2,
-                             .len = d->ctrl_len - 2u};
+                             .data = (const char *)d->ctrl + skip,
+                             .len = d->ctrl_len - skip};
 }
 
 static struct ws_event end_frame(struct ws_decoder *d)
@@ -261,7 +273,7 @@ struct ws_event ws_decode(struct ws_decoder *d, const uint8_t *data, size_t len,
     struct ws_event ev = no_event();
     size_t off = 0;
 
-    if (d->failed) {
+    if (d->failed || d->closed) {
         *used = len;
         return ev;
     }

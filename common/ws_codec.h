@@ -69,6 +69,8 @@ struct ws_decoder {
     uint8_t ctrl[WS_MAX_CONTROL];
     uint8_t ctrl_len;
     bool failed;          /* after WS_EV_ERROR every call returns WS_EV_NONE */
+    bool closed;          /* likewise after WS_EV_CLOSE: nothing may follow a
+                             close (RFC 6455 5.5.1), and wslay reads no further */
 };
 
 void ws_decoder_init(struct ws_decoder *d);
@@ -76,7 +78,10 @@ void ws_decoder_free(struct ws_decoder *d);
 
 /* Decode from data[0..len). Sets *used to the bytes consumed (always all of
  * them unless an event is returned early; call again with the rest). Client
- * frames must be masked (RFC 6455 5.1): an unmasked frame is a 1002 error. */
+ * frames must be masked (RFC 6455 5.1): an unmasked frame is a 1002 error.
+ * Keep calling until it returns WS_EV_NONE, with len 0 if the input is used
+ * up: the call after a WS_EV_TEXT is where that message's buffer is freed,
+ * so a connection idle between messages holds no heap memory. */
 struct ws_event ws_decode(struct ws_decoder *d, const uint8_t *data, size_t len,
                           size_t *used);
 

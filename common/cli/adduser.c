@@ -167,9 +167,10 @@ static bool get_password(const char *name, char *pw, size_t cap)
 
 /* True when NAME can be added: FILE does not exist yet, or loads cleanly
  * (a broken file is not appended to) and lacks NAME. */
-static bool check_not_present(const char *path, const char *name)
+static bool check_not_present(const char *path, const char *name, struct stat *seen)
 {
     struct stat st;
+    memset(seen, 0, sizeof *seen);
     if (stat(path, &st) != 0) {
         if (errno == ENOENT)
             return true;
@@ -184,6 +185,7 @@ static bool check_not_present(const char *path, const char *name)
     }
     bool present = users_find(u, name) != NULL;
     users_free(u);
+    *seen = st;
     if (present) {
         fprintf(stderr, PROG ": user %s already exists in %s\n", name, path);
         return false;
@@ -207,7 +209,14 @@ static bool write_all(int fd, const char *p, size_t n)
 
 /* Append line under an exclusive lock, re-checking the name inside the lock
  * so two concurrent runs cannot both add it. */
-static bool append_line(const char *path, const char *name, const char *line)
+static bool same_file_state(const struct stat *a, const struct stat *b)
+{
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+static bool append_line(const char *path, const char *name, const char *line,
+                        const struct stat *checked)
 {
     int fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (fd < 0) {
@@ -219,14 +228,21 @@ static bool append_line(const char *path, const char *name, const char *line)
         close(fd);
         return false;
     }
-    if (!check_not_present(path, name)) {
+    struct stat st, now;
+    if (fstat(fd, &st) != 0) {
+        fprintf(stderr, PROG ": cannot read %s: %s\n", path, strerror(errno));
+        close(fd);
+        return false;
+    }
+    /* Unchanged since the check before the prompt: no need to load it (and
+     * warn about its mode) a second time. */
+    if (!same_file_state(&st, checked) && !check_not_present(path, name, &now)) {
         close(fd);
         return false;
     }
     /* A last line without its newline would otherwise swallow ours. */
-    struct stat st;
     char last = '\n';
-    if (fstat(fd, &st) != 0 || (st.st_size > 0 && pread(fd, &last, 1, st.st_size - 1) != 1)) {
+    if (st.st_size > 0 && pread(fd, &last, 1, st.st_size - 1) != 1) {
         fprintf(stderr, PROG ": cannot read %s: %s\n", path, strerror(errno));
         close(fd);
         return false;
@@ -279,7 +295,8 @@ int main(int argc, char **argv)
         return 1;
     }
     /* Fail before asking for a password when it could never be added. */
-    if (!check_not_present(path, name))
+    struct stat checked;
+    if (!check_not_present(path, name, &checked))
         return 1;
 
     char pw[USERS_MAX_PASSWORD + 2];
@@ -293,7 +310,7 @@ int main(int argc, char **argv)
         fprintf(stderr, PROG ": cannot hash the password (libcrypto failure)\n");
         goto out;
     }
-    if (!append_line(path, name, line))
+    if (!append_line(path, name, line, &checked))
         goto out;
     printf("added %s to %s\n", name, path);
     rc = fflush(stdout) == 0 ? 0 : 1;

@@ -1,0 +1,83 @@
+#include "core_fixture.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct app test_app;
+uint64_t fake_now;
+
+static uint64_t fake_clock(void) { return fake_now; }
+
+static size_t sink_deliver(struct room_member *m, struct rbuf *ev)
+{
+    struct conn *c = conn_of_member(m);
+    outq_push(&c->out, rbuf_ref(ev));
+    return c->out.bytes;
+}
+
+static void sink_cut_off(struct room_member *m) { conn_ws_cut_off(conn_of_member(m)); }
+
+static const struct room_sink sink = {sink_deliver, sink_cut_off};
+
+void fixture_setup(void)
+{
+    char path[] = "/tmp/c10k-users-XXXXXX", err[256], line[512];
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    struct user_record rec;
+    cr_assert_eq(user_record_make(&rec, "ann", "secret-pw", 1), 0);
+    cr_assert_eq(user_record_format(&rec, line, sizeof line), 0);
+    cr_assert(write(fd, line, strlen(line)) == (ssize_t)strlen(line));
+    close(fd);
+    memset(&test_app, 0, sizeof test_app);
+    test_app.model = "test";
+    test_app.users = users_load(path, err, sizeof err);
+    unlink(path);
+    cr_assert_not_null(test_app.users, "%s", err);
+    cr_assert_eq(session_key_random(&test_app.key), 0);
+    test_app.room = room_new(&sink, false);
+    test_app.cfg.max_conns = 10;
+    http_req_global_init();
+    fake_now = 1000000;
+    app_clock = fake_clock;
+    test_app.started_ms = fake_now;
+}
+
+void fixture_teardown(void)
+{
+    room_free(test_app.room);
+    users_free(test_app.users);
+}
+
+char *drain(struct conn *c)
+{
+    struct buf b = {0};
+    struct iovec iov[16];
+    int n;
+    buf_append(&b, "", 0, 1 << 24);
+    while ((n = outq_iov(&c->out, iov, 16)) > 0) {
+        size_t total = 0;
+        for (int i = 0; i < n; i++) {
+            buf_append(&b, iov[i].iov_base, iov[i].iov_len, 1 << 24);
+            total += iov[i].iov_len;
+        }
+        outq_consume(&c->out, total);
+        conn_flushed(c);
+    }
+    for (char *d = strstr(b.data, "\r\nDate: "); d; d = strstr(d + 2, "\r\nDate: "))
+        for (char *p = d + 8; *p != '\r'; p++)
+            *p = 'x';
+    return b.data;
+}
+
+void feed(struct conn *c, const char *s) { conn_feed(c, s, strlen(s)); }
+
+void cookie_for(const char *user, char *out, size_t outlen)
+{
+    char v[SESSION_COOKIE_MAX];
+    cr_assert(session_sign(&test_app.key, user, time(NULL) + 3600, v, sizeof v) > 0);
+    snprintf(out, outlen, "Cookie: session=%s\r\n", v);
+}
