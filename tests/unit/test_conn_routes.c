@@ -1,0 +1,299 @@
+/* Routes and the WebSocket side of the connection, through conn_feed. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core_fixture.h"
+
+TestSuite(conn_routes, .init = fixture_setup, .fini = fixture_teardown);
+
+static char *answer(const char *req)
+{
+    struct conn c;
+    conn_init(&c, &test_app);
+    feed(&c, req);
+    struct action *a;
+    while ((a = conn_action_to_start(&c))) {
+        a->started = true;
+        action_run(a);
+        conn_resume(&c);
+    }
+    char *out = drain(&c);
+    conn_free(&c);
+    return out;
+}
+
+static char *request(const char *method, const char *path, const char *extra_headers,
+                     const char *body)
+{
+    static char req[4096];
+    snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: chat.example:8080\r\n%sContent-Length: %zu\r\n\r\n%s",
+             method, path, extra_headers, strlen(body), body);
+    return answer(req);
+}
+
+Test(conn_routes, login_right_password_sets_the_cookie)
+{
+    char *out = request("POST", "/login", "Content-Type: application/x-www-form-urlencoded\r\n",
+                        "username=ann&password=secret-pw");
+    cr_assert(strncmp(out, "HTTP/1.1 303", 12) == 0, "%.200s", out);
+    cr_assert(strstr(out, "\r\nLocation: /chat\r\n"));
+    char *sc = strstr(out, "\r\nSet-Cookie: session=1|");
+    cr_assert_not_null(sc);
+    cr_assert(strstr(sc, "; HttpOnly; SameSite=Lax; Path=/; Max-Age=604800\r\n"));
+    free(out);
+}
+
+Test(conn_routes, login_wrong_or_unknown_is_401_with_the_page)
+{
+    const char *bodies[] = {"username=ann&password=nope", "username=bob&password=secret-pw",
+                            "username=b%7Cad&password=x", "password=secret-pw", ""};
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+        char *out = request("POST", "/login", "", bodies[i]);
+        cr_assert(strncmp(out, "HTTP/1.1 401", 12) == 0, "%s: %.60s", bodies[i], out);
+        cr_assert(strstr(out, "Wrong user name or password."));
+        cr_assert(strstr(out, "text/html"));
+        cr_assert_null(strstr(out, "Set-Cookie"));
+        free(out);
+    }
+}
+
+Test(conn_routes, origin_checks)
+{
+    const struct { const char *origin; const char *status; } cases[] = {
+        {"Origin: http://chat.example:8080\r\n", "HTTP/1.1 303"},
+        {"Origin: HTTPS://CHAT.EXAMPLE:8080\r\n", "HTTP/1.1 303"}, /* scheme ignored, case too */
+        {"", "HTTP/1.1 303"},                                     /* no Origin passes */
+        {"Origin: http://evil.example:8080\r\n", "HTTP/1.1 403"},
+        {"Origin: http://chat.example:8081\r\n", "HTTP/1.1 403"},
+        {"Origin: http://chat.example\r\n", "HTTP/1.1 403"},      /* port 80 != 8080 */
+        {"Origin: null\r\n", "HTTP/1.1 403"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *out = request("POST", "/logout", cases[i].origin, "");
+        cr_assert(strncmp(out, cases[i].status, 12) == 0, "%s-> %.40s", cases[i].origin, out);
+        free(out);
+    }
+}
+
+Test(conn_routes, logout_clears_the_cookie)
+{
+    char *out = request("POST", "/logout", "", "");
+    cr_assert(strstr(out, "\r\nSet-Cookie: session=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0\r\n"));
+    cr_assert(strstr(out, "\r\nLocation: /login\r\n"));
+    free(out);
+}
+
+Test(conn_routes, root_and_chat_follow_the_session)
+{
+    char cookie[256];
+    cookie_for("ann", cookie, sizeof cookie);
+    char *out = request("GET", "/", "", "");
+    cr_assert(strstr(out, "302") && strstr(out, "Location: /login\r\n"));
+    free(out);
+    out = request("GET", "/", cookie, "");
+    cr_assert(strstr(out, "302") && strstr(out, "Location: /chat\r\n"));
+    free(out);
+    out = request("GET", "/chat", "", "");
+    cr_assert(strstr(out, "302") && strstr(out, "Location: /login\r\n"));
+    free(out);
+    out = request("GET", "/chat", cookie, "");
+    cr_assert(strncmp(out, "HTTP/1.1 200", 12) == 0);
+    cr_assert(strstr(out, "ann"));
+    cr_assert(strstr(out, "chat-test"));
+    cr_assert_null(strstr(out, "{{"), "every placeholder is filled");
+    free(out);
+    /* a tampered cookie is no session */
+    cookie[strlen(cookie) - 3] ^= 1;
+    out = request("GET", "/chat", cookie, "");
+    cr_assert(strstr(out, "302"));
+    free(out);
+}
+
+Test(conn_routes, ws_checks_in_contract_order)
+{
+    char cookie[256], h[512];
+    cookie_for("ann", cookie, sizeof cookie);
+    const char *up = "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    snprintf(h, sizeof h, "Origin: http://evil\r\n%s", up);
+    char *out = request("GET", "/chat/ws", h, "");
+    cr_assert(strncmp(out, "HTTP/1.1 403", 12) == 0, "bad origin first, even without a session");
+    free(out);
+    out = request("GET", "/chat/ws", up, "");
+    cr_assert(strncmp(out, "HTTP/1.1 401", 12) == 0);
+    free(out);
+    out = request("GET", "/chat/ws", cookie, "");
+    cr_assert(strncmp(out, "HTTP/1.1 426", 12) == 0, "%.30s", out);
+    free(out);
+}
+
+/* A masked client frame. */
+static size_t client_frame(uint8_t *out, int op, const char *payload, size_t n)
+{
+    static const uint8_t mask[4] = {1, 2, 3, 4};
+    size_t i = 0;
+    out[i++] = (uint8_t)(0x80 | op);
+    if (n < 126) {
+        out[i++] = (uint8_t)(0x80 | n);
+    } else {
+        out[i++] = 0x80 | 126;
+        out[i++] = (uint8_t)(n >> 8);
+        out[i++] = (uint8_t)n;
+    }
+    memcpy(out + i, mask, 4);
+    i += 4;
+    for (size_t k = 0; k < n; k++)
+        out[i + k] = (uint8_t)payload[k] ^ mask[k % 4];
+    return i + n;
+}
+
+static void upgrade(struct conn *c, const char *user)
+{
+    char cookie[256], req[1024];
+    cookie_for(user, cookie, sizeof cookie);
+    snprintf(req, sizeof req,
+             "GET /chat/ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n"
+             "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n%s\r\n",
+             cookie);
+    conn_init(c, &test_app);
+    feed(c, req);
+}
+
+Test(conn_routes, upgrade_then_welcome_then_join)
+{
+    struct conn c;
+    upgrade(&c, "ann");
+    char *out = drain(&c);
+    cr_assert(strncmp(out, "HTTP/1.1 101 Switching Protocols\r\n", 34) == 0, "%.60s", out);
+    cr_assert(strstr(out, "\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+    char *w = strstr(out, "{\"type\":\"welcome\""), *j = strstr(out, "{\"type\":\"join\",\"seq\":1,");
+    cr_assert(w && j && w < j, "%s", out);
+    cr_assert_eq(atomic_load(&test_app.n.ws_clients), 1);
+    free(out);
+
+    uint8_t f[256];
+    size_t n = client_frame(f, 1, "hi \"you\"", 8);
+    conn_feed(&c, (char *)f, n);
+    out = drain(&c);
+    cr_assert(strstr(out, "\"type\":\"message\",\"seq\":2,") && strstr(out, "\"text\":\"hi \\\"you\\\"\""),
+              "%s", out + 2);
+    free(out);
+
+    n = client_frame(f, 9, "png", 3); /* ping: pong with the same payload */
+    conn_feed(&c, (char *)f, n);
+    out = drain(&c);
+    cr_assert_eq(out[0], (char)0x8A);
+    cr_assert_eq(out[1], 3);
+    cr_assert(memcmp(out + 2, "png", 3) == 0);
+    free(out);
+
+    n = client_frame(f, 8, "\x03\xe8", 2); /* close 1000: echoed, then close */
+    conn_feed(&c, (char *)f, n);
+    out = drain(&c);
+    cr_assert_eq((uint8_t)out[0], 0x88);
+    cr_assert_eq(out[1], 2);
+    cr_assert(memcmp(out + 2, "\x03\xe8", 2) == 0);
+    cr_assert_eq(c.close, CLOSE_FLUSHED);
+    free(out);
+    conn_free(&c);
+    cr_assert_eq(atomic_load(&test_app.n.ws_clients), 0);
+}
+
+Test(conn_routes, protocol_errors_close_with_their_codes)
+{
+    const struct { int op; const char *payload; size_t n; uint16_t code; } cases[] = {
+        {2, "bin", 3, 1003},
+        {1, "\xff\xfe", 2, 1007},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct conn c;
+        upgrade(&c, "ann");
+        free(drain(&c));
+        uint8_t f[64];
+        size_t n = client_frame(f, cases[i].op, cases[i].payload, cases[i].n);
+        conn_feed(&c, (char *)f, n);
+        char *out = drain(&c);
+        cr_assert_eq((uint8_t)out[0], 0x88, "case %zu", i);
+        cr_assert_eq(((uint8_t)out[2] << 8 | (uint8_t)out[3]), cases[i].code, "case %zu", i);
+        cr_assert_eq(conn_timer_kind(&c), TIMER_WS_CLOSE);
+        fake_now += CONN_WS_CLOSE_MS;
+        conn_on_timeout(&c);
+        cr_assert_eq(c.close, CLOSE_NOW, "an unanswered close is dropped after 2 s");
+        free(out);
+        conn_free(&c);
+    }
+}
+
+Test(conn_routes, oversized_message_is_1009)
+{
+    struct conn c;
+    upgrade(&c, "ann");
+    free(drain(&c));
+    static char big[4097];
+    memset(big, 'a', sizeof big);
+    uint8_t f[4200];
+    size_t n = client_frame(f, 1, big, sizeof big);
+    conn_feed(&c, (char *)f, n);
+    char *out = drain(&c);
+    cr_assert_eq((uint8_t)out[0], 0x88);
+    cr_assert_eq(((uint8_t)out[2] << 8 | (uint8_t)out[3]), 1009);
+    free(out);
+    conn_free(&c);
+}
+
+Test(conn_routes, slow_reader_is_cut_off_and_the_room_goes_on)
+{
+    struct conn slow, fast;
+    upgrade(&slow, "ann");
+    upgrade(&fast, "bob");
+    free(drain(&slow));
+    free(drain(&fast));
+    static char text[4000];
+    memset(text, 'x', sizeof text);
+    uint8_t f[4100];
+    size_t n = client_frame(f, 1, text, sizeof text);
+    /* fast reads everything, slow nothing: past 1 MiB queued, slow is cut */
+    for (int i = 0; i < 300 && slow.ws->phase == WS_OPEN; i++) {
+        conn_feed(&fast, (char *)f, n);
+        free(drain(&fast));
+    }
+    cr_assert_eq(slow.ws->phase, WS_CLOSE_SENT, "cut off");
+    cr_assert_lt(slow.out.bytes, 8192, "its backlog was dropped");
+    /* the last thing queued for it is close 1008 */
+    struct outq_node *last = slow.out.tail;
+    cr_assert_eq((uint8_t)last->buf->data[0], 0x88);
+    cr_assert_eq(((uint8_t)last->buf->data[2] << 8 | (uint8_t)last->buf->data[3]), 1008);
+    conn_feed(&fast, (char *)f, n);
+    char *out = drain(&fast);
+    cr_assert(strstr(out, "\"type\":\"message\""), "the room goes on");
+    free(out);
+    conn_free(&slow);
+    conn_free(&fast);
+}
+
+Test(conn_routes, shutdown_closes_websockets_with_1001)
+{
+    struct conn c;
+    upgrade(&c, "ann");
+    free(drain(&c));
+    conn_shutdown(&c);
+    char *out = drain(&c);
+    cr_assert_eq((uint8_t)out[0], 0x88);
+    cr_assert_eq(((uint8_t)out[2] << 8 | (uint8_t)out[3]), 1001);
+    free(out);
+    conn_free(&c);
+}
+
+Test(conn_routes, stats_is_json_with_every_field)
+{
+    char *out = request("GET", "/stats", "", "");
+    const char *fields[] = {"\"model\":\"test\"", "\"pid\":", "\"uptime_ms\":", "\"connections\":1",
+                            "\"ws_clients\":0", "\"requests\":1", "\"rss_bytes\":", "\"pss_bytes\":",
+                            "\"threads\":", "\"processes\":"};
+    cr_assert(strstr(out, "Content-Type: application/json\r\n"));
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        cr_assert(strstr(out, fields[i]), "missing %s in %s", fields[i], out);
+    free(out);
+}
