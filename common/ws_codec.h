@@ -40,7 +40,8 @@ enum ws_event_type {
     WS_EV_CLOSE,  /* peer's close: code (1005 when none), data/len = reason.
                      An invalid code or reason yields WS_EV_ERROR instead. */
     WS_EV_ERROR,  /* protocol violation: close with `code` and stop reading.
-                     1002 framing, 1003 binary, 1007 bad UTF-8, 1009 too big */
+                     1002 framing, 1003 binary, 1007 bad UTF-8, 1009 too big,
+                     1011 out of memory */
 };
 
 struct ws_event {

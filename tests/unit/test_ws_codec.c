@@ -7,6 +7,10 @@
  *  - against wslay: the same bytes go through wslay's server context, the
  *    library we replaced, and the two must agree (PITFALLS B2), on the
  *    examples, on a few hundred random valid streams and on mutated ones.
+ *    Framing errors wslay answers with a close without a code count as our
+ *    1002 (PITFALLS B2). Where wslay really differs, a test pins it down:
+ *    close_with_one_byte_differs_from_wslay and
+ *    wslay_misjudges_a_close_reason_read_in_pieces.
  */
 #include <criterion/criterion.h>
 #include <stdbool.h>
