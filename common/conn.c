@@ -17,6 +17,364 @@
 #include "app.h"
 #include "http_response.h"
 
+static void ws_feed(struct conn *c, const char *data, size_t len);
+static void leave_room(struct conn *c);
+
+void conn_init(struct conn *c, struct app *app)
+{
+    memset(c, 0, sizeof *c);
+    c->app = app;
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->since_ms = app_now_ms();
+    atomic_fetch_add(&app->n.connections, 1);
+}
+
+void conn_free(struct conn *c)
+{
+    if (c->ws) {
+        leave_room(c);
+        ws_decoder_free(&c->ws->dec);
+        free(c->ws);
+        atomic_fetch_sub(&c->app->n.ws_clients, 1);
+    }
+    http_req_free(c->req);
+    action_free(c->action);
+    buf_free(&c->in);
+    outq_clear(&c->out);
+    atomic_fetch_sub(&c->app->n.connections, 1);
+    c->req = NULL;
+    c->action = NULL;
+    c->ws = NULL;
+}
+
+/* --- answering ---------------------------------------------------------- */
+
+static void queue(struct conn *c, struct rbuf *r)
+{
+    if (!r || outq_push(&c->out, r) < 0)
+        c->close = CLOSE_NOW; /* out of memory: the peer sees a reset, not a lie */
+}
+
+void conn_respond(struct conn *c, const struct response *r)
+{
+    struct http_req *req = c->req;
+    bool head = req && req->method == HTTP_HEAD;
+    bool keep = req && req->keep_alive && !req->error && !c->shutting_down && !c->peer_eof &&
+                r->status != 408 && r->status < 500;
+    enum conn_mode mode = MODE_CLOSE;
+    if (keep)
+        mode = req->major == 1 && req->minor == 0 ? MODE_KEEP_ECHO : MODE_KEEP;
+    queue(c, http_response_build(r, c->app->model, mode, head));
+    if (mode == MODE_CLOSE && c->close == CLOSE_NO)
+        c->close = CLOSE_FLUSHED;
+    http_req_free(c->req);
+    c->req = NULL;
+    c->requests++;
+    c->since_ms = app_now_ms();
+}
+
+/* A request the parser refused: say why and close, since the stream cannot be
+ * trusted to be in step any more. */
+static void fail(struct conn *c, int status)
+{
+    char body[64];
+    int n = snprintf(body, sizeof body, "%d %s\n", status, http_status_text(status));
+    if (c->req)
+        c->req->error = status;
+    conn_respond(c, &(struct response){status, "text/plain; charset=utf-8", NULL, body, (size_t)n});
+    c->close = c->close == CLOSE_NOW ? CLOSE_NOW : CLOSE_FLUSHED;
+}
+
+void conn_defer(struct conn *c, struct action *a)
+{
+    if (!a) {
+        fail(c, 500);
+        return;
+    }
+    c->action = a;
+}
+
+void conn_upgrade(struct conn *c, const char *accept_key, const char *user)
+{
+    struct app *app = c->app;
+    char headers[160];
+    snprintf(headers, sizeof headers,
+             "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n",
+             accept_key);
+    struct ws_session *w = calloc(1, sizeof *w);
+    if (!w) {
+        fail(c, 500);
+        return;
+    }
+    queue(c, http_response_build(&(struct response){101, NULL, headers, NULL, 0}, app->model,
+                                 MODE_UPGRADE, false));
+    http_req_free(c->req);
+    c->req = NULL;
+    c->requests++;
+    ws_decoder_init(&w->dec);
+    w->member.owner = c;
+    c->ws = w;
+    atomic_fetch_add(&app->n.ws_clients, 1);
+    /* welcome and join go through the sink into c->out, after the 101. */
+    if (room_join(app->room, &w->member, user) < 0) {
+        w->phase = WS_CLOSE_SENT;
+        w->close_sent_ms = app_now_ms();
+        queue(c, ws_close_frame_new(1011));
+    }
+}
+
+void conn_resume(struct conn *c)
+{
+    struct action *a = c->action;
+    c->action = NULL;
+    if (a && c->req)
+        app_finish_action(c, c->req, a);
+    action_free(a);
+    conn_flushed(c); /* carry on with what was pipelined behind it */
+}
+
+/* --- reading HTTP ------------------------------------------------------- */
+
+static void dispatch(struct conn *c)
+{
+    struct http_req *req = c->req;
+    atomic_fetch_add(&c->app->n.requests, 1);
+    if (req->error) {
+        fail(c, req->error);
+        return;
+    }
+    app_route(c, req);
+}
+
+/* Parse and answer as many requests from p[0..n) as can be answered now;
+ * returns the bytes used. Stops at a deferred action, an upgrade, a close,
+ * or when too much output waits for a client that is not reading. */
+static size_t process(struct conn *c, const char *p, size_t n)
+{
+    size_t used = 0;
+    while (used < n && c->close == CLOSE_NO && !c->action && !c->ws &&
+           c->out.bytes < CONN_OUT_HIGH) {
+        if (!c->req) {
+            c->req = http_req_new(app_now_ms());
+            if (!c->req) {
+                c->close = CLOSE_NOW;
+                break;
+            }
+        }
+        struct http_req *req = c->req;
+        if (!req->method_checked) {
+            size_t skip;
+            enum method_scan m = http_scan_method(p + used, n - used, &skip);
+            used += skip;
+            if (m == METHOD_NEED_MORE)
+                break;
+            if (m != METHOD_OK) {
+                fail(c, m == METHOD_MALFORMED ? 400 : 501);
+                break;
+            }
+            req->method_checked = true;
+        }
+        c->parser.data = req;
+        size_t k = http_parser_execute(&c->parser, &http_req_settings, p + used, n - used);
+        used += k;
+        enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+        if (req->head_done && !req->head_done_ms)
+            req->head_done_ms = app_now_ms();
+        if (e == HPE_PAUSED) {
+            http_parser_pause(&c->parser, 0);
+            dispatch(c);
+        } else if (e != HPE_OK) {
+            fail(c, req->error ? req->error : e == HPE_HEADER_OVERFLOW ? 431 : 400);
+        } else if (k == 0) {
+            break; /* cannot happen with HPE_OK, but never spin */
+        }
+    }
+    return used;
+}
+
+/* Work through input buffered while the connection was busy. */
+static void pump(struct conn *c)
+{
+    if (c->in.len == 0)
+        return;
+    size_t used = c->ws ? 0 : process(c, c->in.data, c->in.len);
+    if (c->ws && used < c->in.len) {
+        ws_feed(c, c->in.data + used, c->in.len - used);
+        used = c->in.len;
+    }
+    buf_consume(&c->in, used);
+    if (c->in.len == 0)
+        buf_free(&c->in); /* an idle connection keeps no buffer */
+}
+
+/* After the peer's EOF nothing new can arrive: once what is complete has
+ * been answered, a request still half-read can never finish, so close. */
+static void settle(struct conn *c)
+{
+    if (c->peer_eof && !c->ws && !c->action && c->close == CLOSE_NO &&
+        (c->in.len == 0 || c->out.bytes < CONN_OUT_HIGH))
+        c->close = CLOSE_FLUSHED;
+}
+
+void conn_feed(struct conn *c, const char *data, size_t len)
+{
+    if (c->close == CLOSE_NOW || len == 0)
+        return;
+    if (c->ws) {
+        ws_feed(c, data, len);
+        return;
+    }
+    size_t used = 0;
+    if (c->in.len == 0)
+        used = process(c, data, len); /* the common case: nothing buffered */
+    if (used < len) {
+        if (c->ws) {
+            ws_feed(c, data + used, len - used); /* frames right behind the upgrade */
+        } else if (c->close == CLOSE_NO) {
+            /* A read may overshoot CONN_IN_MAX by one read's worth; past that
+             * the model ignored conn_want_read(). */
+            if (buf_append(&c->in, data + used, len - used, CONN_IN_MAX + 65536) < 0)
+                c->close = CLOSE_NOW;
+            else
+                pump(c);
+        }
+    }
+    settle(c);
+}
+
+void conn_eof(struct conn *c)
+{
+    c->peer_eof = true;
+    if (c->ws) {
+        /* A WebSocket peer that vanished without a close frame. */
+        leave_room(c);
+        c->ws->phase = WS_CLOSED;
+        c->close = CLOSE_NOW;
+        return;
+    }
+    settle(c);
+}
+
+void conn_flushed(struct conn *c)
+{
+    if (!c->req && !c->ws && !c->action)
+        c->since_ms = app_now_ms(); /* keep-alive idle time starts now */
+    pump(c);
+    settle(c);
+}
+
+/* --- time --------------------------------------------------------------- */
+
+enum conn_timer conn_timer_kind(const struct conn *c)
+{
+    if (c->close == CLOSE_NOW)
+        return TIMER_NONE;
+    if (c->ws)
+        return c->ws->phase == WS_CLOSE_SENT ? TIMER_WS_CLOSE : TIMER_NONE;
+    if (c->action || c->close == CLOSE_FLUSHED)
+        return TIMER_NONE;
+    if (c->req)
+        return !c->req->head_done ? TIMER_HEAD : !c->req->complete ? TIMER_BODY : TIMER_NONE;
+    if (!outq_empty(&c->out) || c->in.len)
+        return TIMER_NONE; /* still answering: idle time starts when flushed */
+    return c->requests ? TIMER_IDLE : TIMER_FIRST_BYTE;
+}
+
+uint64_t conn_deadline(const struct conn *c)
+{
+    switch (conn_timer_kind(c)) {
+    case TIMER_FIRST_BYTE: return c->since_ms + CONN_FIRST_BYTE_MS;
+    case TIMER_IDLE: return c->since_ms + CONN_IDLE_MS;
+    case TIMER_HEAD: return c->req->head_started_ms + CONN_HEAD_MS;
+    case TIMER_BODY: return c->req->head_done_ms + CONN_BODY_MS;
+    case TIMER_WS_CLOSE: return c->ws->close_sent_ms + CONN_WS_CLOSE_MS;
+    case TIMER_NONE: break;
+    }
+    return 0;
+}
+
+void conn_on_timeout(struct conn *c)
+{
+    uint64_t deadline = conn_deadline(c);
+    if (!deadline || app_now_ms() < deadline)
+        return; /* the deadline moved since the timer was armed */
+    switch (conn_timer_kind(c)) {
+    case TIMER_HEAD:
+    case TIMER_BODY:
+        fail(c, 408);
+        break;
+    case TIMER_FIRST_BYTE:
+    case TIMER_IDLE:
+    case TIMER_WS_CLOSE:
+        c->close = CLOSE_NOW; /* silently, as the contract says */
+        break;
+    case TIMER_NONE:
+        break;
+    }
+}
+
+bool conn_want_read(const struct conn *c)
+{
+    if (c->close != CLOSE_NO || c->peer_eof)
+        return false;
+    if (c->ws)
+        return c->ws->phase != WS_CLOSED && c->out.bytes < CONN_OUT_HIGH;
+    return c->in.len < CONN_IN_MAX;
+}
+
+void conn_shutdown(struct conn *c)
+{
+    c->shutting_down = true;
+    if (c->ws) {
+        if (c->ws->phase == WS_OPEN) {
+            leave_room(c);
+            c->ws->phase = WS_CLOSE_SENT;
+            c->ws->close_sent_ms = app_now_ms();
+            queue(c, ws_close_frame_new(1001));
+        }
+        return;
+    }
+    if (c->action)
+        return; /* its response goes out with Connection: close */
+    if (c->close == CLOSE_NO)
+        c->close = CLOSE_FLUSHED;
+}
+
+/* --- WebSocket ---------------------------------------------------------- */
+
+static void leave_room(struct conn *c)
+{
+    /* A no-op for a member already gone (cut off, or left before): only the
+     * room may read `joined`, under its lock in chat-threaded. */
+    if (c->ws)
+        room_leave(c->app->room, &c->ws->member);
+}
+
+/* Start the close handshake from our side with `code`. */
+static void ws_close(struct conn *c, uint16_t code)
+{
+    struct ws_session *w = c->ws;
+    if (w->phase != WS_OPEN)
+        return;
+    leave_room(c);
+    w->phase = WS_CLOSE_SENT;
+    w->close_sent_ms = app_now_ms();
+    queue(c, ws_close_frame_new(code));
+}
+
+void conn_ws_cut_off(struct conn *c)
+{
+    struct ws_session *w = c->ws;
+    if (!w || w->phase != WS_OPEN)
+        return;
+    /* The room has already removed the member; its backlog goes, but a frame
+     * already partly written must be finished or the close would be garbage. */
+    outq_drop_unsent(&c->out);
+    w->phase = WS_CLOSE_SENT;
+    w->close_sent_ms = app_now_ms();
+    queue(c, ws_close_frame_new(1008));
+}
+
 static void ws_feed(struct conn *c, const char *data, size_t len)
 {
     struct ws_session *w = c->ws;
@@ -29,10 +387,9 @@ static void ws_feed(struct conn *c, const char *data, size_t len)
         struct ws_event ev =
             ws_decode(&w->dec, (const uint8_t *)data + off, len - off, &used);
         off += used;
-        if (ev.type == WS_EV_NONE)
-            break;
         switch (ev.type) {
         case WS_EV_NONE:
+            return;
         case WS_EV_PONG:
             break;
         case WS_EV_TEXT:
