@@ -39,6 +39,14 @@ void http_req_free(struct http_req *r)
     free(r);
 }
 
+/* RFC 9110 5.6.2 tchar */
+static bool is_tchar(unsigned char c)
+{
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+        return true;
+    return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
 static struct http_req *req_of(http_parser *p) { return p->data; }
 
 /* Appends to the arena. Pieces of one item arrive back to back, so appending
@@ -138,6 +146,14 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
         /* The field name is complete: keep the value only for headers we use,
          * and give the name's arena bytes back either way. */
         size_t foff = r->field_off - 1u, flen = r->used - foff;
+        /* Debian's http-parser is built lenient and lets spaces into field
+         * names; RFC 9112 5.1 says such a request MUST be refused with 400
+         * (it is a request-smuggling vector behind proxies). */
+        for (size_t i = 0; i < flen; i++)
+            if (!is_tchar((unsigned char)r->arena[foff + i])) {
+                r->error = 400;
+                return -1;
+            }
         r->cur = -1;
         for (int h = 0; h < HDR_COUNT; h++) {
             if (strlen(header_names[h]) == flen &&
@@ -226,13 +242,6 @@ const http_parser_settings http_req_settings = {
     .on_message_complete = on_message_complete,
 };
 
-/* RFC 9110 5.6.2 tchar */
-static bool is_tchar(unsigned char c)
-{
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-        return true;
-    return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
 
 enum method_scan http_scan_method(const char *p, size_t n, size_t *skip)
 {

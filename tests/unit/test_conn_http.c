@@ -349,3 +349,13 @@ Test(conn_http, search_results_map_to_statuses)
     }
     test_app.cfg.upstream = NULL;
 }
+
+Test(conn_http, whitespace_in_a_field_name_is_400)
+{
+    char *out = answer("GET /hello HTTP/1.1\r\nHost: t\r\nBad Header: x\r\n\r\n");
+    cr_assert(strncmp(out, "HTTP/1.1 400", 12) == 0, "%.40s", out);
+    free(out);
+    out = answer("GET /hello HTTP/1.1\r\nHost : t\r\n\r\n");
+    cr_assert(strncmp(out, "HTTP/1.1 400", 12) == 0, "%.40s", out);
+    free(out);
+}
