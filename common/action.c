@@ -3,6 +3,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,6 +104,9 @@ void action_free(struct action *a)
 static EVP_MD *sha256;
 static void fetch_sha256(void) { sha256 = EVP_MD_fetch(NULL, "SHA256", NULL); }
 
+static atomic_bool cancelled;
+void action_cancel_all(void) { atomic_store(&cancelled, true); }
+
 void cpu_rounds(unsigned long n, char hex[65])
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -116,8 +120,11 @@ void cpu_rounds(unsigned long n, char hex[65])
         EVP_DigestUpdate(ctx, d, sizeof d);
         EVP_DigestFinal_ex(ctx, d, &len);
         /* Under --gil, offer the lock now and then, like the eval loop. */
-        if ((i & 255) == 255)
+        if ((i & 255) == 255) {
             gil_tick();
+            if (atomic_load_explicit(&cancelled, memory_order_relaxed))
+                break;
+        }
     }
     EVP_MD_CTX_free(ctx);
     for (int i = 0; i < 32; i++)

@@ -74,6 +74,10 @@ void action_free(struct action *a); /* frees the easy handle too, if any */
  * thread. For ACTION_CPU under --gil, it offers the GIL every few rounds. */
 void action_run(struct action *a);
 
+/* Shutdown is out of time: CPU work in progress stops early (its answer is
+ * dropped anyway). Once set, for the rest of the process. */
+void action_cancel_all(void);
+
 /* /cpu: n rounds of SHA-256 from 32 zero bytes; hex is 64 chars + NUL. */
 void cpu_rounds(unsigned long n, char hex[65]);
 

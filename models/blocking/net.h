@@ -1,0 +1,30 @@
+/* Socket plumbing shared by the two blocking models (threaded, forked):
+ * listening, accepting without a busy loop when descriptors run out, and
+ * the last words to a refused client. The async model has libuv for this. */
+#ifndef C10K_NET_H
+#define C10K_NET_H
+
+#include "app.h"
+
+/* Bind and listen on cfg's address (backlog 4096, CLOEXEC), print the
+ * contract's "listening on" line. Returns the descriptor or -1 (printed). */
+int net_listen(const struct config *cfg, const char *model);
+
+/* accept4 with CLOEXEC. When the process is out of descriptors, the
+ * waiting connection is accepted on a spare descriptor and closed at once
+ * (libuv's uv__emfile_trick), so the listener does not stay readable and
+ * the accept loop does not spin. Returns a descriptor, or -1 (errno EAGAIN
+ * when there was nothing, or nothing usable, to accept). */
+int net_accept(int listener);
+
+/* Send a whole small response without blocking (the kernel buffer of a new
+ * connection has room), then close the way a server should: FIN first, so
+ * the unread request does not turn the close into a reset. */
+void net_refuse(int fd, struct rbuf *response);
+
+/* Close after the last response: shutdown(SHUT_WR), then read and discard
+ * until the peer's FIN or `ms` pass, so pending request bytes cannot turn
+ * the close into a reset that destroys the response in flight. */
+void net_linger_close(int fd, int ms);
+
+#endif

@@ -1,0 +1,139 @@
+/* chat-threaded: a thread per connection, taken from a pool.
+ *
+ * How it works, in the order this file sets it up:
+ *
+ *  1. The main thread only accepts. Each accepted connection goes into a
+ *     bounded queue; a pool of worker threads takes them one at a time and
+ *     serves each to the end with ordinary blocking calls (serve.c).
+ *  2. A worker that waits — for a slow client, a /sleep, an upstream — just
+ *     blocks, and the kernel runs another thread. That is the appeal: code
+ *     that reads top to bottom. The cost is that every waiting connection
+ *     holds a whole thread, stack and all.
+ *  3. So the pool size is the concurrency: with 64 workers, the 65th
+ *     connection waits in the queue until one finishes — and a WebSocket
+ *     never finishes while its user is chatting. When the queue is full
+ *     too, new connections get 503 and are closed.
+ *  4. --threads 0 drops the pool for a new thread per connection, without
+ *     bound: nothing waits, until the machine runs out of threads (pid_max,
+ *     memory for stacks) — the C10K problem in its original form.
+ *
+ * Defaults: 64 workers (enough to keep 2 cores busy through blocking calls
+ * and to show the limit with a modest load; Apache's worker MPM uses 25 per
+ * child) and a queue of 1024 (a second of backlog at a few hundred
+ * requests/s, bounded so that overload is refused, not hoarded).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "gil.h"
+#include "net.h"
+#include "pool.h"
+#include "refuser.h"
+#include "threaded.h"
+
+#define SHUTDOWN_GRACE_MS 4500 /* contract: exit within 5 s */
+
+struct app app;
+atomic_bool stopping, hard_stop;
+atomic_uint live_conns;
+atomic_ullong stop_deadline_ms;
+static struct pool *pool;
+
+static void stats(struct app *a, struct stats_view *v)
+{
+    (void)a;
+    struct pool_stats s = pool_stats(pool);
+    v->threads = (long)s.threads;
+    v->processes = 1;
+    /* A WebSocket holds its worker for as long as it is open: `busy` at the
+     * pool size means the next chatter waits in the queue. */
+    snprintf(v->extra, sizeof v->extra, "\"pool\":%u,\"busy\":%u,\"queued\":%u",
+             app.cfg.threads, s.busy, s.queued);
+}
+
+/* Wait for the workers, at most until the grace period ends; then make the
+ * rest give up (sleeps wake, curl aborts, /cpu stops) and wait for that. */
+static void stop_workers(void)
+{
+    pool_stop(pool);
+    wake_all_workers();
+    uint64_t end = atomic_load(&stop_deadline_ms);
+    while (pool_stats(pool).threads > 0 && app_now_ms() < end)
+        poll(NULL, 0, 20); /* re-nudge: a worker may have been between checks */
+    atomic_store(&hard_stop, true);
+    action_cancel_all();
+    wake_all_workers();
+    pool_join(pool);
+}
+
+int main(int argc, char **argv)
+{
+    int rc = app_init(&app, "threaded", argc, argv);
+    if (rc)
+        return rc < 0 ? 0 : rc;
+
+    /* Signals: every thread inherits this mask. SIGINT/SIGTERM are read by
+     * the main thread from a signalfd; SIGUSR1 is the workers' wake-up, let
+     * through only inside their ppoll. */
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &mask, NULL);
+    serve_init();
+    sigdelset(&mask, SIGUSR1);
+    int sigfd = signalfd(-1, &mask, SFD_CLOEXEC);
+
+    app.room = room_new(&threaded_sink, true);
+    app.stats = stats;
+    int listener = net_listen(&app.cfg, "threaded");
+    if (sigfd < 0 || !app.room || listener < 0)
+        return 1;
+    pool = pool_new(app.cfg.threads, app.cfg.queue, serve_connection, NULL);
+    if (!pool || refuser_start() < 0) {
+        fprintf(stderr, "chat-threaded: cannot start worker threads\n");
+        return 1;
+    }
+
+    struct pollfd fds[2] = {{listener, POLLIN, 0}, {sigfd, POLLIN, 0}};
+    while (!atomic_load(&stopping)) {
+        if (poll(fds, 2, -1) < 0 && errno != EINTR)
+            break;
+        if (fds[1].revents & POLLIN) {
+            atomic_store(&stop_deadline_ms, app_now_ms() + SHUTDOWN_GRACE_MS);
+            atomic_store(&stopping, true);
+            break;
+        }
+        if (!(fds[0].revents & POLLIN))
+            continue;
+        int fd = net_accept(listener);
+        if (fd < 0)
+            continue;
+        /* --max-conns, or every worker busy and the queue full: say so. */
+        if (atomic_load(&live_conns) >= app.cfg.max_conns) {
+            refuser_add(fd, app_busy_response(&app));
+            continue;
+        }
+        atomic_fetch_add(&live_conns, 1);
+        if (pool_submit(pool, fd) < 0) {
+            atomic_fetch_sub(&live_conns, 1);
+            refuser_add(fd, app_busy_response(&app));
+        }
+    }
+    close(listener);
+    stop_workers();
+    refuser_stop();
+    pool_free(pool);
+    close(sigfd);
+    room_free(app.room);
+    app_free(&app);
+    return 0;
+}

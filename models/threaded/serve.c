@@ -1,0 +1,380 @@
+/* One connection, served start to finish by one worker thread.
+ *
+ * The worker does what a thread-per-connection server does: it waits in a
+ * blocking call until its client has something for it, handles it, writes,
+ * and waits again. /sleep sleeps in the worker, /search waits for curl in
+ * the worker, /cpu computes in the worker: while it does, this thread serves
+ * no one else, which is why the pool size is the limit of concurrency.
+ *
+ * Chat fan-out across threads — the design:
+ *
+ *   The room is shared by every worker, under the room's mutex. A message
+ *   posted by one worker is encoded once, and, still under that mutex, the
+ *   room hands the same bytes to every member's INBOX: a tiny queue per
+ *   connection with its own mutex. Handing over never touches a socket, so
+ *   a broadcast never blocks on a slow client while it holds the room lock.
+ *
+ *   Only the connection's own worker writes to its socket. It moves its
+ *   inbox into its outbox and writes with non-blocking sends, then sleeps in
+ *   ppoll() on "socket readable", "socket writable" (when output is
+ *   pending) and "my inbox got something". The last one is a signal,
+ *   SIGUSR1, sent with pthread_kill by whoever filled the inbox: it is
+ *   blocked except inside ppoll, which unblocks it atomically, so a wake-up
+ *   sent just before the worker sleeps stays pending instead of being lost.
+ *   A signal costs no descriptor; an eventfd per connection would halve the
+ *   connections the 20 000-descriptor limit allows.
+ *
+ *   A reader that stops reading fills its own outbox, not anyone else's:
+ *   inbox + outbox bytes are counted at each delivery, and past 1 MiB the
+ *   room cuts the member off. The deliverer (another thread) only marks the
+ *   connection cut, drops its inbox and wakes it; the owner itself drops
+ *   its unsent output and sends close 1008.
+ *
+ * --gil: the worker holds the global lock while it runs the core (parsing,
+ * routing, the room) and drops it around every call that can block — ppoll,
+ * read, write, sleep, curl, a password hash — as CPython does.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gil.h"
+#include "net.h"
+#include "threaded.h"
+
+#define LINGER_MS 2000
+
+struct tconn {
+    struct conn conn;          /* the owner's alone */
+    int fd;
+    pthread_t thread;
+    struct tconn *prev, *next; /* every live connection, for shutdown */
+    pthread_mutex_t lock;      /* guards what follows */
+    struct outq inbox;
+    size_t out_bytes;          /* the outbox size as last published */
+    bool cut, sleeping, signalled;
+};
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct tconn *registry;
+static sigset_t wake_mask; /* the thread's mask with SIGUSR1 let through */
+
+static void on_wake(int sig) { (void)sig; }
+
+void serve_init(void)
+{
+    struct sigaction sa = {.sa_handler = on_wake}; /* no SA_RESTART: interrupt ppoll */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, NULL);
+    pthread_sigmask(SIG_BLOCK, NULL, &wake_mask);
+    sigdelset(&wake_mask, SIGUSR1);
+}
+
+/* Under t->lock. */
+static void wake_locked(struct tconn *t)
+{
+    if (t->sleeping && !t->signalled) {
+        t->signalled = true;
+        pthread_kill(t->thread, SIGUSR1);
+    }
+}
+
+void wake_all_workers(void)
+{
+    pthread_mutex_lock(&registry_lock);
+    /* Unconditionally: a worker inside a blocking action (a sleep) is not
+     * "sleeping" in the inbox sense but must hear the news too. A spare
+     * signal costs one spurious wake-up. The registry lock keeps each
+     * thread alive (registered) while we signal it. */
+    for (struct tconn *t = registry; t; t = t->next)
+        pthread_kill(t->thread, SIGUSR1);
+    pthread_mutex_unlock(&registry_lock);
+}
+
+/* --- the room's sink: runs on whichever thread is fanning out ---------- */
+
+static struct tconn *tconn_of(struct room_member *m)
+{
+    return (struct tconn *)((char *)conn_of_member(m) - offsetof(struct tconn, conn));
+}
+
+static size_t sink_deliver(struct room_member *m, struct rbuf *ev)
+{
+    struct tconn *t = tconn_of(m);
+    pthread_mutex_lock(&t->lock);
+    size_t backlog = SIZE_MAX; /* out of memory counts as over the limit */
+    if (outq_push(&t->inbox, rbuf_ref(ev)) == 0)
+        backlog = t->inbox.bytes + t->out_bytes;
+    wake_locked(t);
+    pthread_mutex_unlock(&t->lock);
+    return backlog;
+}
+
+static void sink_cut_off(struct room_member *m)
+{
+    struct tconn *t = tconn_of(m);
+    pthread_mutex_lock(&t->lock);
+    t->cut = true;
+    outq_clear(&t->inbox);
+    wake_locked(t);
+    pthread_mutex_unlock(&t->lock);
+}
+
+const struct room_sink threaded_sink = {sink_deliver, sink_cut_off};
+
+/* Move what other threads queued for us into our outbox. */
+static void take_inbox(struct tconn *t)
+{
+    struct conn *c = &t->conn;
+    pthread_mutex_lock(&t->lock);
+    bool cut = t->cut;
+    t->cut = false;
+    struct outq in = t->inbox;
+    t->inbox = (struct outq){0};
+    pthread_mutex_unlock(&t->lock);
+    /* Splice: the nodes change hands, the bytes are not copied. */
+    if (in.head) {
+        if (c->out.tail)
+            c->out.tail->next = in.head;
+        else
+            c->out.head = in.head;
+        c->out.tail = in.tail;
+        c->out.bytes += in.bytes;
+    }
+    if (cut)
+        conn_ws_cut_off(c);
+}
+
+static void publish_out_bytes(struct tconn *t)
+{
+    pthread_mutex_lock(&t->lock);
+    t->out_bytes = t->conn.out.bytes;
+    pthread_mutex_unlock(&t->lock);
+}
+
+/* --- blocking helpers, each dropping the GIL while it waits ------------- */
+
+/* set by main before `stopping`: when the server must be gone */
+#define hard_deadline_ms atomic_load(&stop_deadline_ms)
+
+/* A sleep that a shutdown can cut short: ppoll with no descriptors unblocks
+ * SIGUSR1 atomically, which nanosleep cannot. Returns false when the sleep
+ * cannot finish before the server must be gone. */
+static bool sleep_ms(unsigned ms)
+{
+    uint64_t end = app_now_ms() + ms;
+    gil_release();
+    bool done = true;
+    for (uint64_t now; (now = app_now_ms()) < end;) {
+        if (atomic_load(&hard_stop) || (atomic_load(&stopping) && hard_deadline_ms &&
+                                        end > hard_deadline_ms)) {
+            done = false;
+            break;
+        }
+        uint64_t left = end - now;
+        struct timespec ts = {(time_t)(left / 1000), (long)(left % 1000) * 1000000};
+        ppoll(NULL, 0, &ts, &wake_mask);
+    }
+    gil_acquire();
+    return done;
+}
+
+/* curl calls this during the transfer; a non-zero return aborts it. */
+static int fetch_progress(void *p, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
+{
+    (void)p, (void)a, (void)b, (void)c, (void)d;
+    return atomic_load(&hard_stop) ? 1 : 0;
+}
+
+static void run_action(struct tconn *t, struct action *a)
+{
+    struct conn *c = &t->conn;
+    a->started = true;
+    switch (a->kind) {
+    case ACTION_SLEEP:
+        if (!sleep_ms(a->sleep.ms)) {
+            c->close = CLOSE_NOW; /* cannot finish in time: dropped */
+            return;
+        }
+        break;
+    case ACTION_FETCH: {
+        CURL *easy = action_fetch_easy(a);
+        CURLcode rc = CURLE_OUT_OF_MEMORY;
+        if (easy) {
+            curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 0L);
+            curl_easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, fetch_progress);
+            gil_release();
+            rc = curl_easy_perform(easy); /* blocks this worker only */
+            gil_acquire();
+        }
+        action_fetch_done(a, rc);
+        break;
+    }
+    case ACTION_CPU:
+        action_run(a); /* holds the GIL; gil_tick offers it every few rounds */
+        break;
+    case ACTION_PASSWORD:
+        gil_release(); /* hashlib's PBKDF2 releases the GIL too */
+        action_run(a);
+        gil_acquire();
+        break;
+    }
+    conn_resume(c);
+}
+
+/* --- the worker's loop -------------------------------------------------- */
+
+static void read_some(struct tconn *t)
+{
+    char buf[64 * 1024];
+    gil_release();
+    ssize_t n = recv(t->fd, buf, sizeof buf, MSG_DONTWAIT);
+    int err = errno;
+    gil_acquire();
+    if (n > 0)
+        conn_feed(&t->conn, buf, (size_t)n);
+    else if (n == 0)
+        conn_eof(&t->conn);
+    else if (err != EAGAIN && err != EINTR)
+        t->conn.close = CLOSE_NOW;
+}
+
+/* Write as much as the socket takes now; the rest waits for POLLOUT. */
+static void flush(struct tconn *t)
+{
+    struct conn *c = &t->conn;
+    while (!outq_empty(&c->out) && c->close != CLOSE_NOW) {
+        struct iovec iov[64];
+        int n = outq_iov(&c->out, iov, 64);
+        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+        gil_release();
+        ssize_t w = sendmsg(t->fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+        int err = errno;
+        gil_acquire();
+        if (w < 0) {
+            if (err != EAGAIN && err != EINTR)
+                c->close = CLOSE_NOW;
+            return;
+        }
+        outq_consume(&c->out, (size_t)w);
+        if (outq_empty(&c->out))
+            conn_flushed(c); /* may answer the next pipelined request */
+    }
+}
+
+static bool inbox_pending(struct tconn *t)
+{
+    return !outq_empty(&t->inbox) || t->cut;
+}
+
+static void registry_add(struct tconn *t)
+{
+    pthread_mutex_lock(&registry_lock);
+    t->next = registry;
+    if (registry)
+        registry->prev = t;
+    registry = t;
+    pthread_mutex_unlock(&registry_lock);
+}
+
+static void registry_remove(struct tconn *t)
+{
+    pthread_mutex_lock(&registry_lock);
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        registry = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    pthread_mutex_unlock(&registry_lock);
+}
+
+void serve_connection(int fd, void *arg)
+{
+    (void)arg;
+    struct tconn *t = calloc(1, sizeof *t);
+    if (!t) {
+        close(fd);
+        atomic_fetch_sub(&live_conns, 1);
+        return;
+    }
+    t->fd = fd;
+    t->thread = pthread_self();
+    pthread_mutex_init(&t->lock, NULL);
+    registry_add(t);
+    struct conn *c = &t->conn;
+    bool shutdown_seen = false;
+
+    gil_acquire();
+    conn_init(c, &app);
+    for (;;) {
+        if (!shutdown_seen && atomic_load(&stopping)) {
+            shutdown_seen = true;
+            conn_shutdown(c);
+        }
+        if (atomic_load(&hard_stop))
+            c->close = CLOSE_NOW;
+        take_inbox(t);
+        flush(t); /* before any blocking action: earlier answers go out first */
+        publish_out_bytes(t);
+        if (c->close == CLOSE_NOW)
+            break;
+        struct action *a = conn_action_to_start(c);
+        if (a) {
+            run_action(t, a);
+            continue;
+        }
+        if (c->close == CLOSE_FLUSHED && outq_empty(&c->out))
+            break;
+
+        bool want_read = conn_want_read(c);
+        struct pollfd p = {fd, (short)((want_read ? POLLIN : 0) | (outq_empty(&c->out) ? 0 : POLLOUT)), 0};
+        uint64_t deadline = conn_deadline(c), now = app_now_ms();
+        uint64_t left = deadline ? (deadline > now ? deadline - now : 0) : 0;
+        struct timespec ts = {(time_t)(left / 1000), (long)(left % 1000) * 1000000};
+
+        /* The no-lost-wake-up handshake: say "asleep" only after checking
+         * the inbox under the same lock the deliverers take. */
+        pthread_mutex_lock(&t->lock);
+        bool pending = inbox_pending(t) || (!shutdown_seen && atomic_load(&stopping));
+        t->sleeping = !pending;
+        pthread_mutex_unlock(&t->lock);
+        if (pending)
+            continue;
+        gil_release();
+        int n = ppoll(&p, 1, deadline ? &ts : NULL, &wake_mask);
+        gil_acquire();
+        pthread_mutex_lock(&t->lock);
+        t->sleeping = t->signalled = false;
+        pthread_mutex_unlock(&t->lock);
+
+        if (n > 0 && (p.revents & POLLIN))
+            read_some(t);
+        else if (n > 0 && (p.revents & (POLLERR | POLLHUP)))
+            c->close = CLOSE_NOW; /* reset, or both directions gone */
+        if (deadline && app_now_ms() >= deadline)
+            conn_on_timeout(c);
+    }
+    bool linger = c->close == CLOSE_FLUSHED && !c->peer_eof;
+    conn_free(c); /* leaves the room: the others get our `leave` */
+    gil_release();
+
+    registry_remove(t);
+    outq_clear(&t->inbox); /* after leaving: nobody delivers to us now */
+    pthread_mutex_destroy(&t->lock);
+    free(t);
+    if (linger)
+        net_linger_close(fd, atomic_load(&stopping) ? 200 : LINGER_MS);
+    else
+        close(fd);
+    atomic_fetch_sub(&live_conns, 1);
+}

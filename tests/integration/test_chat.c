@@ -1,0 +1,687 @@
+/* CONTRACT.md "Chat over /chat/ws": the room — welcome, join, message,
+ * leave, seq, history, presence, and the slow reader. */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "jsonv.h"
+#include "ws_client.h"
+
+TestSuite(chat, SUITE_CFG);
+
+static void expect_users(const struct jv *welcome, const char *const *names)
+{
+    const struct jv *users = jv_get(welcome, "users");
+    cr_assert(users && users->t == J_ARR, "welcome without users");
+    size_t n = 0;
+    while (names[n])
+        n++;
+    char got[512] = "";
+    for (size_t i = 0; i < users->n; i++) {
+        cr_assert(users->items[i]->t == J_STR, "users holds a non-string");
+        snprintf(got + strlen(got), sizeof got - strlen(got), "%s ", users->items[i]->s);
+    }
+    cr_assert_eq(users->n, n, "users is [%s], expected %zu names", got, n);
+    for (size_t i = 0; i < n; i++)
+        cr_assert_str_eq(users->items[i]->s, names[i], "users is [%s]: position %zu", got, i);
+}
+
+/* The next event must be a message by user with exactly that text; returns
+ * its seq. */
+static long long expect_message(struct ws *w, const char *user, const char *text, size_t len)
+{
+    struct jv *v = expect_event(w, "message");
+    const char *u = jv_str(v, "user");
+    cr_assert(u && strcmp(u, user) == 0, "message by %s, expected %s", u ? u : "-", user);
+    const struct jv *t = jv_get(v, "text");
+    cr_assert(t && t->t == J_STR, "message without text");
+    cr_assert(t->slen == len && memcmp(t->s, text, len) == 0,
+              "text came back as \"%s\" (%zu bytes), sent \"%s\" (%zu bytes)", t->s, t->slen, text,
+              len);
+    long long seq, ts;
+    cr_assert(jv_int(v, "seq", &seq), "message without seq");
+    cr_assert(jv_int(v, "ts", &ts), "message without ts");
+    jv_free(v);
+    return seq;
+}
+
+/* ---- welcome, join, users ---- */
+
+/* "welcome: to the new client only, first: user, users, history" */
+Test(chat, welcome_first_with_user_users_history)
+{
+    struct server s;
+    server_start(&s, NULL);
+    char *cookie = login(s.port, "coco", "123456");
+    struct ws *w = ws_connect(s.port, cookie);
+    struct jv *wel = expect_event(w, "welcome");
+    cr_assert_str_eq(jv_str(wel, "user"), "coco");
+    expect_users(wel, ARGS("coco"));
+    const struct jv *hist = jv_get(wel, "history");
+    cr_assert(hist && hist->t == J_ARR && hist->n == 0, "a fresh room has history");
+    jv_free(wel);
+    /* "seq counts the room's events from 1" */
+    cr_assert_eq(expect_event_by(w, "join", "coco"), 1);
+    ws_free(w);
+    server_stop(&s);
+}
+
+/* "users lists the distinct names online in byte order, the newcomer
+ * included" — 'Z' sorts before 'a' in byte order. */
+Test(chat, users_sorted_distinct_including_newcomer)
+{
+    char *path = users_file(ARGS("coco", "pw", "Zed", "pw", "b_9", "pw", "aa", "pw"), NULL);
+    struct server s;
+    server_start(&s, ARGS("--users", path));
+    char *coco = login(s.port, "coco", "pw"), *zed = login(s.port, "Zed", "pw"),
+         *b9 = login(s.port, "b_9", "pw"), *aa = login(s.port, "aa", "pw");
+    struct jv *wel;
+    struct ws *w1 = chat_join(s.port, coco, "coco", NULL, &wel);
+    expect_users(wel, ARGS("coco"));
+    jv_free(wel);
+    struct ws *w2 = chat_join(s.port, zed, "Zed", NULL, &wel);
+    expect_users(wel, ARGS("Zed", "coco"));
+    jv_free(wel);
+    struct ws *w3 = chat_join(s.port, coco, "coco", NULL, &wel);
+    expect_users(wel, ARGS("Zed", "coco"));
+    jv_free(wel);
+    struct ws *w4 = chat_join(s.port, b9, "b_9", NULL, &wel);
+    expect_users(wel, ARGS("Zed", "b_9", "coco"));
+    jv_free(wel);
+    struct ws *w5 = chat_join(s.port, aa, "aa", NULL, &wel);
+    expect_users(wel, ARGS("Zed", "aa", "b_9", "coco"));
+    jv_free(wel);
+    ws_free(w1);
+    ws_free(w2);
+    ws_free(w3);
+    ws_free(w4);
+    ws_free(w5);
+    server_stop(&s);
+}
+
+/* "join: to everyone, including the one who joined" */
+Test(chat, join_goes_to_everyone_including_joiner)
+{
+    struct server s;
+    server_start(&s, NULL);
+    char *coco = login(s.port, "coco", "123456"), *cc = login(s.port, "cc", "123456");
+    long long s1, s2;
+    struct ws *a = chat_join(s.port, coco, "coco", &s1, NULL);
+    struct jv *wel;
+    struct ws *b = chat_join(s.port, cc, "cc", &s2, &wel);
+    expect_users(wel, ARGS("cc", "coco"));
+    jv_free(wel);
+    cr_assert_eq(s1, 1);
+    cr_assert_eq(s2, 2);
+    cr_assert_eq(expect_event_by(a, "join", "cc"), 2);
+    ws_free(a);
+    ws_free(b);
+    server_stop(&s);
+}
+
+/* "message: to everyone, including the sender" */
+Test(chat, message_goes_to_everyone_including_sender)
+{
+    struct server s;
+    server_start(&s, NULL);
+    char *coco = login(s.port, "coco", "123456"), *cc = login(s.port, "cc", "123456");
+    struct ws *a = chat_join(s.port, coco, "coco", NULL, NULL);
+    struct ws *b = chat_join(s.port, cc, "cc", NULL, NULL);
+    expect_event_by(a, "join", "cc");
+    ws_send_texts(a, "hello from coco");
+    cr_assert_eq(expect_message(a, "coco", "hello from coco", 15), 3);
+    cr_assert_eq(expect_message(b, "coco", "hello from coco", 15), 3);
+    ws_send_texts(b, "and back");
+    cr_assert_eq(expect_message(b, "cc", "and back", 8), 4);
+    cr_assert_eq(expect_message(a, "cc", "and back", 8), 4);
+    ws_free(a);
+    ws_free(b);
+    server_stop(&s);
+}
+
+/* Text round-trips exactly through the server's JSON: quotes, backslashes,
+ * control characters, markup, non-ASCII, U+2028/9, a NUL byte. */
+Test(chat, tricky_texts_round_trip_exactly)
+{
+    struct server s;
+    server_start(&s, NULL);
+    char *coco = login(s.port, "coco", "123456"), *cc = login(s.port, "cc", "123456");
+    struct ws *a = chat_join(s.port, coco, "coco", NULL, NULL);
+    struct ws *b = chat_join(s.port, cc, "cc", NULL, NULL);
+    expect_event_by(a, "join", "cc");
+    static const struct {
+        const char *s;
+        size_t n;
+    } texts[] = {
+#define T(lit) {lit, sizeof lit - 1}
+        T("he said \"hi\" and 'bye'"),
+        T("back\\slash \\n \\u0041 \\\" not escapes"),
+        T("ctrl \x01\x02\x1b\x1f\x7f tab\tnl\ncr\r bs\b ff\f end"),
+        T("<img src=x onerror=alert(1)>"),
+        T("</script><script>alert(1)</script>&amp;&lt;"),
+        T("h\xc3\xa9llo w\xc3\xb6rld \xe2\x80\x94 \xe2\x9c\x93 \xe4\xb8\xad\xe6\x96\x87 "
+          "\xf0\x9f\x98\x80\xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd"),
+        T("line\xe2\x80\xa8sep\xe2\x80\xa9para"),
+        T("  spaces kept around  "),
+        T("{\"type\":\"join\",\"seq\":999,\"user\":\"admin\"}"),
+        T("%s %n %x %%"),
+        T("\xef\xbb\xbf" "bom"),
+        T("nul\0byte"),
+        T("/"),
+#undef T
+    };
+    long long seq = 3;
+    for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) {
+        ws_send_text(a, texts[i].s, texts[i].n);
+        cr_assert_eq(expect_message(a, "coco", texts[i].s, texts[i].n), seq);
+        cr_assert_eq(expect_message(b, "coco", texts[i].s, texts[i].n), seq);
+        seq++;
+    }
+    ws_free(a);
+    ws_free(b);
+    server_stop(&s);
+}
+
+/* "ts is milliseconds since the Unix epoch" (a unit check, not timing). */
+Test(chat, ts_is_epoch_milliseconds)
+{
+    struct server s;
+    server_start(&s, NULL);
+    char *coco = login(s.port, "coco", "123456");
+    struct ws *w = ws_connect(s.port, coco);
+    jv_free(expect_event(w, "welcome"));
+    struct jv *join = expect_event(w, "join");
+    long long ts;
+    cr_assert(jv_int(join, "ts", &ts));
+    int64_t now = wall_ms();
+    cr_assert(ts > now - 3600000 && ts < now + 3600000, "ts %lld is not near now (%lld ms)", ts,
+              (long long)now);
+    jv_free(join);
+    ws_free(w);
+    server_stop(&s);
+}
+
+/* "seq counts the room's events from 1, without gaps" across joins,
+ * messages and leaves. */
+Test(chat, seq_from_1_without_gaps)
+{
+    struct server s;
+    server_start(&s, NULL);
+    char *coco = login(s.port, "coco", "123456"), *cc = login(s.port, "cc", "123456"),
+         *aa = login(s.port, "aa", "123456");
+    long long seq;
+    struct ws *a = chat_join(s.port, coco, "coco", &seq, NULL);
+    cr_assert_eq(seq, 1);
+    for (int i = 0; i < 5; i++) {
+        char t[16];
+        snprintf(t, sizeof t, "m%d", i);
+        ws_send_texts(a, t);
+        cr_assert_eq(expect_message(a, "coco", t, strlen(t)), 2 + i);
+    }
+    struct ws *b = chat_join(s.port, cc, "cc", &seq, NULL);
+    cr_assert_eq(seq, 7);
+    cr_assert_eq(expect_event_by(a, "join", "cc"), 7);
+    ws_free(a);
+    cr_assert_eq(expect_event_by(b, "leave", "coco"), 8);
+    struct ws *c = chat_join(s.port, aa, "aa", &seq, NULL);
+    cr_assert_eq(seq, 9);
+    cr_assert_eq(expect_event_by(b, "join", "aa"), 9);
+    ws_send_texts(c, "last");
+    cr_assert_eq(expect_message(b, "aa", "last", 4), 10);
+    cr_assert_eq(expect_message(c, "aa", "last", 4), 10);
+    ws_free(b);
+    ws_free(c);
+    server_stop(&s);
+}
+
+/* "After welcome a client receives exactly the events from its own join on,
+ * in seq order ...: one total order, nothing lost, nothing twice" — with
+ * four clients posting at the same time. */
+#define NCLIENTS 4
+#define NPOSTS 25
+Test(chat, concurrent_posters_see_one_total_order)
+{
+    struct server s;
+    server_start(&s, NULL);
+    const char *names[NCLIENTS] = {"coco", "cc", "aa", "coco"};
+    char *cookies[3] = {login(s.port, "coco", "123456"), login(s.port, "cc", "123456"),
+                        login(s.port, "aa", "123456")};
+    struct ws *w[NCLIENTS];
+    for (int i = 0; i < NCLIENTS; i++) {
+        long long seq;
+        w[i] = chat_join(s.port, cookies[i == 3 ? 0 : i], names[i], &seq, NULL);
+        cr_assert_eq(seq, i + 1);
+    }
+    for (int i = 0; i < NCLIENTS; i++)
+        for (int j = i + 1; j < NCLIENTS; j++)
+            cr_assert_eq(expect_event_by(w[i], "join", names[j]), j + 1);
+
+    /* Everyone posts at once. */
+    char text[32];
+    for (int i = 0; i < NCLIENTS; i++)
+        for (int k = 0; k < NPOSTS; k++) {
+            snprintf(text, sizeof text, "p%d-%d", i, k);
+            ws_queue_text(w[i], text, strlen(text));
+        }
+    for (int i = 0; i < NCLIENTS; i++)
+        ws_flush(w[i]);
+
+    /* order[i][n] = the text of seq NCLIENTS+1+n as client i saw it. */
+    static char order[NCLIENTS][NCLIENTS * NPOSTS][32];
+    for (int i = 0; i < NCLIENTS; i++) {
+        int next_k[NCLIENTS] = {0};
+        for (int n = 0; n < NCLIENTS * NPOSTS; n++) {
+            struct jv *v = expect_event(w[i], "message");
+            long long seq;
+            cr_assert(jv_int(v, "seq", &seq));
+            cr_assert_eq(seq, NCLIENTS + 1 + n, "client %d: seq %lld after %d messages", i, seq, n);
+            const char *t = jv_str(v, "text"), *u = jv_str(v, "user");
+            int from, k;
+            cr_assert(t && sscanf(t, "p%d-%d", &from, &k) == 2 && from >= 0 && from < NCLIENTS,
+                      "unexpected text %s", t);
+            cr_assert_str_eq(u, names[from], "p%d-%d posted by %s", from, k, u);
+            /* One connection's messages keep their order. */
+            cr_assert_eq(k, next_k[from]++, "client %d saw p%d-%d out of order", i, from, k);
+            snprintf(order[i][n], sizeof order[i][n], "%s", t);
+            jv_free(v);
+        }
+        for (int from = 0; from < NCLIENTS; from++)
+            cr_assert_eq(next_k[from], NPOSTS);
+    }
+    for (int i = 1; i < NCLIENTS; i++)
+        for (int n = 0; n < NCLIENTS * NPOSTS; n++)
+            cr_assert_str_eq(order[i][n], order[0][n], "seq %d: client %d saw %s, client 0 saw %s",
+                             NCLIENTS + 1 + n, i, order[i][n], order[0][n]);
+    for (int i = 0; i < NCLIENTS; i++)
+        ws_free(w[i]);
+    server_stop(&s);
+}
+
+/* "history (up to the last 50 message events, oldest first)" */
+Test(chat, history_last_50_messages_oldest_first)
+{
+    struct server s;
+    server_start(&s, NULL);
+    char *coco = login(s.port, "coco", "123456"), *cc = login(s.port, "cc", "123456");
+    struct ws *a = chat_join(s.port, coco, "coco", NULL, NULL);
+    char text[32];
+    for (int k = 0; k < 60; k++) {
+        snprintf(text, sizeof text, "h%d", k);
+        ws_queue_text(a, text, strlen(text));
+    }
+    ws_flush(a);
+    for (int k = 0; k < 60; k++) {
+        snprintf(text, sizeof text, "h%d", k);
+        cr_assert_eq(expect_message(a, "coco", text, strlen(text)), 2 + k);
+    }
+    struct jv *wel;
+    long long join_seq;
+    struct ws *b = chat_join(s.port, cc, "cc", &join_seq, &wel);
+    cr_assert_eq(join_seq, 62);
+    const struct jv *hist = jv_get(wel, "history");
+    cr_assert_eq(hist->n, 50, "history holds %zu messages, expected the last 50", hist->n);
+    for (size_t i = 0; i < 50; i++) {
+        const struct jv *m = hist->items[i];
+        snprintf(text, sizeof text, "h%zu", i + 10);
+        const char *type = jv_str(m, "type");
+        cr_assert(type && strcmp(type, "message") == 0, "history item %zu is not a message", i);
+        cr_assert_str_eq(jv_str(m, "text"), text, "history item %zu", i);
+        cr_assert_str_eq(jv_str(m, "user"), "coco");
+        long long seq, ts;
+        cr_assert(jv_int(m, "seq", &seq) && seq == (long long)i + 12, "history item %zu seq", i);
+        cr_assert(jv_int(m, "ts", &ts));
+    }
+    jv_free(wel);
+    cr_assert_eq(expect_event_by(a, "join", "cc"), 62);
+    ws_free(a);
+    ws_free(b);
+    server_stop(&s);
+}
+
+/* Fewer than 50: all of them; joins and leaves are not history. */
+Test(chat, history_holds_only_messages)
+{
+    struct server s;
+    server_start(&s, NULL);
+    char *coco = login(s.port, "coco", "123456"), *cc = login(s.port, "cc", "123456");
+    struct ws *a = chat_join(s.port, coco, "coco", NULL, NULL);
+    struct ws *x = chat_join(s.port, cc, "cc", NULL, NULL);
+    ws_free(x);
+    expect_event_by(a, "join", "cc");
+    expect_event_by(a, "leave", "cc");
+    ws_send_texts(a, "one");
+    expect_message(a, "coco", "one", 3);
+    ws_send_texts(a, "two");
+    expect_message(a, "coco", "two", 3);
+    struct jv *wel;
+    struct ws *b = chat_join(s.port, cc, "cc", NULL, &wel);
+    const struct jv *hist = jv_get(wel, "history");
+    cr_assert_eq(hist->n, 2);
+    cr_assert_str_eq(jv_str(hist->items[0], "text"), "one");
+    cr_assert_str_eq(jv_str(hist->items[1], "text"), "two");
+    jv_free(wel);
+    ws_free(a);
+    ws_free(b);
+    server_stop(&s);
+}
+
+/* "a user connected twice joins twice and leaves twice; users lists the
+ * distinct names" */
+Test(chat, same_user_twice_joins_and_leaves_twice)
+{
+    struct server s;
+    server_start(&s, NULL);
+    char *coco = login(s.port, "coco", "123456"), *cc = login(s.port, "cc", "123456"),
+         *aa = login(s.port, "aa", "123456");
+    struct ws *obs = chat_join(s.port, cc, "cc", NULL, NULL);
+    struct jv *wel;
+    struct ws *c1 = chat_join(s.port, coco, "coco", NULL, NULL);
+    struct ws *c2 = chat_join(s.port, coco, "coco", NULL, &wel);
+    expect_users(wel, ARGS("cc", "coco"));
+    jv_free(wel);
+    cr_assert_eq(expect_event_by(obs, "join", "coco"), 2);
+    cr_assert_eq(expect_event_by(obs, "join", "coco"), 3);
+    cr_assert_eq(expect_event_by(c1, "join", "coco"), 3);
+
+    ws_free(c1);
+    cr_assert_eq(expect_event_by(obs, "leave", "coco"), 4);
+    cr_assert_eq(expect_event_by(c2, "leave", "coco"), 4);
+    /* coco is still online through c2. */
+    struct ws *late = chat_join(s.port, aa, "aa", NULL, &wel);
+    expect_users(wel, ARGS("aa", "cc", "coco"));
+    jv_free(wel);
+    ws_free(late);
+    expect_event_by(obs, "join", "aa");
+    expect_event_by(obs, "leave", "aa");
+    ws_free(c2);
+    cr_assert_eq(expect_event_by(obs, "leave", "coco"), 7);
+    late = chat_join(s.port, aa, "aa", NULL, &wel);
+    expect_users(wel, ARGS("aa", "cc"));
+    jv_free(wel);
+    ws_free(late);
+    ws_free(obs);
+    server_stop(&s);
+}
+
+/* "empty or all ASCII whitespace is ignored" */
+Test(chat, empty_and_whitespace_messages_ignored)
+{
+    struct server s;
+    server_start(&s, NULL);
+    char *coco = login(s.port, "coco", "123456"), *cc = login(s.port, "cc", "123456");
+    struct ws *a = chat_join(s.port, coco, "coco", NULL, NULL);
+    struct ws *b = chat_join(s.port, cc, "cc", NULL, NULL);
+    expect_event_by(a, "join", "cc");
+    ws_send_text(a, "", 0);
+    ws_send_texts(a, " ");
+    ws_send_texts(a, "   \t\r\n  ");
+    ws_send_texts(b, "\n");
+    ws_send_texts(a, "real");
+    cr_assert_eq(expect_message(a, "coco", "real", 4), 3, "an ignorable message took a seq");
+    cr_assert_eq(expect_message(b, "coco", "real", 4), 3);
+    /* Non-ASCII whitespace (U+00A0) is text. */
+    ws_send_texts(a, "\xc2\xa0");
+    cr_assert_eq(expect_message(b, "coco", "\xc2\xa0", 2), 4);
+    ws_free(a);
+    ws_free(b);
+    server_stop(&s);
+}
+
+/* "leave: to everyone still connected" — on an abrupt disconnect (FIN, and
+ * RST) as well as on a close handshake. */
+Test(chat, leave_broadcast_on_abrupt_disconnect)
+{
+    struct server s;
+    server_start(&s, NULL);
+    char *coco = login(s.port, "coco", "123456"), *cc = login(s.port, "cc", "123456"),
+         *aa = login(s.port, "aa", "123456");
+    struct ws *a = chat_join(s.port, coco, "coco", NULL, NULL);
+    struct ws *b = chat_join(s.port, cc, "cc", NULL, NULL);
+    expect_event_by(a, "join", "cc");
+    ws_free(b); /* FIN without a close frame */
+    cr_assert_eq(expect_event_by(a, "leave", "cc"), 3);
+
+    struct ws *c = chat_join(s.port, aa, "aa", NULL, NULL);
+    expect_event_by(a, "join", "aa");
+    struct linger lg = {1, 0};
+    setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    ws_free(c); /* RST */
+    cr_assert_eq(expect_event_by(a, "leave", "aa"), 5);
+    ws_send_texts(a, "still here");
+    cr_assert_eq(expect_message(a, "coco", "still here", 10), 6);
+    ws_free(a);
+    server_stop(&s);
+}
+
+/* "the close handshake is completed" — the server answers our close with
+ * its own, closes the TCP connection, and the others see the leave. */
+Test(chat, client_close_handshake_completed)
+{
+    struct server s;
+    server_start(&s, NULL);
+    char *coco = login(s.port, "coco", "123456"), *cc = login(s.port, "cc", "123456");
+    struct ws *a = chat_join(s.port, coco, "coco", NULL, NULL);
+    struct ws *b = chat_join(s.port, cc, "cc", NULL, NULL);
+    expect_event_by(a, "join", "cc");
+    uint16_t code = ws_close_handshake(b, 1000);
+    cr_assert(code == 1000 || code == 0, "the server answered close 1000 with %u", code);
+    cr_assert(ws_wait_tcp_close(b, CAP_MS), "the server did not close TCP after the handshake");
+    cr_assert_eq(expect_event_by(a, "leave", "cc"), 3);
+    ws_free(b);
+    ws_free(a);
+    server_stop(&s);
+}
+
+/* ---- the slow reader ---- */
+
+/* One unmasked server frame at p; 0 when incomplete. */
+static size_t server_frame(const uint8_t *p, size_t n, int *opcode, bool *fin,
+                           const uint8_t **payload, size_t *plen)
+{
+    if (n < 2)
+        return 0;
+    cr_assert((p[0] & 0x70) == 0, "server frame with RSV bits");
+    cr_assert((p[1] & 0x80) == 0, "server frame is masked");
+    *fin = p[0] & 0x80;
+    *opcode = p[0] & 0x0f;
+    size_t hl = 2;
+    uint64_t len = p[1] & 0x7f;
+    if (len == 126) {
+        if (n < 4)
+            return 0;
+        len = (uint64_t)p[2] << 8 | p[3];
+        hl = 4;
+    } else if (len == 127) {
+        if (n < 10)
+            return 0;
+        len = 0;
+        for (int i = 0; i < 8; i++)
+            len = len << 8 | p[2 + i];
+        hl = 10;
+    }
+    if (n < hl + len)
+        return 0;
+    *payload = p + hl;
+    *plen = (size_t)len;
+    return hl + (size_t)len;
+}
+
+struct slow_result {
+    int events;        /* chat events it received */
+    long long last_seq;
+    bool closed_1008;  /* it saw the close frame */
+    bool tail_partial; /* EOF came in the middle of a frame */
+};
+
+/* Reads everything the server sends to the slow client, raw: whole frames of
+ * events in seq order, then close 1008 (or EOF). When the close comes, the
+ * client tries to post (it must be ignored) and then answers the close. */
+static struct slow_result drain_slow_reader(struct ws *w, long long leave_seq)
+{
+    struct slow_result res = {0};
+    size_t cap = 1 << 20, len = 0;
+    uint8_t *buf = malloc(cap);
+    len = w->pre_len - w->pre_off;
+    memcpy(buf, w->pre + w->pre_off, len);
+    size_t off = 0;
+    bool eof = false;
+    int64_t deadline = now_ms() + CAP_MS;
+    for (;;) {
+        int opcode;
+        bool fin;
+        const uint8_t *pl;
+        size_t plen;
+        size_t used = server_frame(buf + off, len - off, &opcode, &fin, &pl, &plen);
+        if (used) {
+            off += used;
+            cr_assert(!res.closed_1008, "a frame after the close frame");
+            if (opcode == 0x8) {
+                uint16_t code = plen >= 2 ? (uint16_t)(pl[0] << 8 | pl[1]) : 0;
+                cr_assert_eq(code, 1008, "the slow reader was closed with %u, not 1008", code);
+                res.closed_1008 = true;
+                /* Cut off: whatever it posts now must go nowhere. */
+                ws_send_frame(w, true, 0, 0x1, true, "posted after the cut-off", 24);
+                uint8_t reply[2] = {0x03, 0xf0}; /* 1008 */
+                ws_send_frame(w, true, 0, 0x8, true, reply, 2);
+                continue;
+            }
+            cr_assert(opcode == 0x1 && fin, "the slow reader got opcode %d fin %d", opcode, fin);
+            struct jv *v = jv_parse((const char *)pl, plen);
+            cr_assert(v != NULL, "a frame to the slow reader is not JSON: %.100s", pl);
+            const char *type = jv_str(v, "type");
+            if (res.events == 0) {
+                cr_assert_str_eq(type, "welcome");
+            } else {
+                long long seq;
+                cr_assert(jv_int(v, "seq", &seq), "%s without seq", type);
+                if (res.events == 1)
+                    cr_assert_str_eq(type, "join");
+                else
+                    cr_assert_eq(seq, res.last_seq + 1, "slow reader: seq %lld after %lld", seq,
+                                 res.last_seq);
+                cr_assert(seq < leave_seq, "the slow reader got seq %lld, after its leave %lld",
+                          seq, leave_seq);
+                res.last_seq = seq;
+            }
+            res.events++;
+            jv_free(v);
+            continue;
+        }
+        if (eof)
+            break;
+        if (len == cap) {
+            memmove(buf, buf + off, len - off);
+            len -= off;
+            off = 0;
+            if (len == cap) {
+                cap *= 2;
+                buf = realloc(buf, cap);
+            }
+        }
+        struct pollfd p = {w->fd, POLLIN, 0};
+        int r = poll(&p, 1, remaining_ms(deadline));
+        cr_assert(r > 0, "the slow reader's connection was neither closed nor finished");
+        ssize_t n = recv(w->fd, buf + len, cap - len, 0);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (n <= 0)
+            eof = true;
+        else
+            len += (size_t)n;
+    }
+    res.tail_partial = off != len;
+    cr_assert(!(res.closed_1008 && res.tail_partial), "bytes after the close frame");
+    free(buf);
+    return res;
+}
+
+/* "A client that does not read is cut off once more than 1 MiB of frames
+ * waits unsent for it inside the server: ... close 1008 ..., its leave goes
+ * to the room at once, it can post nothing more ... One slow reader never
+ * ... stalls the others." */
+Test(chat, slow_reader_cut_off_others_unaffected)
+{
+    struct server s;
+    server_start(&s, NULL);
+    char *aa = login(s.port, "aa", "123456"), *coco = login(s.port, "coco", "123456"),
+         *cc = login(s.port, "cc", "123456");
+    /* The slow reader: a small receive buffer, and it never reads. */
+    struct ws *slow = ws_connect_rcvbuf(s.port, aa, 4096);
+    struct ws *readers[2];
+    long long next[2];
+    readers[0] = chat_join(s.port, coco, "coco", &next[0], NULL); /* the poster */
+    readers[1] = chat_join(s.port, cc, "cc", &next[1], NULL);
+    next[0]++;
+    next[1]++;
+    cr_assert_eq(expect_event_by(readers[0], "join", "cc"), next[0]++);
+
+    enum { BATCH = 16, TEXT = 4000, MAX_BATCHES = 500 };
+    char *text = malloc(TEXT + 1);
+    bool saw_leave[2] = {false, false};
+    long long leave_seq = 0;
+    int batch;
+    for (batch = 0; batch < MAX_BATCHES && !saw_leave[0] && !saw_leave[1]; batch++) {
+        for (int i = 0; i < BATCH; i++) {
+            int n = snprintf(text, TEXT + 1, "b%d-%d|", batch, i);
+            memset(text + n, 'x', (size_t)(TEXT - n));
+            ws_queue_text(readers[0], text, TEXT);
+        }
+        ws_flush(readers[0]);
+        /* Both readers get the whole batch, in order, promptly. */
+        for (int r = 0; r < 2; r++) {
+            for (int got = 0; got < BATCH;) {
+                struct jv *v = ws_recv_event(readers[r], CAP_MS);
+                const char *type = jv_str(v, "type");
+                long long seq;
+                cr_assert(jv_int(v, "seq", &seq));
+                cr_assert_eq(seq, next[r], "reader %d: seq %lld, expected %lld", r, seq, next[r]);
+                next[r]++;
+                if (strcmp(type, "leave") == 0) {
+                    cr_assert_str_eq(jv_str(v, "user"), "aa");
+                    cr_assert(!saw_leave[r], "two leaves");
+                    saw_leave[r] = true;
+                    leave_seq = seq;
+                } else {
+                    cr_assert_str_eq(type, "message", "unexpected %s event", type);
+                    char want[32];
+                    int n = snprintf(want, sizeof want, "b%d-%d|", batch, got);
+                    const char *t = jv_str(v, "text");
+                    cr_assert(t && strlen(t) == TEXT && strncmp(t, want, (size_t)n) == 0,
+                              "reader %d: expected message %s", r, want);
+                    got++;
+                }
+                jv_free(v);
+            }
+        }
+    }
+    cr_assert(saw_leave[0] || saw_leave[1],
+              "the slow reader was not cut off after %d messages of %d bytes", batch * BATCH, TEXT);
+    for (int r = 0; r < 2; r++)
+        if (!saw_leave[r]) {
+            cr_assert_eq(expect_event_by(readers[r], "leave", "aa"), leave_seq);
+            next[r]++;
+        }
+    free(text);
+
+    /* The slow reader finally reads: whole frames, then 1008 (or EOF). */
+    struct slow_result res = drain_slow_reader(slow, leave_seq);
+    cr_assert(res.events >= 2, "the slow reader did not even get its welcome and join");
+    if (!res.closed_1008)
+        cr_log_info("slow reader: EOF without the close frame (its socket stayed full)%s",
+                    res.tail_partial ? ", after a partial frame" : "");
+    ws_free(slow);
+
+    /* The others chat on, and nothing from the slow reader ever appears. */
+    ws_send_texts(readers[0], "after the cut-off");
+    for (int r = 0; r < 2; r++)
+        cr_assert_eq(expect_message(readers[r], "coco", "after the cut-off", 17), next[r]++,
+                     "reader %d: something came between the leave and the next message", r);
+    ws_free(readers[0]);
+    ws_free(readers[1]);
+    server_stop(&s);
+}
