@@ -27,6 +27,26 @@ static uint64_t monotonic_ms(void)
 uint64_t (*app_clock)(void) = monotonic_ms;
 uint64_t app_now_ms(void) { return app_clock(); }
 
+/* --- chat target ------------------------------------------------------- */
+
+static int local_join(void *ctx, struct room_member *m, const char *user)
+{
+    return room_join(ctx, m, user);
+}
+static void local_post(void *ctx, struct room_member *m, const char *text, size_t len)
+{
+    room_post(ctx, m, text, len);
+}
+static void local_leave(void *ctx, struct room_member *m) { room_leave(ctx, m); }
+const struct chat_ops chat_local = {local_join, local_post, local_leave};
+
+void app_set_room(struct app *app, struct room *room)
+{
+    app->room = room;
+    app->chat = &chat_local;
+    app->chat_ctx = room;
+}
+
 /* --- small answers ------------------------------------------------------ */
 
 static void reply(struct conn *c, int status, const char *ctype, const char *headers,
@@ -314,10 +334,10 @@ static void route_stats(struct conn *c, struct http_req *req)
         "{\"model\":\"%s\",\"pid\":%d,\"uptime_ms\":%llu,\"connections\":%ld,"
         "\"ws_clients\":%ld,\"requests\":%llu,\"rss_bytes\":%lld,\"pss_bytes\":%lld,"
         "\"threads\":%ld,\"processes\":%ld%s%s}\n",
-        app->model, (int)getpid(), (unsigned long long)(app_now_ms() - app->started_ms),
-        v.connections >= 0 ? v.connections : atomic_load(&app->n.connections),
-        v.ws_clients >= 0 ? v.ws_clients : atomic_load(&app->n.ws_clients),
-        v.requests ? v.requests : atomic_load(&app->n.requests), v.rss_bytes, v.pss_bytes,
+        app->model, v.pid ? v.pid : (int)getpid(), (unsigned long long)(app_now_ms() - app->started_ms),
+        v.connections >= 0 ? v.connections : atomic_load(&app->n->connections),
+        v.ws_clients >= 0 ? v.ws_clients : atomic_load(&app->n->ws_clients),
+        v.requests ? v.requests : atomic_load(&app->n->requests), v.rss_bytes, v.pss_bytes,
         v.threads, v.processes, v.extra[0] ? "," : "", v.extra);
     if (rc < 0)
         reply_status(c, 500, NULL);
@@ -450,4 +470,30 @@ void proc_memory(int pid, long long *rss, long long *pss)
     *rss = proc_kb(path, "VmRSS:") * 1024;
     snprintf(path, sizeof path, "/proc/%d/smaps_rollup", pid);
     *pss = proc_kb(path, "Pss:") * 1024;
+}
+
+void proc_tree_memory(int pid, long long *rss, long long *pss, long *threads, long *procs)
+{
+    char path[64];
+    long long r, p;
+    proc_memory(pid, rss, pss);
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    *threads = (long)proc_kb(path, "Threads:");
+    *procs = 1;
+    /* Every thread of a process has its own list; the server's children are
+     * all made by its main thread, whose task id is the pid. */
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", pid, pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    int child;
+    while (fscanf(f, "%d", &child) == 1) {
+        proc_memory(child, &r, &p);
+        *rss += r;
+        *pss += p;
+        snprintf(path, sizeof path, "/proc/%d/status", child);
+        *threads += (long)proc_kb(path, "Threads:");
+        (*procs)++;
+    }
+    fclose(f);
 }

@@ -32,6 +32,7 @@ struct config {
 
 /* What /stats reports beyond the counters; the model fills it. */
 struct stats_view {
+    int pid;                      /* the server's; 0: this process */
     long long rss_bytes, pss_bytes;
     long threads, processes;
     long connections, ws_clients; /* -1: use the app's own counters */
@@ -39,19 +40,37 @@ struct stats_view {
     char extra[256];              /* more JSON members: "\"busy\":3" or "" */
 };
 
+/* Counters of the whole server. In chat-forked they live in memory shared
+ * by every process (atomics work across processes on a shared mapping). */
+struct app_counters {
+    atomic_long connections, ws_clients, processes;
+    atomic_ullong requests;
+};
+
+/* Where a connection's chat goes. Usually the room in this process; in a
+ * chat-forked child, a proxy that forwards to the room in the parent. */
+struct chat_ops {
+    int (*join)(void *ctx, struct room_member *m, const char *user);
+    void (*post)(void *ctx, struct room_member *m, const char *text, size_t len);
+    void (*leave)(void *ctx, struct room_member *m);
+};
+extern const struct chat_ops chat_local; /* ctx: a struct room * */
+
 struct app {
     const char *model; /* "async", "threaded", "forked" */
     struct config cfg;
     struct users *users;
     struct session_key key;
-    struct room *room;
+    struct room *room;            /* the local room, if this process has one */
+    const struct chat_ops *chat;  /* chat_local with ctx = room, by default */
+    void *chat_ctx;
     uint64_t started_ms;
-    struct {
-        atomic_long connections, ws_clients;
-        atomic_ullong requests;
-    } n;
+    struct app_counters own, *n;  /* n = &own unless the model shares them */
     void (*stats)(struct app *app, struct stats_view *v);
 };
+
+/* Give the app its room (and make it the chat target). */
+void app_set_room(struct app *app, struct room *room);
 
 /* Parse the common flags (and the model's, named in `model_flags`, e.g.
  * "--cpu-pool"), load users and key. On error prints to stderr and returns
@@ -73,5 +92,8 @@ extern uint64_t (*app_clock)(void); /* tests replace it */
 
 /* /proc/PID/status VmRSS and /proc/PID/smaps_rollup Pss, in bytes. */
 void proc_memory(int pid, long long *rss, long long *pss);
+/* The same summed over PID and its children, with their thread count and
+ * how many processes that was (chat-forked's whole process tree). */
+void proc_tree_memory(int pid, long long *rss, long long *pss, long *threads, long *procs);
 
 #endif

@@ -135,6 +135,7 @@ int app_init(struct app *app, const char *model, int argc, char **argv)
     char err[512];
     memset(app, 0, sizeof *app);
     app->model = model;
+    app->n = &app->own;
     app->cfg = (struct config){.listen_host = "127.0.0.1", .listen_port = 8080,
                                .max_conns = 10000, .threads = 64, .queue = 1024};
     int rc = parse_flags(&app->cfg, model, argc, argv);

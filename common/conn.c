@@ -26,7 +26,7 @@ void conn_init(struct conn *c, struct app *app)
     c->app = app;
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->since_ms = app_now_ms();
-    atomic_fetch_add(&app->n.connections, 1);
+    atomic_fetch_add(&app->n->connections, 1);
 }
 
 void conn_free(struct conn *c)
@@ -35,13 +35,13 @@ void conn_free(struct conn *c)
         leave_room(c);
         ws_decoder_free(&c->ws->dec);
         free(c->ws);
-        atomic_fetch_sub(&c->app->n.ws_clients, 1);
+        atomic_fetch_sub(&c->app->n->ws_clients, 1);
     }
     http_req_free(c->req);
     action_free(c->action);
     buf_free(&c->in);
     outq_clear(&c->out);
-    atomic_fetch_sub(&c->app->n.connections, 1);
+    atomic_fetch_sub(&c->app->n->connections, 1);
     c->req = NULL;
     c->action = NULL;
     c->ws = NULL;
@@ -114,9 +114,9 @@ void conn_upgrade(struct conn *c, const char *accept_key, const char *user)
     ws_decoder_init(&w->dec);
     w->member.owner = c;
     c->ws = w;
-    atomic_fetch_add(&app->n.ws_clients, 1);
+    atomic_fetch_add(&app->n->ws_clients, 1);
     /* welcome and join go through the sink into c->out, after the 101. */
-    if (room_join(app->room, &w->member, user) < 0) {
+    if (app->chat->join(app->chat_ctx, &w->member, user) < 0) {
         w->phase = WS_CLOSE_SENT;
         w->close_sent_ms = app_now_ms();
         queue(c, ws_close_frame_new(1011));
@@ -138,7 +138,7 @@ void conn_resume(struct conn *c)
 static void dispatch(struct conn *c)
 {
     struct http_req *req = c->req;
-    atomic_fetch_add(&c->app->n.requests, 1);
+    atomic_fetch_add(&c->app->n->requests, 1);
     if (req->error) {
         fail(c, req->error);
         return;
@@ -347,7 +347,7 @@ static void leave_room(struct conn *c)
     /* A no-op for a member already gone (cut off, or left before): only the
      * room may read `joined`, under its lock in chat-threaded. */
     if (c->ws)
-        room_leave(c->app->room, &c->ws->member);
+        c->app->chat->leave(c->app->chat_ctx, &c->ws->member);
 }
 
 /* Start the close handshake from our side with `code`. */
@@ -394,7 +394,7 @@ static void ws_feed(struct conn *c, const char *data, size_t len)
             break;
         case WS_EV_TEXT:
             if (w->phase == WS_OPEN)
-                room_post(c->app->room, &w->member, ev.data, ev.len);
+                c->app->chat->post(c->app->chat_ctx, &w->member, ev.data, ev.len);
             break;
         case WS_EV_PING:
             if (w->phase == WS_OPEN)

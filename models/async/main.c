@@ -172,7 +172,7 @@ int main(int argc, char **argv)
         return rc < 0 ? 0 : rc;
     server.loop = uv_default_loop();
     server.app.stats = stats;
-    server.app.room = room_new(&async_sink, false);
+    app_set_room(&server.app, room_new(&async_sink, false));
     server.curl = curl_uv_new(server.loop, fetch_done);
     if (!server.app.room || !server.curl) {
         fprintf(stderr, "chat-async: out of memory\n");

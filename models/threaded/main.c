@@ -32,6 +32,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "blocking.h"
 #include "gil.h"
 #include "net.h"
 #include "pool.h"
@@ -41,9 +42,7 @@
 #define SHUTDOWN_GRACE_MS 4500 /* contract: exit within 5 s */
 
 struct app app;
-atomic_bool stopping, hard_stop;
 atomic_uint live_conns;
-atomic_ullong stop_deadline_ms;
 static struct pool *pool;
 
 static void stats(struct app *a, struct stats_view *v)
@@ -64,10 +63,10 @@ static void stop_workers(void)
 {
     pool_stop(pool);
     wake_all_workers();
-    uint64_t end = atomic_load(&stop_deadline_ms);
+    uint64_t end = atomic_load(&blocking_deadline_ms);
     while (pool_stats(pool).threads > 0 && app_now_ms() < end)
         poll(NULL, 0, 20); /* re-nudge: a worker may have been between checks */
-    atomic_store(&hard_stop, true);
+    atomic_store(&blocking_hard_stop, true);
     action_cancel_all();
     wake_all_workers();
     pool_join(pool);
@@ -92,7 +91,7 @@ int main(int argc, char **argv)
     sigdelset(&mask, SIGUSR1);
     int sigfd = signalfd(-1, &mask, SFD_CLOEXEC);
 
-    app.room = room_new(&threaded_sink, true);
+    app_set_room(&app, room_new(&threaded_sink, true));
     app.stats = stats;
     int listener = net_listen(&app.cfg, "threaded");
     if (sigfd < 0 || !app.room || listener < 0)
@@ -104,12 +103,12 @@ int main(int argc, char **argv)
     }
 
     struct pollfd fds[2] = {{listener, POLLIN, 0}, {sigfd, POLLIN, 0}};
-    while (!atomic_load(&stopping)) {
+    while (!atomic_load(&blocking_stopping)) {
         if (poll(fds, 2, -1) < 0 && errno != EINTR)
             break;
         if (fds[1].revents & POLLIN) {
-            atomic_store(&stop_deadline_ms, app_now_ms() + SHUTDOWN_GRACE_MS);
-            atomic_store(&stopping, true);
+            atomic_store(&blocking_deadline_ms, app_now_ms() + SHUTDOWN_GRACE_MS);
+            atomic_store(&blocking_stopping, true);
             break;
         }
         if (!(fds[0].revents & POLLIN))

@@ -47,6 +47,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "blocking.h"
 #include "gil.h"
 #include "net.h"
 #include "threaded.h"
@@ -66,18 +67,8 @@ struct tconn {
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct tconn *registry;
-static sigset_t wake_mask; /* the thread's mask with SIGUSR1 let through */
 
-static void on_wake(int sig) { (void)sig; }
-
-void serve_init(void)
-{
-    struct sigaction sa = {.sa_handler = on_wake}; /* no SA_RESTART: interrupt ppoll */
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGUSR1, &sa, NULL);
-    pthread_sigmask(SIG_BLOCK, NULL, &wake_mask);
-    sigdelset(&wake_mask, SIGUSR1);
-}
+void serve_init(void) { blocking_init(SIGUSR1); }
 
 /* Under t->lock. */
 static void wake_locked(struct tconn *t)
@@ -161,116 +152,6 @@ static void publish_out_bytes(struct tconn *t)
     pthread_mutex_unlock(&t->lock);
 }
 
-/* --- blocking helpers, each dropping the GIL while it waits ------------- */
-
-/* set by main before `stopping`: when the server must be gone */
-#define hard_deadline_ms atomic_load(&stop_deadline_ms)
-
-/* A sleep that a shutdown can cut short: ppoll with no descriptors unblocks
- * SIGUSR1 atomically, which nanosleep cannot. Returns false when the sleep
- * cannot finish before the server must be gone. */
-static bool sleep_ms(unsigned ms)
-{
-    uint64_t end = app_now_ms() + ms;
-    gil_release();
-    bool done = true;
-    for (uint64_t now; (now = app_now_ms()) < end;) {
-        if (atomic_load(&hard_stop) || (atomic_load(&stopping) && hard_deadline_ms &&
-                                        end > hard_deadline_ms)) {
-            done = false;
-            break;
-        }
-        uint64_t left = end - now;
-        struct timespec ts = {(time_t)(left / 1000), (long)(left % 1000) * 1000000};
-        ppoll(NULL, 0, &ts, &wake_mask);
-    }
-    gil_acquire();
-    return done;
-}
-
-/* curl calls this during the transfer; a non-zero return aborts it. */
-static int fetch_progress(void *p, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
-{
-    (void)p, (void)a, (void)b, (void)c, (void)d;
-    return atomic_load(&hard_stop) ? 1 : 0;
-}
-
-static void run_action(struct tconn *t, struct action *a)
-{
-    struct conn *c = &t->conn;
-    a->started = true;
-    switch (a->kind) {
-    case ACTION_SLEEP:
-        if (!sleep_ms(a->sleep.ms)) {
-            c->close = CLOSE_NOW; /* cannot finish in time: dropped */
-            return;
-        }
-        break;
-    case ACTION_FETCH: {
-        CURL *easy = action_fetch_easy(a);
-        CURLcode rc = CURLE_OUT_OF_MEMORY;
-        if (easy) {
-            curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 0L);
-            curl_easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, fetch_progress);
-            gil_release();
-            rc = curl_easy_perform(easy); /* blocks this worker only */
-            gil_acquire();
-        }
-        action_fetch_done(a, rc);
-        break;
-    }
-    case ACTION_CPU:
-        action_run(a); /* holds the GIL; gil_tick offers it every few rounds */
-        break;
-    case ACTION_PASSWORD:
-        gil_release(); /* hashlib's PBKDF2 releases the GIL too */
-        action_run(a);
-        gil_acquire();
-        break;
-    }
-    conn_resume(c);
-}
-
-/* --- the worker's loop -------------------------------------------------- */
-
-static void read_some(struct tconn *t)
-{
-    char buf[64 * 1024];
-    gil_release();
-    ssize_t n = recv(t->fd, buf, sizeof buf, MSG_DONTWAIT);
-    int err = errno;
-    gil_acquire();
-    if (n > 0)
-        conn_feed(&t->conn, buf, (size_t)n);
-    else if (n == 0)
-        conn_eof(&t->conn);
-    else if (err != EAGAIN && err != EINTR)
-        t->conn.close = CLOSE_NOW;
-}
-
-/* Write as much as the socket takes now; the rest waits for POLLOUT. */
-static void flush(struct tconn *t)
-{
-    struct conn *c = &t->conn;
-    while (!outq_empty(&c->out) && c->close != CLOSE_NOW) {
-        struct iovec iov[64];
-        int n = outq_iov(&c->out, iov, 64);
-        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-        gil_release();
-        ssize_t w = sendmsg(t->fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
-        int err = errno;
-        gil_acquire();
-        if (w < 0) {
-            if (err != EAGAIN && err != EINTR)
-                c->close = CLOSE_NOW;
-            return;
-        }
-        outq_consume(&c->out, (size_t)w);
-        if (outq_empty(&c->out))
-            conn_flushed(c); /* may answer the next pipelined request */
-    }
-}
-
 static bool inbox_pending(struct tconn *t)
 {
     return !outq_empty(&t->inbox) || t->cut;
@@ -317,20 +198,20 @@ void serve_connection(int fd, void *arg)
     gil_acquire();
     conn_init(c, &app);
     for (;;) {
-        if (!shutdown_seen && atomic_load(&stopping)) {
+        if (!shutdown_seen && atomic_load(&blocking_stopping)) {
             shutdown_seen = true;
             conn_shutdown(c);
         }
-        if (atomic_load(&hard_stop))
+        if (atomic_load(&blocking_hard_stop))
             c->close = CLOSE_NOW;
         take_inbox(t);
-        flush(t); /* before any blocking action: earlier answers go out first */
+        blocking_flush(fd, c); /* before any blocking action: earlier answers go out first */
         publish_out_bytes(t);
         if (c->close == CLOSE_NOW)
             break;
         struct action *a = conn_action_to_start(c);
         if (a) {
-            run_action(t, a);
+            blocking_run_action(c, a);
             continue;
         }
         if (c->close == CLOSE_FLUSHED && outq_empty(&c->out))
@@ -345,20 +226,20 @@ void serve_connection(int fd, void *arg)
         /* The no-lost-wake-up handshake: say "asleep" only after checking
          * the inbox under the same lock the deliverers take. */
         pthread_mutex_lock(&t->lock);
-        bool pending = inbox_pending(t) || (!shutdown_seen && atomic_load(&stopping));
+        bool pending = inbox_pending(t) || (!shutdown_seen && atomic_load(&blocking_stopping));
         t->sleeping = !pending;
         pthread_mutex_unlock(&t->lock);
         if (pending)
             continue;
         gil_release();
-        int n = ppoll(&p, 1, deadline ? &ts : NULL, &wake_mask);
+        int n = ppoll(&p, 1, deadline ? &ts : NULL, &blocking_wake_mask);
         gil_acquire();
         pthread_mutex_lock(&t->lock);
         t->sleeping = t->signalled = false;
         pthread_mutex_unlock(&t->lock);
 
         if (n > 0 && (p.revents & POLLIN))
-            read_some(t);
+            blocking_read(fd, c);
         else if (n > 0 && (p.revents & (POLLERR | POLLHUP)))
             c->close = CLOSE_NOW; /* reset, or both directions gone */
         if (deadline && app_now_ms() >= deadline)
@@ -373,7 +254,7 @@ void serve_connection(int fd, void *arg)
     pthread_mutex_destroy(&t->lock);
     free(t);
     if (linger)
-        net_linger_close(fd, atomic_load(&stopping) ? 200 : LINGER_MS);
+        net_linger_close(fd, atomic_load(&blocking_stopping) ? 200 : LINGER_MS);
     else
         close(fd);
     atomic_fetch_sub(&live_conns, 1);

@@ -8,10 +8,7 @@
 #include "app.h"
 
 extern struct app app;
-extern atomic_bool stopping;  /* SIGINT/SIGTERM: finish what can finish */
-extern atomic_bool hard_stop; /* the grace period is over: drop the rest */
 extern atomic_uint live_conns;
-extern atomic_ullong stop_deadline_ms; /* app_now_ms() by which to be gone */
 
 /* The worker's job: serve one accepted connection until it closes. */
 void serve_connection(int fd, void *arg);

@@ -38,7 +38,8 @@ void fixture_setup(void)
     unlink(path);
     cr_assert_not_null(test_app.users, "%s", err);
     cr_assert_eq(session_key_random(&test_app.key), 0);
-    test_app.room = room_new(&sink, false);
+    test_app.n = &test_app.own;
+    app_set_room(&test_app, room_new(&sink, false));
     test_app.cfg.max_conns = 10;
     http_req_global_init();
     fake_now = 1000000;

@@ -170,7 +170,7 @@ Test(conn_routes, upgrade_then_welcome_then_join)
     cr_assert(strstr(out, "\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
     char *w = strstr(out, "{\"type\":\"welcome\""), *j = strstr(out, "{\"type\":\"join\",\"seq\":1,");
     cr_assert(w && j && w < j, "%s", out);
-    cr_assert_eq(atomic_load(&test_app.n.ws_clients), 1);
+    cr_assert_eq(atomic_load(&test_app.n->ws_clients), 1);
     free(out);
 
     uint8_t f[256];
@@ -198,7 +198,7 @@ Test(conn_routes, upgrade_then_welcome_then_join)
     cr_assert_eq(c.close, CLOSE_FLUSHED);
     free(out);
     conn_free(&c);
-    cr_assert_eq(atomic_load(&test_app.n.ws_clients), 0);
+    cr_assert_eq(atomic_load(&test_app.n->ws_clients), 0);
 }
 
 Test(conn_routes, protocol_errors_close_with_their_codes)

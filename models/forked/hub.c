@@ -1,0 +1,258 @@
+/* The chat hub of chat-forked: one room, in the parent, for every child.
+ *
+ * Processes share no memory, so the room cannot be a data structure that
+ * every child touches. It lives in one place and children talk to it over
+ * explicit IPC — the seed's "processes must communicate through pipes,
+ * sockets or queues". The designs real systems use (PITFALLS B5):
+ *
+ *   - a shared queue in shared memory with a cursor per reader and a signal
+ *     to wake them (PostgreSQL's LISTEN/NOTIFY),
+ *   - a shared store plus small alerts over socketpairs (nginx/nchan),
+ *   - the parent as a relay over one socketpair per child.
+ *
+ * We use the relay. Each child gets a Unix socketpair when it is forked, so
+ * no rendezvous address is needed and a child that dies — even by SIGKILL —
+ * is noticed at once: the kernel closes its end and the hub reads EOF and
+ * says `leave` for it. The hub runs the very same room as the other models
+ * (common/room.c): seq, presence and history are owned here, events are
+ * encoded once, and each child's share is one reference to the same bytes.
+ * What a child reads from the hub is nothing but WebSocket frames, ready to
+ * forward to its client.
+ *
+ * The relay's trap is the slow consumer: the hub is an event loop and must
+ * never block on one child. So every write to a child is non-blocking, what
+ * does not fit waits in that child's queue, and a child whose queue passes
+ * 1 MiB (its client stopped reading, its child stopped draining the
+ * socketpair) is cut off: its backlog is dropped and it gets close 1008.
+ * The shared-memory ring would spare the copies through the socketpairs, but
+ * needs a robust process-shared mutex and per-reader cursors to survive a
+ * child killed while holding the lock — more machinery than this lesson
+ * needs, and the relay makes the cost of crossing processes visible.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "forked.h"
+
+struct link {
+    int kind; /* first, as every epoll tag in chat-forked */
+    int fd;
+    pid_t pid;
+    struct room_member member;
+    struct outq out;
+    struct buf in;     /* a partial message from the child */
+    struct link *prev, *next, *next_dirty;
+    bool dirty, want_out;
+};
+
+struct hub {
+    int epoll_fd;
+    struct room *room;
+    struct link *links, *dirty;
+    unsigned count;
+};
+
+#define LINK_KIND 1 /* matches main.c's tag kinds */
+
+static void mark_dirty(struct hub *h, struct link *l)
+{
+    if (!l->dirty) {
+        l->dirty = true;
+        l->next_dirty = h->dirty;
+        h->dirty = l;
+    }
+}
+
+static struct hub *the_hub; /* the sink gets members, not the hub */
+
+static size_t sink_deliver(struct room_member *m, struct rbuf *ev)
+{
+    struct link *l = m->owner;
+    if (outq_push(&l->out, rbuf_ref(ev)) < 0)
+        return SIZE_MAX;
+    mark_dirty(the_hub, l);
+    return l->out.bytes;
+}
+
+static void sink_cut_off(struct room_member *m)
+{
+    struct link *l = m->owner;
+    /* The child forwards our close 1008 and takes it as its cue. */
+    outq_drop_unsent(&l->out);
+    struct rbuf *close = ws_close_frame_new(1008);
+    if (close)
+        outq_push(&l->out, close);
+    mark_dirty(the_hub, l);
+}
+
+static const struct room_sink hub_sink = {sink_deliver, sink_cut_off};
+
+struct hub *hub_new(int epoll_fd)
+{
+    struct hub *h = calloc(1, sizeof *h);
+    if (!h)
+        return NULL;
+    h->epoll_fd = epoll_fd;
+    h->room = room_new(&hub_sink, false);
+    if (!h->room) {
+        free(h);
+        return NULL;
+    }
+    the_hub = h;
+    return h;
+}
+
+int hub_add_child(struct hub *h, int fd, pid_t pid)
+{
+    struct link *l = calloc(1, sizeof *l);
+    if (!l)
+        return -1;
+    l->kind = LINK_KIND;
+    l->fd = fd;
+    l->pid = pid;
+    l->member.owner = l;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = l};
+    if (epoll_ctl(h->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        free(l);
+        return -1;
+    }
+    l->next = h->links;
+    if (l->next)
+        l->next->prev = l;
+    h->links = l;
+    h->count++;
+    return 0;
+}
+
+static void drop_link(struct hub *h, struct link *l)
+{
+    room_leave(h->room, &l->member); /* a clean `leave`, however it died */
+    if (l->dirty) {
+        struct link **p = &h->dirty;
+        while (*p != l)
+            p = &(*p)->next_dirty;
+        *p = l->next_dirty;
+    }
+    if (l->prev)
+        l->prev->next = l->next;
+    else
+        h->links = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+    h->count--;
+    /* Out of the epoll set explicitly: a child forked a moment ago may still
+     * hold a copy of this descriptor, and epoll watches the open file, not
+     * our number for it — closing alone would leave events coming for a
+     * link we freed. */
+    epoll_ctl(h->epoll_fd, EPOLL_CTL_DEL, l->fd, NULL);
+    close(l->fd);
+    outq_clear(&l->out);
+    buf_free(&l->in);
+    free(l);
+}
+
+/* Whole messages in l->in: act on each. */
+static void handle_messages(struct hub *h, struct link *l)
+{
+    size_t off = 0;
+    while (l->in.len - off >= 3) {
+        const unsigned char *p = (const unsigned char *)l->in.data + off;
+        size_t len = (size_t)p[1] << 8 | p[2];
+        if (len > HUB_MSG_MAX - 3) {
+            l->in.len = 0; /* a broken child: forget it, EOF will follow */
+            return;
+        }
+        if (l->in.len - off < 3 + len)
+            break;
+        const char *payload = (const char *)p + 3;
+        char user[ROOM_MAX_USER + 1];
+        switch (p[0]) {
+        case HUB_JOIN:
+            if (len > 0 && len <= ROOM_MAX_USER) {
+                memcpy(user, payload, len);
+                user[len] = '\0';
+                room_join(h->room, &l->member, user);
+            }
+            break;
+        case HUB_POST:
+            room_post(h->room, &l->member, payload, len);
+            break;
+        case HUB_LEAVE:
+            room_leave(h->room, &l->member);
+            break;
+        }
+        off += 3 + len;
+    }
+    buf_consume(&l->in, off);
+}
+
+void hub_on_event(struct hub *h, void *tag, uint32_t events)
+{
+    struct link *l = tag;
+    if (events & EPOLLOUT)
+        mark_dirty(h, l);
+    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+        char buf[16 * 1024]; /* bounded per turn: one busy child cannot starve the rest */
+        ssize_t n = recv(l->fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+            drop_link(h, l); /* the child exited or was killed */
+            return;
+        }
+        if (n > 0) {
+            if (buf_append(&l->in, buf, (size_t)n, HUB_MSG_MAX * 8) < 0) {
+                drop_link(h, l);
+                return;
+            }
+            handle_messages(h, l);
+        }
+    }
+}
+
+static void flush_link(struct hub *h, struct link *l)
+{
+    while (!outq_empty(&l->out)) {
+        struct iovec iov[64];
+        int n = outq_iov(&l->out, iov, 64);
+        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+        ssize_t w = sendmsg(l->fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno != EAGAIN && errno != EINTR) {
+                outq_clear(&l->out); /* the child is gone; its EOF will come */
+                break;
+            }
+            break;
+        }
+        outq_consume(&l->out, (size_t)w);
+    }
+    bool want_out = !outq_empty(&l->out);
+    if (want_out != l->want_out) {
+        struct epoll_event ev = {.events = EPOLLIN | (want_out ? EPOLLOUT : 0), .data.ptr = l};
+        epoll_ctl(h->epoll_fd, EPOLL_CTL_MOD, l->fd, &ev);
+        l->want_out = want_out;
+    }
+}
+
+void hub_flush(struct hub *h)
+{
+    while (h->dirty) {
+        struct link *l = h->dirty;
+        h->dirty = l->next_dirty;
+        l->dirty = false;
+        flush_link(h, l);
+    }
+}
+
+unsigned hub_links(const struct hub *h) { return h->count; }
+
+void hub_free(struct hub *h)
+{
+    while (h->links)
+        drop_link(h, h->links);
+    room_free(h->room);
+    free(h);
+}

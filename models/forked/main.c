@@ -1,0 +1,283 @@
+/* chat-forked: a process per connection.
+ *
+ * How it works, in the order this file sets it up:
+ *
+ *  1. The parent listens and waits in epoll for three kinds of news: a new
+ *     connection, a signal (a child ended, or we are asked to stop), and
+ *     chat traffic from its children (the hub, hub.c).
+ *  2. For each connection it fork()s. The child gets a copy of everything —
+ *     the users, the session key, the code — and serves that one client with
+ *     blocking calls until it closes, then exits (child.c). A crash, a leak,
+ *     a /cpu that burns a core: all stay inside that child.
+ *  3. The parent closes its copy of the client socket at once (or the client
+ *     would never see the connection end) and reaps every child that exits
+ *     (SIGCHLD through a signalfd), so no zombie is ever left.
+ *  4. Processes share no memory, so chat crosses processes through the
+ *     parent: each child has a socketpair to the hub, which owns the room.
+ *
+ * The cost is one fork() per connection — page tables copied, a process
+ * created and destroyed — and one process alive per open connection, with
+ * its own memory: /stats adds up the RSS of the whole tree to show it.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "forked.h"
+#include "net.h"
+
+#define SHUTDOWN_GRACE_MS 4500 /* contract: exit within 5 s */
+#define LINGER_MS 1000         /* a refused connection, see net.h */
+
+struct app app;
+
+/* epoll tags: each registered descriptor's data.ptr points at one of these
+ * (hub links start with the same int, see hub.c). */
+enum { TAG_LISTENER = 10, TAG_SIGNALS, TAG_REFUSED };
+struct tag {
+    int kind;
+};
+struct refused {
+    int kind;
+    int fd;
+    uint64_t deadline;
+    struct refused *next;
+};
+
+static int epfd, listener = -1, sigfd;
+static struct hub *hub;
+static struct refused *refused;
+static pid_t *children;
+static unsigned nchildren, children_cap;
+static bool stopping, child_failed;
+static uint64_t stop_deadline;
+
+static void stats(struct app *a, struct stats_view *v)
+{
+    (void)a;
+    /* Asked in a child: the honest cost is the whole tree, parent included. */
+    long threads, procs;
+    v->pid = (int)getppid(); /* the server is the parent */
+    proc_tree_memory((int)getppid(), &v->rss_bytes, &v->pss_bytes, &threads, &procs);
+    v->threads = threads;
+    v->processes = atomic_load(&app.n->processes);
+}
+
+/* --- children ------------------------------------------------------------ */
+
+static void remember_child(pid_t pid)
+{
+    if (nchildren == children_cap) {
+        unsigned cap = children_cap ? children_cap * 2 : 256;
+        pid_t *p = realloc(children, cap * sizeof *p);
+        if (!p)
+            return; /* it will still be reaped; only shutdown misses it */
+        children = p;
+        children_cap = cap;
+    }
+    children[nchildren++] = pid;
+}
+
+static void reap_children(void)
+{
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        for (unsigned i = 0; i < nchildren; i++)
+            if (children[i] == pid) {
+                children[i] = children[--nchildren];
+                break;
+            }
+        atomic_fetch_sub(&app.n->processes, 1);
+        /* A child that exits non-zero (LeakSanitizer's code, say) is a bug:
+         * the parent's own exit status will say so. SIGKILL at the end of
+         * the grace period is not. */
+        if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
+            child_failed = true;
+    }
+}
+
+static void refuse(int fd)
+{
+    struct refused *r = malloc(sizeof *r);
+    struct rbuf *busy = app_busy_response(&app);
+    if (busy) {
+        ssize_t n = send(fd, busy->data, busy->len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        (void)n;
+        rbuf_unref(busy);
+    }
+    shutdown(fd, SHUT_WR);
+    struct epoll_event ev = {.events = EPOLLIN};
+    if (!r) {
+        close(fd);
+        return;
+    }
+    *r = (struct refused){TAG_REFUSED, fd, app_now_ms() + LINGER_MS, refused};
+    ev.data.ptr = r;
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        close(fd);
+        free(r);
+        return;
+    }
+    refused = r;
+}
+
+static void end_refused(struct refused *r)
+{
+    struct refused **p = &refused;
+    while (*p != r)
+        p = &(*p)->next;
+    *p = r->next;
+    epoll_ctl(epfd, EPOLL_CTL_DEL, r->fd, NULL); /* see hub.c: drop_link */
+    close(r->fd);
+    free(r);
+}
+
+static void spawn(int fd)
+{
+    int pair[2];
+    if (atomic_load(&app.n->processes) >= (long)app.cfg.max_conns || stopping ||
+        socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0) {
+        refuse(fd);
+        return;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(pair[0]);
+        child_main(fd, pair[1]); /* never returns */
+    }
+    close(fd);      /* the child has it; ours would keep the connection open */
+    close(pair[1]); /* likewise the child's end of the socketpair */
+    if (pid < 0 || hub_add_child(hub, pair[0], pid) < 0) {
+        if (pid < 0)
+            fprintf(stderr, "chat-forked: fork: %s\n", strerror(errno));
+        close(pair[0]);
+        return;
+    }
+    atomic_fetch_add(&app.n->processes, 1);
+    remember_child(pid);
+}
+
+/* --- the parent's loop --------------------------------------------------- */
+
+static void start_shutdown(void)
+{
+    stopping = true;
+    stop_deadline = app_now_ms() + SHUTDOWN_GRACE_MS;
+    epoll_ctl(epfd, EPOLL_CTL_DEL, listener, NULL);
+    close(listener);
+    listener = -1;
+    /* Each child closes its WebSocket with 1001 or finishes its answer. */
+    for (unsigned i = 0; i < nchildren; i++)
+        kill(children[i], SIGTERM);
+}
+
+static void on_signals(void)
+{
+    struct signalfd_siginfo si;
+    while (read(sigfd, &si, sizeof si) == sizeof si) {
+        if (si.ssi_signo == SIGCHLD)
+            reap_children();
+        else if (!stopping)
+            start_shutdown();
+    }
+}
+
+static int next_timeout(void)
+{
+    uint64_t now = app_now_ms(), next = UINT64_MAX;
+    for (struct refused *r = refused; r; r = r->next)
+        if (r->deadline < next)
+            next = r->deadline;
+    if (stopping && stop_deadline < next)
+        next = stop_deadline;
+    return next == UINT64_MAX ? -1 : next <= now ? 0 : (int)(next - now);
+}
+
+int main(int argc, char **argv)
+{
+    int rc = app_init(&app, "forked", argc, argv);
+    if (rc)
+        return rc < 0 ? 0 : rc;
+    /* Counters every process updates: one page shared by the whole tree. */
+    struct app_counters *shared = mmap(NULL, sizeof *shared, PROT_READ | PROT_WRITE,
+                                       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (shared == MAP_FAILED)
+        return 1;
+    app.n = shared;
+    app.stats = stats;
+
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    epfd = epoll_create1(EPOLL_CLOEXEC);
+    hub = hub_new(epfd);
+    listener = net_listen(&app.cfg, "forked");
+    if (sigfd < 0 || epfd < 0 || !hub || listener < 0)
+        return 1;
+    static struct tag listen_tag = {TAG_LISTENER}, signal_tag = {TAG_SIGNALS};
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &listen_tag};
+    epoll_ctl(epfd, EPOLL_CTL_ADD, listener, &ev);
+    ev.data.ptr = &signal_tag;
+    epoll_ctl(epfd, EPOLL_CTL_ADD, sigfd, &ev);
+
+    struct epoll_event events[256];
+    while (!stopping || nchildren > 0) {
+        int n = epoll_wait(epfd, events, 256, next_timeout());
+        for (int i = 0; i < n; i++) {
+            struct tag *t = events[i].data.ptr;
+            if (t->kind == TAG_LISTENER) {
+                /* A few per wakeup, so chat traffic is not starved by a storm. */
+                for (int k = 0; k < 64 && listener >= 0; k++) {
+                    int fd = net_accept(listener);
+                    if (fd < 0)
+                        break;
+                    spawn(fd);
+                }
+            } else if (t->kind == TAG_SIGNALS) {
+                on_signals();
+            } else if (t->kind == TAG_REFUSED) {
+                struct refused *r = (struct refused *)t;
+                char sink[4096];
+                ssize_t got = recv(r->fd, sink, sizeof sink, MSG_DONTWAIT);
+                if (got == 0 || (got < 0 && errno != EAGAIN))
+                    end_refused(r);
+            } else {
+                hub_on_event(hub, t, events[i].events);
+            }
+        }
+        hub_flush(hub);
+        uint64_t now = app_now_ms();
+        for (struct refused *r = refused, *next; r; r = next) {
+            next = r->next;
+            if (r->deadline <= now)
+                end_refused(r);
+        }
+        if (stopping && now >= stop_deadline) {
+            for (unsigned i = 0; i < nchildren; i++)
+                kill(children[i], SIGKILL); /* out of time: dropped */
+            stop_deadline = UINT64_MAX;
+        }
+    }
+    while (refused)
+        end_refused(refused);
+    hub_free(hub);
+    free(children);
+    close(epfd);
+    close(sigfd);
+    app_free(&app);
+    munmap(shared, sizeof *shared);
+    return child_failed ? 1 : 0;
+}
