@@ -14,6 +14,7 @@
 
 #include "http_response.h"
 #include "pages.h"
+#include "text.h"
 #include "urlcode.h"
 
 /* --- clock -------------------------------------------------------------- */
@@ -195,15 +196,8 @@ static bool query_number(const struct http_req *req, const char *key, unsigned l
     char v[16];
     const char *q = http_str(req, req->query);
     long n = form_get(q, strlen(q), key, v, sizeof v);
-    if (n <= 0 || n > 9)
-        return false;
-    unsigned long x = 0;
-    for (long i = 0; i < n; i++) {
-        if (!isdigit((unsigned char)v[i]))
-            return false;
-        x = x * 10 + (unsigned long)(v[i] - '0');
-    }
-    if (x < lo || x > hi)
+    unsigned long x;
+    if (n <= 0 || !parse_decimal(v, (size_t)n, 9, hi, &x) || x < lo)
         return false;
     *out = x;
     return true;

@@ -1,5 +1,7 @@
 #include "session.h"
 
+#include "text.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -24,17 +26,6 @@
 /* The cookie's name goes into the MAC: see session.h. */
 #define MAC_PREFIX "session|"
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 int session_key_load(struct session_key *k, const char *path, char *err, size_t errlen)
 {

@@ -1,18 +1,10 @@
 #include "urlcode.h"
 
+#include "text.h"
+
 #include <limits.h>
 #include <string.h>
 
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /* One decoded byte from s[*i..n), advancing *i. Shared by url_decode and the
  * key comparison in form_get so both agree on what a key decodes to. */
@@ -20,8 +12,8 @@ static unsigned char next_byte(const char *s, size_t n, size_t *i, bool plus_is_
 {
     unsigned char c = (unsigned char)s[*i];
     if (c == '%' && n - *i >= 3) {
-        int hi = hexval((unsigned char)s[*i + 1]);
-        int lo = hexval((unsigned char)s[*i + 2]);
+        int hi = hex_digit((unsigned char)s[*i + 1]);
+        int lo = hex_digit((unsigned char)s[*i + 2]);
         if (hi >= 0 && lo >= 0) {
             *i += 3;
             return (unsigned char)(hi << 4 | lo);

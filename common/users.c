@@ -1,5 +1,7 @@
 #include "users.h"
 
+#include "text.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -48,16 +50,6 @@ bool user_name_valid(const char *name, size_t len)
     return true;
 }
 
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /* Decode hex s[0..n) into out; n must be even and the result minlen..maxlen. */
 static bool hex_decode(const char *s, size_t n, uint8_t *out, size_t minlen, size_t maxlen,
@@ -66,7 +58,7 @@ static bool hex_decode(const char *s, size_t n, uint8_t *out, size_t minlen, siz
     if (n % 2 != 0 || n / 2 < minlen || n / 2 > maxlen)
         return false;
     for (size_t i = 0; i < n; i += 2) {
-        int hi = hexval((unsigned char)s[i]), lo = hexval((unsigned char)s[i + 1]);
+        int hi = hex_digit((unsigned char)s[i]), lo = hex_digit((unsigned char)s[i + 1]);
         if (hi < 0 || lo < 0)
             return false;
         out[i / 2] = (uint8_t)(hi << 4 | lo);
@@ -88,15 +80,8 @@ static size_t hex_encode(const uint8_t *p, size_t n, char *out)
 /* Strict decimal: digits only (no sign, no spaces), 1..MAX_ITERATIONS. */
 static bool parse_iterations(const char *s, size_t n, unsigned *out)
 {
-    if (n == 0 || n > 8)
-        return false;
-    unsigned long v = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return false;
-        v = v * 10 + (unsigned long)(s[i] - '0');
-    }
-    if (v < 1 || v > MAX_ITERATIONS)
+    unsigned long v;
+    if (!parse_decimal(s, n, 8, MAX_ITERATIONS, &v) || v < 1)
         return false;
     *out = (unsigned)v;
     return true;
@@ -242,17 +227,6 @@ static unsigned typical_iterations(const struct users *u)
     return best;
 }
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static void loaded_free(struct loaded *l, size_t cap)
 {

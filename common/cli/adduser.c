@@ -17,6 +17,7 @@
 
 #include <openssl/crypto.h>
 
+#include "text.h"
 #include "users.h"
 
 #define PROG "c10k-adduser"
@@ -262,16 +263,8 @@ static bool append_line(const char *path, const char *name, const char *line,
 
 static bool parse_iterations(const char *s, unsigned *out)
 {
-    size_t n = strlen(s);
-    if (n == 0 || n > 8)
-        return false;
-    unsigned long v = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return false;
-        v = v * 10 + (unsigned long)(s[i] - '0');
-    }
-    if (v < 1 || v > MAX_ITERATIONS)
+    unsigned long v;
+    if (!parse_decimal(s, strlen(s), 8, MAX_ITERATIONS, &v) || v < 1)
         return false;
     *out = (unsigned)v;
     return true;
