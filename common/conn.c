@@ -411,7 +411,12 @@ static void ws_feed(struct conn *c, const char *data, size_t len)
             c->close = CLOSE_FLUSHED;
             break;
         case WS_EV_ERROR:
+            /* RFC 6455 7.1.7, "Fail the WebSocket Connection": send the
+             * close frame and close the TCP connection after it, without
+             * waiting for an answer the broken stream may never carry. */
             ws_close(c, ev.code);
+            w->phase = WS_CLOSED;
+            c->close = CLOSE_FLUSHED;
             break;
         }
     }
