@@ -43,7 +43,7 @@ struct stats_view {
 /* Counters of the whole server. In chat-forked they live in memory shared
  * by every process (atomics work across processes on a shared mapping). */
 struct app_counters {
-    atomic_long connections, ws_clients, processes;
+    atomic_long connections, ws_clients;
     atomic_ullong requests;
 };
 

@@ -9,6 +9,18 @@
 
 extern struct app app;
 
+/* One page shared by the whole process tree. The children update the
+ * request counter as they work; the parent alone keeps the counts of live
+ * children and of WebSocket members, because a child killed by SIGKILL never
+ * gets to say that it is gone — only its parent sees it (reaped, or EOF on
+ * its socketpair). */
+struct forked_shared {
+    struct app_counters n;
+    atomic_long children; /* forked and not yet reaped: one per connection */
+    atomic_long members;  /* children whose WebSocket is in the room */
+};
+extern struct forked_shared *shared;
+
 /* Messages from a child to the hub, on the child's socketpair:
  *   [type: 1 byte][length: 2 bytes, big-endian][payload]
  * The hub answers with nothing but WebSocket frames, ready to send. */

@@ -46,6 +46,7 @@ struct link {
     struct room_member member;
     struct outq out;
     struct buf in;     /* a partial message from the child */
+    bool counted;      /* in shared->members */
     struct link *prev, *next, *next_dirty;
     bool dirty, want_out;
 };
@@ -129,9 +130,17 @@ int hub_add_child(struct hub *h, int fd, pid_t pid)
     return 0;
 }
 
+static void set_member(struct link *l, bool member)
+{
+    if (member != l->counted)
+        atomic_fetch_add(&shared->members, member ? 1 : -1);
+    l->counted = member;
+}
+
 static void drop_link(struct hub *h, struct link *l)
 {
     room_leave(h->room, &l->member); /* a clean `leave`, however it died */
+    set_member(l, false);
     if (l->dirty) {
         struct link **p = &h->dirty;
         while (*p != l)
@@ -176,7 +185,8 @@ static void handle_messages(struct hub *h, struct link *l)
             if (len > 0 && len <= ROOM_MAX_USER) {
                 memcpy(user, payload, len);
                 user[len] = '\0';
-                room_join(h->room, &l->member, user);
+                if (room_join(h->room, &l->member, user) == 0)
+                    set_member(l, true);
             }
             break;
         case HUB_POST:
@@ -184,6 +194,7 @@ static void handle_messages(struct hub *h, struct link *l)
             break;
         case HUB_LEAVE:
             room_leave(h->room, &l->member);
+            set_member(l, false);
             break;
         }
         off += 3 + len;

@@ -38,6 +38,7 @@
 #define LINGER_MS 1000         /* a refused connection, see net.h */
 
 struct app app;
+struct forked_shared *shared;
 
 /* epoll tags: each registered descriptor's data.ptr points at one of these
  * (hub links start with the same int, see hub.c). */
@@ -68,22 +69,26 @@ static void stats(struct app *a, struct stats_view *v)
     v->pid = (int)getppid(); /* the server is the parent */
     proc_tree_memory((int)getppid(), &v->rss_bytes, &v->pss_bytes, &threads, &procs);
     v->threads = threads;
-    v->processes = atomic_load(&app.n->processes);
+    /* Kept by the parent (see forked.h): each child is one connection. */
+    v->processes = 1 + atomic_load(&shared->children);
+    v->connections = atomic_load(&shared->children);
+    v->ws_clients = atomic_load(&shared->members);
 }
 
 /* --- children ------------------------------------------------------------ */
 
-static void remember_child(pid_t pid)
+static bool remember_child(pid_t pid)
 {
     if (nchildren == children_cap) {
         unsigned cap = children_cap ? children_cap * 2 : 256;
         pid_t *p = realloc(children, cap * sizeof *p);
         if (!p)
-            return; /* it will still be reaped; only shutdown misses it */
+            return false;
         children = p;
         children_cap = cap;
     }
     children[nchildren++] = pid;
+    return true;
 }
 
 static void reap_children(void)
@@ -96,7 +101,7 @@ static void reap_children(void)
                 children[i] = children[--nchildren];
                 break;
             }
-        atomic_fetch_sub(&app.n->processes, 1);
+        atomic_fetch_sub(&shared->children, 1);
         /* A child that exits non-zero (LeakSanitizer's code, say) is a bug:
          * the parent's own exit status will say so. SIGKILL at the end of
          * the grace period is not. */
@@ -144,11 +149,12 @@ static void end_refused(struct refused *r)
 static void spawn(int fd)
 {
     int pair[2];
-    if (atomic_load(&app.n->processes) >= (long)app.cfg.max_conns || stopping ||
+    if (atomic_load(&shared->children) >= (long)app.cfg.max_conns || stopping ||
         socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0) {
         refuse(fd);
         return;
     }
+    atomic_fetch_add(&shared->children, 1); /* before: the child counts itself */
     pid_t pid = fork();
     if (pid == 0) {
         close(pair[0]);
@@ -156,14 +162,21 @@ static void spawn(int fd)
     }
     close(fd);      /* the child has it; ours would keep the connection open */
     close(pair[1]); /* likewise the child's end of the socketpair */
-    if (pid < 0 || hub_add_child(hub, pair[0], pid) < 0) {
-        if (pid < 0)
-            fprintf(stderr, "chat-forked: fork: %s\n", strerror(errno));
+    if (pid < 0) {
+        fprintf(stderr, "chat-forked: fork: %s\n", strerror(errno));
+        atomic_fetch_sub(&shared->children, 1);
         close(pair[0]);
         return;
     }
-    atomic_fetch_add(&app.n->processes, 1);
-    remember_child(pid);
+    /* A child we could not keep track of is ended now, not orphaned later;
+     * SIGCHLD still reaps it and takes it off the count. */
+    if (!remember_child(pid)) {
+        kill(pid, SIGKILL);
+        close(pair[0]);
+    } else if (hub_add_child(hub, pair[0], pid) < 0) {
+        kill(pid, SIGKILL);
+        close(pair[0]);
+    }
 }
 
 /* --- the parent's loop --------------------------------------------------- */
@@ -208,11 +221,10 @@ int main(int argc, char **argv)
     if (rc)
         return rc < 0 ? 0 : rc;
     /* Counters every process updates: one page shared by the whole tree. */
-    struct app_counters *shared = mmap(NULL, sizeof *shared, PROT_READ | PROT_WRITE,
-                                       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    shared = mmap(NULL, sizeof *shared, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (shared == MAP_FAILED)
         return 1;
-    app.n = shared;
+    app.n = &shared->n;
     app.stats = stats;
 
     sigset_t mask;
