@@ -1,0 +1,73 @@
+/* chatbench: the load generator of c10k-lab (see main.c for the command line).
+ *
+ * One thread, one libuv loop, like chat-async: a load generator must cost
+ * less per request than the server it measures, or it measures itself. So:
+ * request bytes are made once, nothing is allocated per request, every read
+ * takes what the kernel has (no syscall per byte), and latency goes into a
+ * fixed-size histogram (hist.h), never into a growing array.
+ */
+#ifndef C10K_CHATBENCH_H
+#define C10K_CHATBENCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hist.h"
+
+struct target {
+    char host[64];      /* numeric IPv4, e.g. 127.0.0.1 */
+    unsigned short port;
+    char path[512];     /* with query, e.g. /sleep?ms=100 */
+};
+
+/* Parse http://HOST:PORT/PATH (numeric IPv4 only: loopback tests). */
+int target_parse(const char *url, struct target *t);
+
+struct opts {
+    struct target target;
+    unsigned conc;          /* -c: connections (http), clients (ws, hold) */
+    uint64_t requests;      /* -n: total requests (http); 0 = until -t */
+    double seconds;         /* -t: duration (http, hold); 0 = until -n */
+    bool keepalive;         /* -k (http) */
+    double rate;            /* -r: http: requests/s in all (open loop);
+                               ws: messages/s per sender; 0 = as fast as possible */
+    unsigned messages;      /* -m: messages per sender (ws) */
+    unsigned senders;       /* -s: how many of the clients send (ws); 0 = all */
+    unsigned sources;       /* --sources: source addresses 127.0.0.2.. (hold, ws) */
+    const char *user, *password; /* ws/hold login, default coco / 123456 */
+    bool json;
+};
+
+/* What every mode reports. Latency in microseconds in `lat`. */
+struct result {
+    const char *mode;
+    uint64_t completed;     /* http: responses; ws: receipts; hold: opened */
+    uint64_t failed;        /* http: errors; ws: missing receipts; hold: failed opens */
+    uint64_t expected;      /* ws: messages x receivers; hold: -c */
+    double elapsed_s;
+    struct hist lat;
+    /* failures by reason (connect, reset, timeout, status, ...) */
+    struct why {
+        const char *reason;
+        uint64_t count;
+    } why[8];
+    unsigned nwhy;
+    double seat_s;          /* ws/hold: time until every client was in */
+    double cpu_user_s, cpu_sys_s; /* the generator's own CPU (getrusage) */
+};
+
+void result_fail(struct result *r, const char *reason); /* count one failure */
+
+int run_http(const struct opts *o, struct result *r);
+int run_ws(const struct opts *o, struct result *r);
+int run_hold(const struct opts *o, struct result *r);
+
+/* Log in with POST /login (blocking, before the loop starts); writes
+ * "session=..." into cookie. Returns 0 or -1 with a message on stderr. */
+int chatbench_login(const struct opts *o, char *cookie, size_t len);
+
+/* Monotonic time in ns, the unit of every timestamp in chatbench. */
+uint64_t now_ns(void);
+
+#endif
