@@ -32,6 +32,7 @@ struct server {
     uv_check_t after_poll;     /* take the GIL back */
     uv_signal_t sigint, sigterm;
     uv_timer_t hard_stop;
+    uv_timer_t trim;           /* gives freed heap pages back, see main.c */
     struct curl_uv *curl;
     struct client *clients;
     struct client *dirty;

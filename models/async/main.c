@@ -17,6 +17,7 @@
  * The price: anything slow that runs *on* this thread stops every client.
  * /cpu does exactly that (unless --cpu-pool), and that is the lesson.
  */
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,10 +81,25 @@ void server_maybe_finished(void)
     close_handle((uv_handle_t *)&server.sigint);
     close_handle((uv_handle_t *)&server.sigterm);
     close_handle((uv_handle_t *)&server.hard_stop);
+    close_handle((uv_handle_t *)&server.trim);
     if (server.curl) {
         curl_uv_free(server.curl);
         server.curl = NULL;
     }
+}
+
+/* Memory the heap got back stays resident until trimmed: glibc returns only
+ * the top of the heap by itself. A room filling up sends every join to every
+ * member, so the queues of thousands of members briefly hold millions of
+ * small nodes; once they are written and freed, this hands the pages back,
+ * so RSS shows what the connections hold, not the high-water mark. Walking
+ * the heap costs a few milliseconds a second at worst. */
+#define TRIM_EVERY_MS 1000
+
+static void on_trim(uv_timer_t *t)
+{
+    (void)t;
+    malloc_trim(0);
 }
 
 static void on_hard_stop(uv_timer_t *t)
@@ -189,6 +205,8 @@ int main(int argc, char **argv)
     uv_signal_init(server.loop, &server.sigterm);
     uv_signal_start(&server.sigterm, on_signal, SIGTERM);
     uv_timer_init(server.loop, &server.hard_stop);
+    uv_timer_init(server.loop, &server.trim);
+    uv_timer_start(&server.trim, on_trim, TRIM_EVERY_MS, TRIM_EVERY_MS);
 
     if (listen_on(&server.app.cfg) < 0)
         return 1;
