@@ -20,6 +20,7 @@
  * its own memory: /stats adds up the RSS of the whole tree to show it.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -212,6 +213,8 @@ static int next_timeout(void)
             next = r->deadline;
     if (stopping && stop_deadline < next)
         next = stop_deadline;
+    if (next > now + 1000)
+        next = now + 1000; /* the hub's heap is trimmed once a second */
     return next == UINT64_MAX ? -1 : next <= now ? 0 : (int)(next - now);
 }
 
@@ -246,6 +249,7 @@ int main(int argc, char **argv)
     epoll_ctl(epfd, EPOLL_CTL_ADD, sigfd, &ev);
 
     struct epoll_event events[256];
+    uint64_t trimmed = app_now_ms();
     while (!stopping || nchildren > 0) {
         int n = epoll_wait(epfd, events, 256, next_timeout());
         for (int i = 0; i < n; i++) {
@@ -272,6 +276,10 @@ int main(int argc, char **argv)
         }
         hub_flush(hub);
         uint64_t now = app_now_ms();
+        if (now - trimmed >= 1000) {
+            malloc_trim(0); /* as chat-async does, see its main.c */
+            trimmed = now;
+        }
         for (struct refused *r = refused, *next; r; r = next) {
             next = r->next;
             if (r->deadline <= now)

@@ -23,6 +23,7 @@
  * requests/s, bounded so that overload is refused, not hoarded).
  */
 #include <errno.h>
+#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -103,9 +104,16 @@ int main(int argc, char **argv)
     }
 
     struct pollfd fds[2] = {{listener, POLLIN, 0}, {sigfd, POLLIN, 0}};
+    uint64_t trimmed = app_now_ms();
     while (!atomic_load(&blocking_stopping)) {
-        if (poll(fds, 2, -1) < 0 && errno != EINTR)
+        if (poll(fds, 2, 1000) < 0 && errno != EINTR)
             break;
+        /* Give freed heap pages back once a second, as chat-async does (see
+         * its main.c): RSS should show what the connections hold. */
+        if (app_now_ms() - trimmed >= 1000) {
+            malloc_trim(0);
+            trimmed = app_now_ms();
+        }
         if (fds[1].revents & POLLIN) {
             atomic_store(&blocking_deadline_ms, app_now_ms() + SHUTDOWN_GRACE_MS);
             atomic_store(&blocking_stopping, true);
