@@ -1,0 +1,902 @@
+#!/usr/bin/env python3
+"""Turn one `./lab bench` run into a report.
+
+    python3 bench/report.py RESULTS_DIR
+
+reads RESULTS_DIR/results.json (the contract is bench/RESULTS.md) and writes
+RESULTS_DIR/report.md and the plots next to it: one PNG per HTTP scenario,
+fanout-latency.png, memory-per-connection.png and headline.png (the one figure
+for the README). Plots need gnuplot (Debian gnuplot-nox); without it the report
+is still written, says so, and the exit status is 1.
+
+Every figure is the median of the repetitions with their min–max; a run that
+failed to run at all (ok=false) is listed with its error, never dropped, and a
+scenario, case or variant the profile did not run is named as such.
+Standard library only.
+"""
+import json
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+
+# ---- what the orchestrator runs (bench/RESULTS.md) ---------------------------
+
+MODELS = ["async", "async-cpu-pool", "threaded", "threaded-unpooled", "threaded-gil", "forked"]
+REFERENCES = ["nginx", "tornado"]
+ORDER = MODELS + REFERENCES
+
+# One colour per variant, the same in every plot.
+COLOURS = {
+    "async": "#1f77b4", "async-cpu-pool": "#9ecae1", "threaded": "#d62728",
+    "threaded-unpooled": "#ff9896", "threaded-gil": "#8c564b", "forked": "#2ca02c",
+    "nginx": "#7f7f7f", "tornado": "#ff7f0e",
+}
+SPARE_COLOURS = ["#9467bd", "#e377c2", "#bcbd22", "#17becf", "#c5b0d5"]
+SPARE_COLOURS_FROM = dict(COLOURS)
+
+
+class Scenario:
+    def __init__(self, name, title, cases, variants, unit):
+        self.name, self.title, self.cases, self.variants, self.unit = (
+            name, title, cases, variants, unit)
+
+
+SCENARIOS = [
+    Scenario("hello-keepalive", "`GET /hello` on keep-alive connections", ["c=50"],
+             MODELS + REFERENCES, "req/s"),
+    Scenario("hello-close", "`GET /hello`, a new connection per request", ["c=50"],
+             MODELS + ["nginx"], "req/s"),
+    Scenario("sleep", "`GET /sleep?ms=100` on keep-alive connections: waiting", ["c=100", "c=1000"],
+             MODELS + ["tornado"], "req/s"),
+    Scenario("cpu", "`GET /cpu?n=20000`, server unpinned; the `-hello` twin is `/hello` "
+             "at 50 req/s (open loop) during the same run",
+             ["c=2", "c=2-hello", "c=4", "c=4-hello"],
+             ["async", "async-cpu-pool", "threaded", "threaded-gil", "forked"], "req/s"),
+    Scenario("search", "`GET /search?wd=x` through an upstream answering in 50 ms", ["c=200"],
+             ["async", "threaded", "threaded-unpooled", "forked"], "req/s"),
+    Scenario("fanout", "chat fan-out: one sender, 50 messages at 10/s, every member receives",
+             ["n=100", "n=1000", "n=10000"], ["async", "threaded-unpooled", "forked", "tornado"],
+             "receipts/s"),
+    Scenario("hold", "hold n idle WebSockets for 10 s (C10K)", ["n=10000"],
+             ["async", "threaded-unpooled", "forked"], "opens/s"),
+]
+KNOWN = {s.name: s for s in SCENARIOS}
+
+GOAL_PSS_PER_CONN = 3 * 1024  # bytes: goal (c)'s "3 KB per connection"
+
+
+# ---- reading the runs --------------------------------------------------------
+
+def get(d, *keys):
+    """d[k1][k2]... or None when any level is missing or null."""
+    for k in keys:
+        if not isinstance(d, dict) or d.get(k) is None:
+            return None
+        d = d[k]
+    return d
+
+
+def is_wrk(run):
+    return get(run, "generator", "tool") == "wrk" or run.get("variant", "").startswith("wrk-vs-")
+
+
+def wrk_target(run):
+    v = run.get("variant", "")
+    return v[len("wrk-vs-"):] if v.startswith("wrk-vs-") else v
+
+
+def case_n(case):
+    """The number in "n=10000" or "c=2-hello", or None."""
+    try:
+        return int(case.split("=", 1)[1].split("-", 1)[0])
+    except (IndexError, ValueError):
+        return None
+
+
+def delivered_pct(run):
+    expected = get(run, "result", "expected")
+    completed = get(run, "result", "completed")
+    if not expected or completed is None:
+        return None
+    return 100.0 * completed / expected
+
+
+def pss_per_conn(run):
+    """Peak PSS of the whole server tree over the connections it held: an upper
+    bound on the cost of one connection, since the idle baseline is included."""
+    pss, n = get(run, "server_usage", "peak_pss_bytes"), case_n(run.get("case", ""))
+    return pss / n if pss is not None and n else None
+
+
+# Each metric: how to read it from a run.
+METRICS = {
+    "rate": lambda r: get(r, "result", "rate"),
+    "p50": lambda r: get(r, "result", "latency_ms", "p50"),
+    "p99": lambda r: get(r, "result", "latency_ms", "p99"),
+    "delivered": delivered_pct,
+    "server_cpu": lambda r: get(r, "server_usage", "cpu_us_per_op"),
+    "gen_cpu": lambda r: get(r, "result", "cpu", "us_per_op"),
+    "peak_pss": lambda r: get(r, "server_usage", "peak_pss_bytes"),
+    "pss_conn": pss_per_conn,
+    "completed": lambda r: get(r, "result", "completed"),
+    "failed": lambda r: get(r, "result", "failed"),
+}
+
+
+class Spread:
+    """Median and min–max of one metric over the repetitions that have it."""
+
+    def __init__(self, values):
+        values = sorted(v for v in values if v is not None)
+        self.n = len(values)
+        self.median = statistics.median(values) if values else None
+        self.lo = values[0] if values else None
+        self.hi = values[-1] if values else None
+
+
+class Results:
+    def __init__(self, doc):
+        self.doc = doc
+        self.runs = doc.get("runs") or []
+        self.anchors = doc.get("anchors") or {}
+        self.profile = doc.get("profile") or "?"
+
+    def ok_runs(self, scenario, case, variant, wrk=False):
+        return [r for r in self.runs if r.get("ok") and r.get("scenario") == scenario
+                and r.get("case") == case and is_wrk(r) == wrk
+                and (wrk_target(r) if wrk else r.get("variant")) == variant]
+
+    def failed_runs(self, scenario=None, case=None, variant=None):
+        return [r for r in self.runs if not r.get("ok")
+                and scenario in (None, r.get("scenario")) and case in (None, r.get("case"))
+                and variant in (None, r.get("variant"))]
+
+    def spread(self, scenario, case, variant, metric, wrk=False):
+        return Spread(METRICS[metric](r) for r in self.ok_runs(scenario, case, variant, wrk))
+
+    def median(self, scenario, case, variant, metric, wrk=False):
+        return self.spread(scenario, case, variant, metric, wrk).median
+
+    def worst(self, scenario, case, variant, metric):
+        """The lowest value over the repetitions (for "in every repetition" goals)."""
+        return self.spread(scenario, case, variant, metric).lo
+
+    def scenarios(self):
+        """The known scenarios in their order, then any others in the data."""
+        seen = {r.get("scenario") for r in self.runs}
+        extra = sorted(s for s in seen if s and s not in KNOWN)
+        return SCENARIOS + [Scenario(s, s, [], [], "ops/s") for s in extra]
+
+    def cases(self, sc):
+        seen = {r.get("case") for r in self.runs if r.get("scenario") == sc.name}
+        return sc.cases + sorted((c for c in seen if c and c not in sc.cases), key=natural)
+
+    def variants(self, scenario, case):
+        """Server variants (not wrk runs) with any run, failed or not, in ORDER."""
+        seen = {r.get("variant") for r in self.runs if r.get("scenario") == scenario
+                and r.get("case") == case and not is_wrk(r)}
+        return [v for v in ORDER if v in seen] + sorted(v for v in seen if v and v not in ORDER)
+
+    def has(self, scenario, case=None):
+        return any(r.get("scenario") == scenario and case in (None, r.get("case"))
+                   for r in self.runs)
+
+    def write_floor(self, n):
+        return get(self.anchors, "write_floor_ms", str(n))
+
+
+def natural(s):
+    n = case_n(s)
+    return (s.split("=")[0], n if n is not None else 0, s)
+
+
+# ---- formatting --------------------------------------------------------------
+
+def num(x):
+    """About three significant digits, never scientific notation."""
+    if x is None:
+        return "—"
+    if x == 0:
+        return "0"
+    digits = max(0, 2 - math.floor(math.log10(abs(x))))
+    return f"{x:.{digits}f}"
+
+
+def pct(x):
+    """A percentage that never rounds up to 100: 99.996 shows as 99.99."""
+    if x is None:
+        return "—"
+    if x == 100:
+        return "100"
+    return f"{math.floor(x * 100) / 100:.2f}"
+
+
+def spread_text(s, fmt=num, scale=1.0):
+    """"median (min–max)", or just the value when the repetitions agree."""
+    if s.median is None:
+        return "—"
+    med, lo, hi = (fmt(v * scale) for v in (s.median, s.lo, s.hi))
+    return med if s.n == 1 or lo == hi else f"{med} ({lo}–{hi})"
+
+
+def ratio(x):
+    if x is None:
+        return "—"
+    return f"{x:.2f}×" if x < 10 else f"{num(x)}×"
+
+
+def md_row(cells):
+    return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+
+def md_table(head, rows):
+    return [md_row(head), md_row(["---"] * len(head))] + [md_row(r) for r in rows]
+
+
+# ---- the per-scenario tables -------------------------------------------------
+
+def primary(scenario, case):
+    """What "best" means in a table: (metric, higher is better, words)."""
+    if scenario == "fanout" or case.endswith("-hello"):
+        return "p99", False, "p99 latency"
+    if scenario == "hold":
+        return "pss_conn", False, "PSS per connection"
+    return "rate", True, "throughput"
+
+
+def ideal(res, scenario, case):
+    """(column head, per-variant function of the median figures, note) or None."""
+    n = case_n(case)
+    if scenario == "sleep" and n:
+        target = n / 0.1
+        return ("of ideal", lambda m: None if m["rate"] is None else m["rate"] / target,
+                f"Ideal: {n} clients each finishing one 100 ms request every 100 ms = "
+                f"{num(target)} req/s; *of ideal* is the median throughput over that.")
+    if scenario == "fanout" and n:
+        floor = res.write_floor(n)
+        if floor is None:
+            return ("p99 / write floor", lambda m: None,
+                    f"Ideal: 100 % delivered; no write floor anchor for n={n} in this run.")
+        return ("p99 / write floor", lambda m: None if m["p99"] is None else m["p99"] / floor,
+                f"Ideal: 100 % delivered, and p99 near the write floor: one small write to "
+                f"{n} loopback sockets takes {num(floor)} ms on this machine "
+                f"(anchors.write_floor_ms).")
+    return None
+
+
+def scenario_table(res, sc, case):
+    """The markdown lines of one scenario/case table, with its notes."""
+    variants = res.variants(sc.name, case)
+    metric, higher, words = primary(sc.name, case)
+    ws = sc.name in ("fanout", "hold") or any(
+        get(r, "result", "expected") for r in res.runs
+        if r.get("scenario") == sc.name and r.get("case") == case)
+    per_conn = sc.name in ("fanout", "hold")
+    ideal_col = ideal(res, sc.name, case)
+
+    medians = {v: {m: res.median(sc.name, case, v, m) for m in METRICS} for v in variants}
+    candidates = [m[metric] for m in medians.values() if m[metric] is not None]
+    best = (max if higher else min)(candidates) if candidates else None
+
+    head = ["variant", "reps ok", f"throughput {sc.unit}", f"vs best ({words})"]
+    if ideal_col:
+        head.append(ideal_col[0])
+    head += ["p50 ms", "p99 ms"]
+    if ws:
+        head.append("held %" if sc.name == "hold" else "delivered %")
+    head += ["server CPU µs/op", "chatbench CPU µs/op", "peak PSS MiB"]
+    if per_conn:
+        head.append("PSS/conn KiB")
+    any_failed_ops = any((medians[v]["failed"] or 0) > 0 for v in variants)
+    if any_failed_ops:
+        head.append("failed ops")
+
+    rows, notes = [], []
+    for v in variants:
+        ok = res.ok_runs(sc.name, case, v)
+        bad = res.failed_runs(sc.name, case, v)
+        reps = f"{len(ok)} of {len(ok) + len(bad)}"
+        if not ok:
+            errors = "; ".join(sorted({str(r.get("error")) for r in bad}))
+            rows.append([v, reps, f"**failed**: {errors}"] + [""] * (len(head) - 3))
+            continue
+        def s(name, v=v):
+            return res.spread(sc.name, case, v, name)
+        m = medians[v]
+        rel = None
+        if best and m[metric] is not None:
+            rel = m[metric] / best
+        row = [v, reps, spread_text(s("rate")), ratio(rel)]
+        if ideal_col:
+            x = ideal_col[1](m)
+            row.append("—" if x is None else
+                       (f"{pct(100 * x)} %" if sc.name == "sleep" else ratio(x)))
+        row += [spread_text(s("p50")), spread_text(s("p99"))]
+        if ws:
+            row.append(spread_text(s("delivered"), pct))
+        row += [spread_text(s("server_cpu")), spread_text(s("gen_cpu")),
+                spread_text(s("peak_pss"), scale=1 / (1024 * 1024))]
+        if per_conn:
+            row.append(spread_text(s("pss_conn"), scale=1 / 1024))
+        if any_failed_ops:
+            failed = sum(METRICS["failed"](r) or 0 for r in ok)
+            row.append(str(failed))
+            reasons = failed_by(ok)
+            if reasons:
+                notes.append(f"{v}: failed ops by reason over all repetitions: {reasons}.")
+        rows.append(row)
+
+    lines = md_table(head, rows)
+    missing = [v for v in sc.variants if v not in variants]
+    if missing:
+        lines.append("")
+        lines.append(f"Not run in this profile: {', '.join(missing)}.")
+    if ideal_col:
+        lines += ["", ideal_col[2]]
+    if per_conn:
+        lines += ["", "PSS/conn: peak PSS of the whole server (all its processes) divided by "
+                  "n, the idle baseline included."]
+    for note in notes:
+        lines += ["", note]
+    cmd = first_command(res, sc.name, case)
+    if cmd:
+        lines += ["", f"Generator: {cmd}"]
+    return lines
+
+
+def failed_by(runs):
+    total = {}
+    for r in runs:
+        for reason, count in (get(r, "result", "failed_by") or {}).items():
+            total[reason] = total.get(reason, 0) + count
+    return ", ".join(f"{k} {v}" for k, v in sorted(total.items()))
+
+
+def first_command(res, scenario, case):
+    """The generator's command line of the case's first run, with the pinning."""
+    for r in res.runs:
+        if r.get("scenario") == scenario and r.get("case") == case and not is_wrk(r):
+            cmd = get(r, "generator", "cmd")
+            if cmd:
+                text = "`" + " ".join(str(c) for c in cmd) + "`"
+                gpin, spin = get(r, "generator", "pinned_cpus"), get(r, "server", "pinned_cpus")
+                if gpin or spin:
+                    text += f" (generator on CPU {gpin or 'any'}, server on CPU {spin or 'any'})"
+                return text
+    return None
+
+
+# ---- chatbench vs wrk --------------------------------------------------------
+
+def wrk_pairs(res):
+    """(scenario, case, target) for every wrk run's target, in order."""
+    pairs = []
+    for r in res.runs:
+        if is_wrk(r):
+            key = (r.get("scenario"), r.get("case"), wrk_target(r))
+            if key not in pairs:
+                pairs.append(key)
+    return pairs
+
+
+def wrk_table(res):
+    pairs = wrk_pairs(res)
+    if not pairs:
+        return ["No wrk runs in this profile."]
+    rows = []
+    for scenario, case, target in pairs:
+        cb_rate = res.median(scenario, case, target, "rate")
+        wrk_rate = res.median(scenario, case, target, "rate", wrk=True)
+        agree = cb_rate / wrk_rate * 100 if cb_rate is not None and wrk_rate else None
+        rows.append([
+            f"{scenario} {case}", target,
+            spread_text(res.spread(scenario, case, target, "rate")),
+            spread_text(res.spread(scenario, case, target, "rate", wrk=True)),
+            "—" if agree is None else f"{agree:.1f} %",
+            spread_text(res.spread(scenario, case, target, "gen_cpu")),
+            spread_text(res.spread(scenario, case, target, "gen_cpu", wrk=True)),
+            spread_text(res.spread(scenario, case, target, "server_cpu")),
+            spread_text(res.spread(scenario, case, target, "server_cpu", wrk=True)),
+        ])
+    return md_table(["scenario", "server", "chatbench req/s", "wrk req/s",
+                     "chatbench / wrk", "chatbench CPU µs/req", "wrk CPU µs/req",
+                     "server CPU µs/req (chatbench)", "server CPU µs/req (wrk)"], rows)
+
+
+# ---- goals -------------------------------------------------------------------
+
+MET, NOT_MET, NOT_MEASURED = "met", "not met", "not measured"
+
+
+def div(a, b):
+    """a / b, or None when a figure is missing (an ok run may lack one)."""
+    return None if a is None or not b else a / b
+
+
+def mul(k, x):
+    return None if x is None else k * x
+
+
+class Goals:
+    """The issue's goals, evaluated from the data: each one a row with its status
+    and the figures behind it. Medians over repetitions unless a goal says
+    "every repetition"; a goal without data is "not measured", never guessed."""
+
+    def __init__(self, res):
+        self.res = res
+        self.rows = []
+
+    def add(self, goal, status, figures):
+        self.rows.append((goal, status, figures))
+
+    def missing(self, goal, scenario, case, *variants):
+        """Mark the goal not measured, saying what is missing; True if it was."""
+        absent = [v for v in variants if self.res.median(scenario, case, v, "rate") is None
+                  and not self.res.ok_runs(scenario, case, v)]
+        if not absent:
+            return False
+        why = []
+        for v in absent:
+            errs = sorted({str(r.get("error")) for r in self.res.failed_runs(scenario, case, v)})
+            why.append(f"{v} {scenario} {case}: " + (f"failed ({'; '.join(errs)})" if errs
+                                                      else "not run in this profile"))
+        self.add(goal, NOT_MEASURED, "; ".join(why))
+        return True
+
+    def compare(self, goal, left, right, words):
+        """Status of `left <= right` with None as not measured."""
+        if left is None or right is None:
+            self.add(goal, NOT_MEASURED, words + " (a figure is missing)")
+        else:
+            self.add(goal, MET if left <= right else NOT_MET, words)
+
+    def evaluate(self):
+        self.hello()
+        self.sleep()
+        self.fanout()
+        self.cpu()
+        self.hold()
+        self.generator()
+        return self.rows
+
+    def hello(self):
+        res, sc, case = self.res, "hello-keepalive", "c=50"
+        g = "(a) /hello keep-alive: chat-async ≥ 0.95× nginx's throughput"
+        if not self.missing(g, sc, case, "async", "nginx"):
+            a, n = res.median(sc, case, "async", "rate"), res.median(sc, case, "nginx", "rate")
+            self.compare(g, mul(0.95, n), a, f"async {num(a)} req/s, nginx {num(n)} req/s: "
+                         f"{ratio(div(a, n))} (need ≥ 0.95×)")
+        g = "(a) /hello keep-alive: chat-async server CPU per request ≤ nginx's"
+        if not self.missing(g, sc, case, "async", "nginx"):
+            a = res.median(sc, case, "async", "server_cpu")
+            n = res.median(sc, case, "nginx", "server_cpu")
+            self.compare(g, a, n, f"async {num(a)} µs/req, nginx {num(n)} µs/req")
+        g = "(a) /hello keep-alive: chat-async ≥ 15× tornado's throughput"
+        if not self.missing(g, sc, case, "async", "tornado"):
+            a, t = res.median(sc, case, "async", "rate"), res.median(sc, case, "tornado", "rate")
+            self.compare(g, mul(15, t), a, f"async {num(a)} req/s, tornado {num(t)} req/s: "
+                         f"{ratio(div(a, t))} (need ≥ 15×)")
+
+    def sleep(self):
+        res, sc, case = self.res, "sleep", "c=1000"
+        target = 1000 / 0.1
+        g = "(b) /sleep c=1000: chat-async ≥ 95 % of ideal (10000 req/s)"
+        if not self.missing(g, sc, case, "async"):
+            a = res.median(sc, case, "async", "rate")
+            self.compare(g, 0.95 * target, a,
+                         f"async {num(a)} req/s = {pct(mul(100, div(a, target)))} % "
+                         f"of {num(target)}")
+        g = "(b) /sleep c=1000: chat-async p99 ≤ 120 ms"
+        if not self.missing(g, sc, case, "async"):
+            p = res.median(sc, case, "async", "p99")
+            self.compare(g, p, 120, f"async p99 {num(p)} ms")
+
+    def fanout(self):
+        res, sc, case = self.res, "fanout", "n=10000"
+        g = "(c) fan-out n=10000: chat-async delivers 100 % (every repetition)"
+        if not self.missing(g, sc, case, "async"):
+            d = res.worst(sc, case, "async", "delivered")
+            self.compare(g, 100, d, f"async worst repetition {pct(d)} % delivered")
+        g = "(c) fan-out n=10000: chat-async p99 ≤ 1.5× the write floor"
+        if not self.missing(g, sc, case, "async"):
+            p, floor = res.median(sc, case, "async", "p99"), res.write_floor(10000)
+            if floor is None:
+                self.add(g, NOT_MEASURED, f"async p99 {num(p)} ms; no write floor anchor "
+                         "for n=10000 in this run")
+            else:
+                self.compare(g, p, 1.5 * floor, f"async p99 {num(p)} ms, write floor "
+                             f"{num(floor)} ms: {ratio(div(p, floor))} (need ≤ 1.50×)")
+        g = "(c) fan-out n=10000: chat-async ≤ 3 KiB PSS per connection"
+        if not self.missing(g, sc, case, "async"):
+            b = res.median(sc, case, "async", "pss_conn")
+            self.compare(g, b, GOAL_PSS_PER_CONN,
+                         f"async {num(div(b, 1024))} KiB per connection "
+                         "(peak PSS / 10000)")
+
+    def cpu(self):
+        res, sc = self.res, "cpu"
+        cases = [c for c in res.cases(KNOWN[sc]) if not c.endswith("-hello") and res.has(sc, c)]
+        scaling = get(res.anchors, "two_core_scaling")
+        if not cases:
+            cases = ["c=2"]
+        for case in cases:
+            for v in ("threaded", "forked"):
+                g = f"(d) cpu {case}: chat-{v} ≥ 0.9× two-core scaling over chat-async"
+                if self.missing(g, sc, case, v, "async"):
+                    continue
+                a, x = res.median(sc, case, "async", "rate"), res.median(sc, case, v, "rate")
+                if scaling is None:
+                    self.add(g, NOT_MEASURED, f"{v}/async = {ratio(div(x, a))}; "
+                             "no two_core_scaling anchor in this run")
+                    continue
+                self.compare(g, 0.9 * scaling, div(x, a),
+                             f"{v} {num(x)} req/s, async {num(a)} req/s: {ratio(div(x, a))} "
+                             f"(need ≥ 0.9 × {scaling:.2f} = {ratio(0.9 * scaling)})")
+            g = f"(d) cpu {case}: chat-threaded --gil ≤ 1.1× chat-async"
+            if self.missing(g, sc, case, "threaded-gil", "async"):
+                continue
+            a = res.median(sc, case, "async", "rate")
+            x = res.median(sc, case, "threaded-gil", "rate")
+            self.compare(g, x, mul(1.1, a), f"threaded-gil {num(x)} req/s, async {num(a)} req/s: "
+                         f"{ratio(div(x, a))} (need ≤ 1.10×)")
+
+    def hold(self):
+        res, sc, case = self.res, "hold", "n=10000"
+        for v in ("async", "threaded-unpooled", "forked"):
+            g = f"(e) hold: chat-{v} holds 10000 WebSockets (every repetition)"
+            if self.missing(g, sc, case, v):
+                continue
+            held = res.worst(sc, case, v, "completed")
+            why = failed_by(res.ok_runs(sc, case, v))
+            figures = f"worst repetition held {num(held)} of 10000"
+            if why:
+                figures += f"; stopped by: {why}"
+            self.compare(g, 10000, held, figures)
+
+    def generator(self):
+        res = self.res
+        pairs = wrk_pairs(res)
+        if not pairs:
+            self.add("(f) chatbench CPU per request ≤ wrk's; throughput within 15 % of wrk's",
+                     NOT_MEASURED, "no wrk run in this profile")
+            return
+        for scenario, case, target in pairs:
+            where = f"{scenario} {case} against {target}"
+            cb = res.median(scenario, case, target, "gen_cpu")
+            wk = res.median(scenario, case, target, "gen_cpu", wrk=True)
+            g = f"(f) {where}: chatbench CPU per request ≤ wrk's"
+            self.compare(g, cb, wk, f"chatbench {num(cb)} µs/req, wrk {num(wk)} µs/req")
+            cb = res.median(scenario, case, target, "rate")
+            wk = res.median(scenario, case, target, "rate", wrk=True)
+            g = f"(f) {where}: chatbench throughput within 15 % of wrk's"
+            if cb is None or not wk:
+                self.add(g, NOT_MEASURED, f"chatbench {num(cb)} req/s, wrk {num(wk)} req/s")
+            else:
+                self.add(g, MET if abs(cb / wk - 1) <= 0.15 else NOT_MET,
+                         f"chatbench {num(cb)} req/s, wrk {num(wk)} req/s: "
+                         f"{cb / wk * 100:.1f} %")
+
+
+def goals_section(res):
+    rows = Goals(res).evaluate()
+    shown = {MET: "**met**", NOT_MET: "**NOT MET**", NOT_MEASURED: "not measured"}
+    count = {s: sum(1 for r in rows if r[1] == s) for s in shown}
+    lines = [f"{count[MET]} met, {count[NOT_MET]} not met, {count[NOT_MEASURED]} not measured.",
+             ""]
+    return lines + md_table(["goal", "status", "figures"],
+                            [[g, shown[s], f] for g, s, f in rows])
+
+
+# ---- plots -------------------------------------------------------------------
+
+def colour(variant):
+    """The variant's colour; a variant outside COLOURS gets the next spare one."""
+    if variant not in COLOURS:
+        spare = len(COLOURS) - len(SPARE_COLOURS_FROM)
+        COLOURS[variant] = SPARE_COLOURS[spare % len(SPARE_COLOURS)]
+    return COLOURS[variant]
+
+
+class Panel:
+    """One bar chart: groups of bars (one group per case), one bar per variant with
+    its min–max as an error bar, and optional reference marks per group."""
+
+    def __init__(self, title, ylabel, log=False):
+        self.title, self.ylabel, self.log = title, ylabel, log
+        self.groups = []      # (label, {variant: Spread}, reference value or None)
+        self.ref_title = None
+
+    def group(self, label, spreads, ref=None):
+        spreads = {v: s for v, s in spreads.items() if s.median is not None}
+        if spreads:
+            self.groups.append((label, spreads, ref))
+
+    def gnuplot(self, name):
+        """Commands drawing this panel; datablocks are prefixed with `name`."""
+        if not self.groups:
+            return ["unset key; unset border; unset tics; unset xlabel; unset ylabel",
+                    f"set title {q(self.title)}",
+                    f"set label 1 {q('not run in this profile')} at graph 0.5, 0.5 center",
+                    "plot [0:1][0:1] NaN notitle", "unset label 1; set border; set tics"]
+        variants = [v for v in ORDER if any(v in g[1] for g in self.groups)]
+        variants += sorted({v for g in self.groups for v in g[1]} - set(variants))
+        width = len(variants) + 1
+        single = len(self.groups) == 1
+        out, plots, ticks = [], [], []
+        values = [x for g in self.groups for s in g[1].values() for x in (s.lo, s.median)]
+        values += [g[2] for g in self.groups if g[2]]
+        values += [s.hi for g in self.groups for s in g[1].values()]
+        lo = min(v for v in values if v > 0) if any(v > 0 for v in values) else 1
+        hi = max(values) if values else 1
+        for vi, v in enumerate(variants):
+            block = f"${name}_{vi}"
+            out.append(f"{block} << EOD")
+            for gi, (label, spreads, _) in enumerate(self.groups):
+                s = spreads.get(v)
+                if s:
+                    x = gi * width + vi
+                    out.append(f"{x} {s.median!r} {s.lo!r} {s.hi!r}")
+                    if single:
+                        ticks.append(f"{q(v)} {x}")
+            out.append("EOD")
+            key = "notitle" if single else f"title {q(v)}"
+            plots.append(f"{block} using 1:2 with boxes lc rgb {q(colour(v))} {key}")
+            # min–max as a capped vertical bar, none when the repetitions agree
+            plots.append(f"{block} using 1:($4 > $3 ? $3 : NaN):(0):($4 - $3) with vectors "
+                         "heads size screen 0.006,90 lc rgb 'black' notitle")
+        refs = [(gi, g[2]) for gi, g in enumerate(self.groups) if g[2]]
+        if refs:
+            out.append(f"${name}_ref << EOD")
+            for gi, y in refs:
+                out.append(f"{gi * width + (len(variants) - 1) / 2} {y!r} {len(variants) / 2}")
+            out.append("EOD")
+            plots.append(f"${name}_ref using ($1 - $3):2:(2 * $3):(0) with vectors nohead "
+                         "lc rgb 'black' lw 2 dt 2 "
+                         f"title {q(self.ref_title or 'ideal')}")
+        if not single:
+            ticks = [f"{q(g[0])} {gi * width + (len(variants) - 1) / 2}"
+                     for gi, g in enumerate(self.groups)]
+        out += [
+            f"set title {q(self.title)}", f"set ylabel {q(self.ylabel)}",
+            "set style fill solid 0.85 border -1", "set boxwidth 0.85",
+            f"set xtics ({', '.join(ticks)}) rotate by -30 nomirror" if single
+            else f"set xtics ({', '.join(ticks)}) norotate nomirror",
+            f"set xrange [-1:{len(self.groups) * width - 1}]",
+            "set key top left" if not single or refs else "unset key",
+            "set grid ytics",
+        ]
+        # Boxes start at the bottom of the axis; on a log axis that must be
+        # below the smallest value, or the smallest bar vanishes.
+        out += [f"set logscale y; set yrange [{lo / 3!r}:*]" if self.log
+                else f"unset logscale y; set yrange [0:{hi * 1.15!r}]"]
+        out.append("plot " + ", \\\n     ".join(plots))
+        return out
+
+
+def q(s):
+    return '"' + str(s).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def plot(path, panels, layout=(1, 1), size=(900, 500)):
+    rows, cols = layout
+    script = [f"set terminal pngcairo size {size[0]},{size[1]} font 'DejaVu Sans,10'",
+              f"set output {q(path)}"]
+    if len(panels) > 1:
+        script.append(f"set multiplot layout {rows},{cols}")
+    for i, p in enumerate(panels):
+        script += ["reset", "set border; set tics"] if i else []
+        script += p.gnuplot(f"p{i}")
+    if len(panels) > 1:
+        script.append("unset multiplot")
+    script.append("set output")
+    run = subprocess.run(["gnuplot"], input="\n".join(script) + "\n", text=True,
+                         capture_output=True)
+    if run.returncode != 0 or not os.path.exists(path):
+        raise RuntimeError(f"gnuplot failed on {os.path.basename(path)}: {run.stderr.strip()}")
+
+
+def spreads(res, scenario, case, metric, variants=None, scale=1.0):
+    out = {}
+    for v in variants or res.variants(scenario, case):
+        s = res.spread(scenario, case, v, metric)
+        if scale != 1.0 and s.median is not None:
+            s.median, s.lo, s.hi = s.median * scale, s.lo * scale, s.hi * scale
+        out[v] = s
+    return out
+
+
+def throughput_panel(res, sc, cases, title=None):
+    p = Panel(title or f"{sc.name}: throughput (median, min–max)", sc.unit)
+    for case in cases:
+        p.group(case, spreads(res, sc.name, case, "rate"))
+    return p
+
+
+def sleep_panel(res, cases, title="sleep: throughput, % of ideal (c / 0.1 s)"):
+    p = Panel(title, "% of ideal")
+    p.ref_title = "ideal"
+    for case in cases:
+        n = case_n(case)
+        if n:
+            p.group(case, spreads(res, "sleep", case, "rate", scale=100 / (n / 0.1)), ref=100)
+    return p
+
+
+def fanout_panel(res, cases, title="fan-out: p99 latency per receipt (log scale)"):
+    p = Panel(title, "ms", log=True)
+    p.ref_title = "write floor"
+    for case in cases:
+        p.group(case, spreads(res, "fanout", case, "p99"), ref=res.write_floor(case_n(case)))
+    return p
+
+
+def memory_panel(res, keys, title="memory per connection: peak PSS / n (log scale)", ref=None):
+    p = Panel(title, "KiB per connection", log=True)
+    for scenario, case in keys:
+        label = case if len({s for s, _ in keys}) == 1 else f"{scenario} {case}"
+        p.group(label, spreads(res, scenario, case, "pss_conn", scale=1 / 1024), ref=ref)
+    return p
+
+
+def make_plots(res, outdir):
+    """Write every plot the data allows; returns {scenario or role: file name}."""
+    made = {}
+    present = lambda name: [c for c in res.cases(KNOWN[name]) if res.has(name, c)]
+    for sc in res.scenarios():
+        cases = [c for c in res.cases(sc) if res.has(sc.name, c)]
+        if not cases or sc.name in ("fanout", "hold"):
+            continue
+        if sc.name == "sleep":
+            panels = [sleep_panel(res, cases)]
+        elif sc.name == "cpu":
+            load = [c for c in cases if not c.endswith("-hello")]
+            twins = [c for c in cases if c.endswith("-hello")]
+            lat = Panel("/hello at 50 req/s during the /cpu load: p99 (log scale)", "ms", log=True)
+            for c in twins:
+                lat.group(c[:-len("-hello")], spreads(res, "cpu", c, "p99"))
+            panels = [throughput_panel(res, sc, load, "cpu: /cpu?n=20000 throughput"), lat]
+        else:
+            panels = [throughput_panel(res, sc, cases)]
+        name = f"{sc.name}.png"
+        plot(os.path.join(outdir, name), panels, (1, len(panels)), (450 * len(panels) + 450, 500))
+        made[sc.name] = name
+    fan = present("fanout")
+    if fan:
+        plot(os.path.join(outdir, "fanout-latency.png"), [fanout_panel(res, fan)])
+        made["fanout"] = "fanout-latency.png"
+    mem = [("fanout", c) for c in fan] + [("hold", c) for c in present("hold")]
+    if mem:
+        plot(os.path.join(outdir, "memory-per-connection.png"), [memory_panel(res, mem)])
+        made["memory"] = "memory-per-connection.png"
+        made["hold"] = "memory-per-connection.png"
+    plot(os.path.join(outdir, "headline.png"), headline_panels(res), (2, 2), (1200, 900))
+    made["headline"] = "headline.png"
+    return made
+
+
+def headline_panels(res):
+    """The story in four panels: plain throughput, waiting, fan-out, memory."""
+    hello = Panel("GET /hello, keep-alive, c=50: req/s", "req/s")
+    hello.group("c=50", spreads(res, "hello-keepalive", "c=50", "rate"))
+    sleep_case = next((c for c in ("c=1000", "c=100") if res.has("sleep", c)), "c=1000")
+    sleep = sleep_panel(res, [sleep_case], f"GET /sleep?ms=100, {sleep_case}: % of ideal")
+    fan = [c for c in res.cases(KNOWN["fanout"]) if res.has("fanout", c)]
+    big = fan[-1] if fan else "n=10000"
+    fanout = fanout_panel(res, [big], f"chat fan-out, {big}: p99 ms (log), write floor")
+    memory = memory_panel(res, [("fanout", big)], f"chat fan-out, {big}: KiB of PSS per "
+                          "connection (log)", ref=GOAL_PSS_PER_CONN / 1024)
+    memory.ref_title = "goal (c) for chat-async"
+    return [hello, sleep, fanout, memory]
+
+
+# ---- the report --------------------------------------------------------------
+
+def machine_section(res):
+    m = res.doc.get("machine") or {}
+    mem = m.get("mem_total_kb")
+    ports = m.get("ip_local_port_range")
+    lines = [f"- profile: **{res.profile}**, started {res.doc.get('started', '?')}, "
+             f"finished {res.doc.get('finished', '?')}",
+             f"- CPU: {m.get('cpu_model', '?')}, {m.get('cores', '?')} cores; "
+             f"kernel {m.get('kernel', '?')}; memory "
+             f"{'?' if mem is None else f'{mem / 1024 / 1024:.1f} GiB'}",
+             f"- limits: nofile {m.get('nofile_soft', '?')}/{m.get('nofile_hard', '?')}, "
+             f"somaxconn {m.get('somaxconn', '?')}, pid_max {m.get('pid_max', '?')}, "
+             f"local ports {'?' if not ports else f'{ports[0]}–{ports[1]}'}"]
+    for note in m.get("notes") or []:
+        lines.append(f"- note: {note}")
+    return lines
+
+
+def anchors_section(res):
+    a = res.anchors
+    floors = get(a, "write_floor_ms") or {}
+    lines = [f"- fork + _exit + waitpid: {num(a.get('fork_us'))} µs",
+             f"- two-core scaling (two processes vs one, same SHA-256 chain): "
+             f"{ratio(a.get('two_core_scaling'))}"]
+    for n in sorted(floors, key=lambda k: int(k) if str(k).isdigit() else 0):
+        lines.append(f"- write floor, one small write to {n} loopback sockets: "
+                     f"{num(floors[n])} ms")
+    return lines
+
+
+def failed_section(res):
+    bad = res.failed_runs()
+    if not bad:
+        return ["None: every run ran."]
+    return md_table(["scenario", "case", "variant", "rep", "error"],
+                    [[r.get("scenario"), r.get("case"), r.get("variant"), r.get("rep"),
+                      r.get("error")] for r in bad])
+
+
+def report(res, plots, plot_error=None):
+    out = ["# c10k-lab benchmark report", ""]
+    if "headline" in plots:
+        out += [f"![headline]({plots['headline']})", ""]
+    elif plot_error:
+        out += [f"Plots were not made: {plot_error}", ""]
+    out += ["## Machine and profile", ""] + machine_section(res)
+    out += ["", "## Anchors", "", "Measured in the same run; the ratios below use them.", ""]
+    out += anchors_section(res)
+    out += ["", "## How to read the tables", "",
+            "Each cell is the median over the repetitions, with min–max in parentheses "
+            "when they differ. *vs best* divides by the best variant's median of the "
+            "figure named in the column head. Server CPU is the whole server's user + "
+            "system time over the run per completed operation; chatbench CPU is the "
+            "generator's own, shown next to it so that every figure comes with what it "
+            "cost to produce. PSS counts every process of the server."]
+    out += ["", "## Goals", ""] + goals_section(res)
+    for sc in res.scenarios():
+        out += ["", f"## {sc.name}", "", sc.title + ".", ""]
+        if sc.name in plots and sc.name != "hold":
+            out += [f"![{sc.name}]({plots[sc.name]})", ""]
+        if sc.name == "fanout" and "memory" in plots:
+            out += [f"![memory per connection]({plots['memory']})", ""]
+        if not res.has(sc.name):
+            out.append("Not run in this profile.")
+            continue
+        for case in res.cases(sc):
+            out += [f"### {sc.name} {case}", ""]
+            if not res.has(sc.name, case):
+                out.append("Not run in this profile.")
+            else:
+                out += scenario_table(res, sc, case)
+            out.append("")
+        if out[-1] == "":
+            out.pop()
+    out += ["", "## chatbench vs wrk", "",
+            "The same server and case measured by both generators in this run.", ""]
+    out += wrk_table(res)
+    out += ["", "## Runs that failed", ""] + failed_section(res)
+    return "\n".join(out) + "\n"
+
+
+def main(argv):
+    if len(argv) != 2 or argv[1] in ("-h", "--help"):
+        print("usage: python3 bench/report.py RESULTS_DIR", file=sys.stderr)
+        return 2
+    outdir = argv[1]
+    with open(os.path.join(outdir, "results.json"), encoding="utf-8") as f:
+        res = Results(json.load(f))
+    plots, plot_error = {}, None
+    if shutil.which("gnuplot") is None:
+        plot_error = "gnuplot not found (Debian package gnuplot-nox)"
+    else:
+        try:
+            plots = make_plots(res, outdir)
+        except RuntimeError as e:
+            plot_error = str(e)
+    with open(os.path.join(outdir, "report.md"), "w", encoding="utf-8") as f:
+        f.write(report(res, plots, plot_error))
+    print(os.path.join(outdir, "report.md"))
+    if plot_error:
+        print(f"report.py: {plot_error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,241 @@
+#!/usr/bin/env python3
+"""bench/report.py against a canned results.json (tests/bench/results.json).
+
+The canned run is hand-made so that its figures are easy to check by hand:
+a few variants and repetitions per scenario, runs that failed (ok=false),
+failed operations, two wrk runs, and scenarios it leaves out (hello-close,
+search, cpu c=4, fanout n=100). Every expectation below follows from those
+numbers; the comments say how.
+
+    python3 tests/bench/test_report.py      (or ctest -R bench-report)
+
+gnuplot must be installed (Debian gnuplot-nox): the lab installs it, so its
+absence is a failure here, not a skip.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPORT = os.path.join(HERE, "..", "..", "bench", "report.py")
+CANNED = os.path.join(HERE, "results.json")
+
+
+def run_report(doc_path=None, doc=None):
+    """Run report.py on a copy of a results.json; returns (dir, process)."""
+    outdir = tempfile.mkdtemp(prefix="report-test-")
+    target = os.path.join(outdir, "results.json")
+    if doc is not None:
+        with open(target, "w", encoding="utf-8") as f:
+            json.dump(doc, f)
+    else:
+        shutil.copy(doc_path, target)
+    proc = subprocess.run([sys.executable, REPORT, outdir], capture_output=True, text=True)
+    return outdir, proc
+
+
+def read(path):
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def section(md, heading):
+    """The text under `heading` (a whole line) up to the next heading of any level."""
+    lines = md.split("\n")
+    start = lines.index(heading) + 1
+    end = next((i for i in range(start, len(lines)) if lines[i].startswith("#")), len(lines))
+    return "\n".join(lines[start:end])
+
+
+def table(text):
+    """The first markdown table in `text`: a list of {column head: cell}."""
+    rows = [ln for ln in text.split("\n") if ln.startswith("| ")]
+    cells = [[c.strip() for c in r.strip("|").split(" | ")] for r in rows]
+    head, body = cells[0], cells[2:]
+    return [dict(zip(head, r)) for r in body]
+
+
+def by_variant(md, heading):
+    return {r["variant"]: r for r in table(section(md, heading))}
+
+
+class CannedReport(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dir, cls.proc = run_report(CANNED)
+        path = os.path.join(cls.dir, "report.md")
+        cls.md = read(path) if os.path.exists(path) else ""
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def test_runs_cleanly(self):
+        self.assertEqual(self.proc.returncode, 0, self.proc.stderr)
+        self.assertTrue(self.md.startswith("# c10k-lab benchmark report"))
+
+    def test_machine_and_anchors(self):
+        self.assertIn("profile: **full**", self.md)
+        self.assertIn("Canned CPU @ 2.0GHz, 2 cores", self.md)
+        self.assertIn("note: could not raise somaxconn", self.md)
+        anchors = section(self.md, "## Anchors")
+        self.assertIn("two-core scaling (two processes vs one, same SHA-256 chain): 1.80×",
+                      anchors)
+        self.assertIn("one small write to 10000 loopback sockets: 80.0 ms", anchors)
+
+    def test_a_table_per_scenario_and_case_in_the_data(self):
+        for heading in ["### hello-keepalive c=50", "### sleep c=100", "### sleep c=1000",
+                        "### cpu c=2", "### cpu c=2-hello", "### fanout n=1000",
+                        "### fanout n=10000", "### hold n=10000"]:
+            self.assertIn("| variant |", section(self.md, heading), heading)
+
+    def test_what_was_not_run_is_named(self):
+        for heading in ["## hello-close", "## search", "### cpu c=4", "### fanout n=100"]:
+            self.assertIn("Not run in this profile.", section(self.md, heading), heading)
+        self.assertIn("Not run in this profile: async-cpu-pool, threaded-unpooled.",
+                      section(self.md, "### hello-keepalive c=50"))
+
+    def test_medians_and_ranges(self):
+        hello = by_variant(self.md, "### hello-keepalive c=50")
+        # async: rates 100000, 110000, 105000; server CPU 9.0, 9.5, 8.5 µs/op.
+        self.assertEqual(hello["async"]["reps ok"], "3 of 3")
+        self.assertEqual(hello["async"]["throughput req/s"], "105000 (100000–110000)")
+        self.assertEqual(hello["async"]["server CPU µs/op"], "9.00 (8.50–9.50)")
+        self.assertEqual(hello["async"]["chatbench CPU µs/op"], "3.00 (2.90–3.20)")
+        self.assertEqual(hello["async"]["p99 ms"], "1.10 (1.00–1.20)")
+        # nginx: two repetitions, 100000 and 104000: the median is their mean.
+        self.assertEqual(hello["nginx"]["throughput req/s"], "102000 (100000–104000)")
+        # threaded: two good repetitions of three, the third failed to start.
+        self.assertEqual(hello["threaded"]["reps ok"], "2 of 3")
+        self.assertEqual(hello["threaded"]["throughput req/s"], "61000 (60000–62000)")
+        # Ratios to the best variant, async at 105000.
+        self.assertEqual(hello["async"]["vs best (throughput)"], "1.00×")
+        self.assertEqual(hello["tornado"]["vs best (throughput)"], "0.06×")
+        # wrk runs are not a server variant: they have their own table.
+        self.assertNotIn("wrk-vs-async", hello)
+
+    def test_ideal_sleep(self):
+        sleep = by_variant(self.md, "### sleep c=1000")
+        # 9700 of c / 0.1 s = 10000 req/s.
+        self.assertEqual(sleep["async"]["throughput req/s"], "9700 (9600–9800)")
+        self.assertEqual(sleep["async"]["of ideal"], "97.00 %")
+        self.assertEqual(sleep["tornado"]["of ideal"], "50.00 %")
+
+    def test_fanout_delivery_floor_and_memory(self):
+        fan = by_variant(self.md, "### fanout n=10000")
+        # p99 105 ms (100, 110) over a write floor of 80 ms.
+        self.assertEqual(fan["async"]["p99 ms"], "105 (100–110)")
+        self.assertEqual(fan["async"]["p99 / write floor"], "1.31×")
+        self.assertEqual(fan["async"]["delivered %"], "100")
+        # PSS 25e6 and 26e6 bytes over 10000 connections = 2.44 and 2.54 KiB.
+        self.assertEqual(fan["async"]["PSS/conn KiB"], "2.49 (2.44–2.54)")
+        # forked: 499000 of 500000 receipts, 1000 missing ("closed 1008").
+        self.assertEqual(fan["forked"]["delivered %"], "99.80")
+        self.assertEqual(fan["forked"]["failed ops"], "1000")
+        self.assertIn("forked: failed ops by reason over all repetitions: closed 1008 1000.",
+                      section(self.md, "### fanout n=10000"))
+        # 49990 of 50000 must not round up to 100.
+        self.assertEqual(by_variant(self.md, "### fanout n=1000")["forked"]["delivered %"],
+                         "99.98")
+
+    def test_failed_runs_are_listed(self):
+        hello = by_variant(self.md, "### hello-keepalive c=50")
+        self.assertEqual(hello["threaded-gil"]["reps ok"], "0 of 1")
+        self.assertIn("**failed**: timeout: no answer on /hello after 5 s",
+                      hello["threaded-gil"]["throughput req/s"])
+        failed = table(section(self.md, "## Runs that failed"))
+        self.assertEqual(
+            [(r["scenario"], r["case"], r["variant"], r["rep"]) for r in failed],
+            [("hello-keepalive", "c=50", "threaded", "3"),
+             ("hello-keepalive", "c=50", "threaded-gil", "1"),
+             ("fanout", "n=10000", "tornado", "1")])
+        self.assertIn("bind: Address already in use", failed[0]["error"])
+        self.assertIn("login: HTTP 500", failed[2]["error"])
+
+    def test_chatbench_vs_wrk(self):
+        rows = {r["server"]: r for r in table(section(self.md, "## chatbench vs wrk"))}
+        # 105000 / 108000 and 102000 / 130000.
+        self.assertEqual(rows["async"]["chatbench / wrk"], "97.2 %")
+        self.assertEqual(rows["nginx"]["chatbench / wrk"], "78.5 %")
+        self.assertEqual(rows["async"]["wrk CPU µs/req"], "4.00")
+        self.assertEqual(rows["nginx"]["chatbench CPU µs/req"], "3.10")
+
+    def test_goals(self):
+        goals = {r["goal"]: r for r in table(section(self.md, "## Goals"))}
+        status = {g: r["status"].strip("*") for g, r in goals.items()}
+        expect = {
+            # 105000 >= 0.95 x 102000
+            "(a) /hello keep-alive: chat-async ≥ 0.95× nginx's throughput": "met",
+            # 9.00 > 8.10 µs per request
+            "(a) /hello keep-alive: chat-async server CPU per request ≤ nginx's": "NOT MET",
+            # 105000 / 6000 = 17.5
+            "(a) /hello keep-alive: chat-async ≥ 15× tornado's throughput": "met",
+            "(b) /sleep c=1000: chat-async ≥ 95 % of ideal (10000 req/s)": "met",
+            "(b) /sleep c=1000: chat-async p99 ≤ 120 ms": "met",
+            "(c) fan-out n=10000: chat-async delivers 100 % (every repetition)": "met",
+            # 105 <= 1.5 x 80
+            "(c) fan-out n=10000: chat-async p99 ≤ 1.5× the write floor": "met",
+            "(c) fan-out n=10000: chat-async ≤ 3 KiB PSS per connection": "met",
+            # 170 / 100 = 1.70 >= 0.9 x 1.8 = 1.62; forked 1.50 is not
+            "(d) cpu c=2: chat-threaded ≥ 0.9× two-core scaling over chat-async": "met",
+            "(d) cpu c=2: chat-forked ≥ 0.9× two-core scaling over chat-async": "NOT MET",
+            # 105 / 100 = 1.05 <= 1.1
+            "(d) cpu c=2: chat-threaded --gil ≤ 1.1× chat-async": "met",
+            "(e) hold: chat-async holds 10000 WebSockets (every repetition)": "met",
+            "(e) hold: chat-threaded-unpooled holds 10000 WebSockets (every repetition)": "met",
+            "(e) hold: chat-forked holds 10000 WebSockets (every repetition)": "NOT MET",
+            "(f) hello-keepalive c=50 against async: chatbench CPU per request ≤ wrk's": "met",
+            "(f) hello-keepalive c=50 against async: chatbench throughput within 15 % of wrk's":
+                "met",
+            "(f) hello-keepalive c=50 against nginx: chatbench CPU per request ≤ wrk's":
+                "NOT MET",
+            "(f) hello-keepalive c=50 against nginx: chatbench throughput within 15 % of wrk's":
+                "NOT MET",
+        }
+        self.assertEqual(status, expect)
+        self.assertIn("stopped by: reset 2000",
+                      goals["(e) hold: chat-forked holds 10000 WebSockets (every repetition)"]
+                      ["figures"])
+        self.assertIn("13 met, 5 not met, 0 not measured.", section(self.md, "## Goals"))
+
+    def test_plots(self):
+        self.assertIsNotNone(shutil.which("gnuplot"),
+                             "gnuplot is missing: apt-get install gnuplot-nox")
+        for name in ["headline.png", "hello-keepalive.png", "sleep.png", "cpu.png",
+                     "fanout-latency.png", "memory-per-connection.png"]:
+            path = os.path.join(self.dir, name)
+            self.assertTrue(os.path.exists(path), name)
+            with open(path, "rb") as f:
+                self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n", name)
+            self.assertIn(f"]({name})", self.md)
+        # No plot for a scenario that was not run.
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "search.png")))
+
+
+class EmptyReport(unittest.TestCase):
+    """A run that ran nothing still gives a report: everything "not run"."""
+
+    def test_nothing_measured(self):
+        doc = {"schema": 1, "profile": "quick", "machine": {}, "anchors": {}, "runs": []}
+        outdir, proc = run_report(doc=doc)
+        try:
+            self.assertEqual(proc.returncode, 0, proc.stderr)
+            md = read(os.path.join(outdir, "report.md"))
+            statuses = {r["status"] for r in table(section(md, "## Goals"))}
+            self.assertEqual(statuses, {"not measured"})
+            self.assertIn("not run in this profile", section(md, "## Goals"))
+            for sc in ["hello-keepalive", "hello-close", "sleep", "cpu", "search", "fanout",
+                       "hold"]:
+                self.assertIn("Not run in this profile.", section(md, f"## {sc}"), sc)
+            self.assertIn("None: every run ran.", section(md, "## Runs that failed"))
+            self.assertTrue(os.path.exists(os.path.join(outdir, "headline.png")))
+        finally:
+            shutil.rmtree(outdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    unittest.main()
