@@ -44,20 +44,21 @@ struct result {
     const char *mode;
     uint64_t completed;     /* http: responses; ws: receipts; hold: opened */
     uint64_t failed;        /* http: errors; ws: missing receipts; hold: failed opens */
-    uint64_t expected;      /* ws: messages x receivers; hold: -c */
+    uint64_t expected;      /* ws: messages x senders x clients; hold: -c */
     double elapsed_s;
     struct hist lat;
     /* failures by reason (connect, reset, timeout, status, ...) */
     struct why {
         const char *reason;
         uint64_t count;
-    } why[8];
+    } why[16];
     unsigned nwhy;
     double seat_s;          /* ws/hold: time until every client was in */
     double cpu_user_s, cpu_sys_s; /* the generator's own CPU (getrusage) */
 };
 
 void result_fail(struct result *r, const char *reason); /* count one failure */
+void result_fail_n(struct result *r, const char *reason, uint64_t n);
 
 int run_http(const struct opts *o, struct result *r);
 int run_ws(const struct opts *o, struct result *r);

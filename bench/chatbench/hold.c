@@ -1,3 +1,138 @@
-/* placeholder: replaced by the hold mode */
+/* chatbench hold: C10K. Open CONNS chat WebSockets, keep them for SECONDS
+ * while reading (and dropping) whatever the server sends, and report
+ *   completed  connections opened (101 with the right accept key)
+ *   failed     by reason: connect, refused (503), reset, timeout, closed,
+ *              status, handshake for opens that failed, and 'dropped' for
+ *              opened ones the server closed before the hold was over
+ *              (so still open at the end = completed - dropped)
+ *   seat_s     time from the first connect until every client was in or
+ *              failed; elapsed_s is the same span, so `rate` is opens/s
+ *   latency    per connection, from connect() to the 101.
+ * Reading everything matters: every newcomer's join goes to every member,
+ * N^2/2 frames in all, and a client that lags 1 MiB behind is cut off.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+
 #include "chatbench.h"
-int run_hold(const struct opts *o, struct result *r) { (void)o; (void)r; return -1; }
+#include "wsclient.h"
+
+struct hold {
+    const struct opts *o;
+    struct result *r;
+    struct wsc_pool pool;
+    uv_timer_t timer;
+    uint64_t t_connected, t_end;
+    unsigned open_now;     /* open at this moment */
+    unsigned dropped;
+    unsigned close_codes[5]; /* dropped by: 1008, 1001, other code, EOF, reset */
+};
+
+/* An open client is only read to drop the joins of others and to notice
+ * a close. Waking for each join frame would cost a read() per frame, N^2/2
+ * of them (11 us each measured against chat-threaded, which writes every
+ * frame on its own): with a low-water mark the kernel wakes us once per
+ * HOLD_LOWAT bytes instead. A FIN or RST still wakes us at once (tcp_poll
+ * reports them whatever the mark), so dropped connections are seen, and
+ * at most HOLD_LOWAT - 1 bytes per client wait in the kernel, not in the
+ * server: its 1 MiB cut-off is not brought nearer. */
+#define HOLD_LOWAT 8192
+
+static void h_open(struct wsc *c)
+{
+    struct hold *h = c->pool->user;
+    hist_record(&h->r->lat, (now_ns() - c->t_start) / 1000);
+    h->open_now++;
+    uv_os_fd_t fd;
+    int lowat = HOLD_LOWAT;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
+        (void)setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat);
+}
+
+static void h_fail(struct wsc *c)
+{
+    struct hold *h = c->pool->user;
+    result_fail(h->r, c->why);
+}
+
+static void h_frame(struct wsc *c, unsigned op, const uint8_t *p, size_t have, uint64_t len)
+{
+    (void)c, (void)op, (void)p, (void)have, (void)len; /* joins of others: dropped */
+}
+
+static void h_closed(struct wsc *c)
+{
+    struct hold *h = c->pool->user;
+    h->open_now--;
+    h->dropped++;
+    result_fail(h->r, "dropped");
+    unsigned k = c->close_code == 1008 ? 0 : c->close_code == 1001 ? 1 : c->close_code ? 2
+               : c->why[0] == 'r' ? 4 : 3;
+    h->close_codes[k]++;
+}
+
+static void end_cb(uv_timer_t *t)
+{
+    struct hold *h = t->data;
+    h->t_end = now_ns();
+    wsc_pool_close_all(&h->pool);
+    uv_close((uv_handle_t *)&h->timer, NULL);
+}
+
+static void h_connected(struct wsc_pool *p)
+{
+    struct hold *h = p->user;
+    h->t_connected = now_ns();
+    h->r->seat_s = (double)(h->t_connected - p->t_first) / 1e9;
+    fprintf(stderr, "chatbench: %u of %u open after %.3f s; holding %.1f s\n", h->open_now,
+            p->n, h->r->seat_s, h->o->seconds);
+    uv_timer_start(&h->timer, end_cb, (uint64_t)(h->o->seconds * 1000 + 0.5), 0);
+}
+
+int run_hold(const struct opts *o, struct result *r)
+{
+    uint64_t nofile = wsc_prepare_process();
+    if (nofile < (uint64_t)o->conc + 64)
+        fprintf(stderr, "chatbench: warning: descriptor limit %llu is short of %u connections\n",
+                (unsigned long long)nofile, o->conc);
+    char cookie[1024];
+    if (chatbench_login(o, cookie, sizeof cookie) < 0)
+        return -1;
+
+    struct hold *h = calloc(1, sizeof *h);
+    uv_loop_t loop;
+    if (!h || uv_loop_init(&loop) < 0) {
+        free(h);
+        return -1;
+    }
+    h->o = o;
+    h->r = r;
+    r->expected = o->conc;
+    static const struct wsc_ops ops = {h_open, h_fail, h_frame, h_closed, h_connected};
+    if (wsc_pool_init(&h->pool, &loop, o, cookie, o->conc, sizeof(struct wsc), &ops, h) < 0) {
+        fprintf(stderr, "chatbench: out of memory or cookie too long\n");
+        uv_loop_close(&loop);
+        free(h);
+        return -1;
+    }
+    uv_timer_init(&loop, &h->timer);
+    h->timer.data = h;
+    wsc_pool_start(&h->pool);
+    uv_run(&loop, UV_RUN_DEFAULT); /* ends when end_cb has closed every handle */
+
+    r->completed = h->pool.opened;
+    r->elapsed_s = r->seat_s;
+    fprintf(stderr,
+            "chatbench: %u of %u opened, %u still open after the hold", h->pool.opened,
+            o->conc, h->open_now);
+    if (h->dropped)
+        fprintf(stderr, " (dropped: %u by 1008, %u by 1001, %u by another code, %u by EOF, %u by reset)",
+                h->close_codes[0], h->close_codes[1], h->close_codes[2], h->close_codes[3],
+                h->close_codes[4]);
+    fputc('\n', stderr);
+    wsc_pool_free(&h->pool);
+    int rc = uv_loop_close(&loop) == 0 && r->completed > 0 ? 0 : -1;
+    free(h);
+    return rc;
+}

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -56,23 +57,27 @@ int target_parse(const char *url, struct target *t)
     return t->port ? 0 : -1;
 }
 
-void result_fail(struct result *r, const char *reason)
+void result_fail_n(struct result *r, const char *reason, uint64_t n)
 {
-    r->failed++;
+    r->failed += n;
     for (unsigned i = 0; i < r->nwhy; i++)
         if (strcmp(r->why[i].reason, reason) == 0) {
-            r->why[i].count++;
+            r->why[i].count += n;
             return;
         }
     if (r->nwhy < sizeof r->why / sizeof r->why[0])
-        r->why[r->nwhy++] = (struct why){reason, 1};
+        r->why[r->nwhy++] = (struct why){reason, n};
 }
+
+void result_fail(struct result *r, const char *reason) { result_fail_n(r, reason, 1); }
 
 static void usage(void)
 {
     fputs("usage: chatbench http URL -c CONC (-n REQUESTS | -t SECONDS) [-k] [-r RATE] [--json]\n"
           "       chatbench ws URL -c CLIENTS -m MESSAGES [-r RATE] [-s SENDERS] [--json]\n"
-          "       chatbench hold URL -c CONNS -t SECONDS [--sources N] [--json]\n"
+          "       chatbench hold URL -c CONNS -t SECONDS [--json]\n"
+          "  (ws, hold: --sources N spreads clients over 127.0.0.2..; hold: elapsed and\n"
+          "   rate are of the opening phase, connections opened per second)\n"
           "  (ws, hold: --user NAME --password PW, default coco / 123456)\n",
           stderr);
     exit(2);
@@ -114,7 +119,7 @@ static void print_result(const struct opts *o, const struct result *r)
     printf("%s: %llu completed, %llu failed", r->mode, (unsigned long long)r->completed,
            (unsigned long long)r->failed);
     if (r->expected)
-        printf(" of %llu expected (%.2f %% delivered)", (unsigned long long)r->expected,
+        printf(" of %llu expected (%.2f %%)", (unsigned long long)r->expected,
                100.0 * (double)r->completed / (double)r->expected);
     printf(" in %.2f s: %.1f/s\n", r->elapsed_s, rate);
     for (unsigned i = 0; i < r->nwhy; i++)
@@ -175,6 +180,15 @@ int main(int argc, char **argv)
     /* A fixed upper bound on every run: it stops by itself. */
     if (o.seconds > 3600 || o.requests > 1000000000ull)
         usage();
+
+    /* A server that closes first must not kill the generator; and every
+     * mode may need thousands of descriptors. */
+    signal(SIGPIPE, SIG_IGN);
+    struct rlimit nofile;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+        nofile.rlim_cur = nofile.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &nofile);
+    }
 
     struct result r = {.mode = mode};
     hist_init(&r.lat);
