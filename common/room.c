@@ -468,6 +468,16 @@ void room_leave(struct room *r, struct room_member *m)
     room_unlock(r);
 }
 
+void room_close(struct room *r)
+{
+    room_lock(r);
+    while (r->head) {
+        presence_remove(r, r->head->user);
+        unlink_member(r, r->head);
+    }
+    room_unlock(r);
+}
+
 struct room_stats room_stats(struct room *r)
 {
     room_lock(r);

@@ -14,7 +14,8 @@
 #define HIST_SUB_BITS 6
 #define HIST_SUB (1u << HIST_SUB_BITS)
 #define HIST_TOP 36
-#define HIST_BUCKETS ((HIST_TOP - HIST_SUB_BITS + 1) * HIST_SUB)
+/* a row of HIST_SUB for values below HIST_SUB, then one per power of two */
+#define HIST_BUCKETS ((HIST_TOP - HIST_SUB_BITS + 2) * HIST_SUB)
 
 struct hist {
     uint64_t count;

@@ -123,6 +123,7 @@ static void on_signal(uv_signal_t *h, int signum)
     server.stopping = true;
     close_handle((uv_handle_t *)&server.listener);
     uv_timer_start(&server.hard_stop, on_hard_stop, SHUTDOWN_GRACE_MS, 0);
+    room_close(server.app.room); /* everyone is leaving: no N^2 leaves */
     for (struct client *cl = server.clients, *next; cl; cl = next) {
         next = cl->next;
         conn_shutdown(&cl->conn);

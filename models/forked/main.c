@@ -189,6 +189,7 @@ static void start_shutdown(void)
     epoll_ctl(epfd, EPOLL_CTL_DEL, listener, NULL);
     close(listener);
     listener = -1;
+    hub_close_room(hub); /* everyone is leaving: no N^2 leaves */
     /* Each child closes its WebSocket with 1001 or finishes its answer. */
     for (unsigned i = 0; i < nchildren; i++)
         kill(children[i], SIGTERM);

@@ -136,6 +136,7 @@ int main(int argc, char **argv)
         }
     }
     close(listener);
+    room_close(app.room); /* everyone is leaving: no N^2 leaves */
     stop_workers();
     refuser_stop();
     pool_free(pool);

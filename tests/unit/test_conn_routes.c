@@ -299,3 +299,24 @@ Test(conn_routes, stats_is_json_with_every_field)
         cr_assert(strstr(out, fields[i]), "missing %s in %s", fields[i], out);
     free(out);
 }
+
+Test(conn_routes, shutdown_sends_no_leaves)
+{
+    struct conn a, b;
+    upgrade(&a, "ann");
+    upgrade(&b, "bob");
+    free(drain(&a));
+    free(drain(&b));
+    room_close(test_app.room);
+    conn_shutdown(&a);
+    conn_shutdown(&b);
+    char *out = drain(&b);
+    /* b gets its own 1001 and nothing else: no `leave` for a */
+    cr_assert_eq((uint8_t)out[0], 0x88, "first byte %02x", (uint8_t)out[0]);
+    cr_assert_eq(((uint8_t)out[2] << 8 | (uint8_t)out[3]), 1001);
+    cr_assert_eq(room_stats(test_app.room).members, 0);
+    free(out);
+    free(drain(&a));
+    conn_free(&a);
+    conn_free(&b);
+}
