@@ -15,7 +15,7 @@ static unsigned bucket_of(uint64_t v)
     if (v < HIST_SUB)
         return (unsigned)v;
     unsigned log2 = 63u - (unsigned)__builtin_clzll(v);
-    if (log2 > HIST_TOP)
+    if (log2 >= HIST_TOP) /* beyond 2^HIST_TOP: the last bucket, reported as the max */
         return HIST_BUCKETS - 1;
     unsigned shift = log2 - HIST_SUB_BITS;
     unsigned sub = (unsigned)(v >> shift) & (HIST_SUB - 1);
@@ -70,6 +70,8 @@ uint64_t hist_quantile(const struct hist *h, double q)
     for (unsigned i = 0; i < HIST_BUCKETS; i++) {
         seen += h->b[i];
         if (seen >= rank) {
+            if (i == HIST_BUCKETS - 1)
+                return h->max; /* the overflow bucket has no upper edge */
             uint64_t v = bucket_top(i);
             return v < h->min ? h->min : v > h->max ? h->max : v;
         }
