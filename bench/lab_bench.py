@@ -497,12 +497,17 @@ def session_members(sid):
     return out
 
 
+# "Unpinned" must be said explicitly: this script pins itself to the
+# generator's CPU, and a child inherits its parent's affinity.
+ALL_CPUS = "0-%d" % ((os.cpu_count() or 1) - 1)
+
+
 class Server:
     """One server process (and its tree) in its own session."""
 
     def __init__(self, cmd, pin, env=None, port=None):
         self.cmd, self.pin = cmd, pin
-        full = (["taskset", "-c", pin] if pin else []) + cmd
+        full = ["taskset", "-c", pin or ALL_CPUS] + cmd
         self.errf = tempfile.TemporaryFile()
         self.p = subprocess.Popen(full, stdout=subprocess.PIPE, stderr=self.errf,
                                   stdin=subprocess.DEVNULL, start_new_session=True, env=env)
@@ -820,7 +825,7 @@ class Bench:
                 "-t", "%g" % item["t"]] + (["-k"] if item.get("keep") else []) + ["--json"]
 
     def spawn_gen(self, cmd, pin):
-        full = (["taskset", "-c", pin] if pin else []) + cmd
+        full = ["taskset", "-c", pin or ALL_CPUS] + cmd
         out = tempfile.TemporaryFile()
         err = tempfile.TemporaryFile()
         p = subprocess.Popen(full, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
