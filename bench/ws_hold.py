@@ -25,6 +25,15 @@ except urllib.error.HTTPError as e:
 def stats():
     return json.load(urllib.request.urlopen(base + '/stats'))
 
+def drain(timeout):
+    """Read whatever the server sent to any client, so none is a slow reader."""
+    for r in select.select(socks, [], [], timeout)[0]:
+        try:
+            while r.recv(1 << 20):
+                pass
+        except BlockingIOError:
+            pass
+
 before = stats()
 socks = []
 for i in range(n):
@@ -36,32 +45,17 @@ for i in range(n):
     s.setblocking(False)
     socks.append(s)
     if i % 50 == 49:  # keep every client reading, or the join storm backs up
-        for r in select.select(socks, [], [], 0)[0]:
-            try:
-                while r.recv(1 << 20):
-                    pass
-            except BlockingIOError:
-                pass
+        drain(0)
 
 deadline = time.time() + 60
 while time.time() < deadline:
     s1 = stats()
     if s1['ws_clients'] >= n:
         break
-    for r in select.select(socks, [], [], 0.2)[0]:
-        try:
-            while r.recv(1 << 20):
-                pass
-        except BlockingIOError:
-            pass
+    drain(0.2)
 end = time.time() + hold
 while time.time() < end:
-    for r in select.select(socks, [], [], 0.2)[0]:
-        try:
-            while r.recv(1 << 20):
-                pass
-        except BlockingIOError:
-            pass
+    drain(0.2)
 after = stats()
 print(json.dumps({'clients': n, 'ws_clients': after['ws_clients'],
                   'processes': after['processes'], 'threads': after['threads'],
