@@ -318,8 +318,9 @@ static void route_stats(struct conn *c, struct http_req *req)
 {
     (void)req;
     struct app *app = c->app;
-    struct stats_view v = {.connections = -1, .ws_clients = -1, .threads = 1, .processes = 1};
-    proc_memory((int)getpid(), &v.rss_bytes, &v.pss_bytes);
+    /* By default this process is the server; a model corrects what differs. */
+    struct stats_view v = {.connections = -1, .ws_clients = -1};
+    proc_tree_memory((int)getpid(), &v.rss_bytes, &v.pss_bytes, &v.threads, &v.processes);
     if (app->stats)
         app->stats(app, &v);
     struct buf b = {0};

@@ -132,21 +132,6 @@ static void on_signal(uv_signal_t *h, int signum)
     server_maybe_finished();
 }
 
-static void stats(struct app *app, struct stats_view *v)
-{
-    (void)app;
-    /* The loop thread, plus libuv's pool once something has used it. */
-    v->threads = 1;
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[128];
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, "Threads:", 8) == 0)
-            v->threads = atol(line + 8);
-    if (f)
-        fclose(f);
-    v->processes = 1;
-}
-
 static int listen_on(const struct config *cfg)
 {
     struct sockaddr_storage addr;
@@ -188,7 +173,6 @@ int main(int argc, char **argv)
     if (rc)
         return rc < 0 ? 0 : rc;
     server.loop = uv_default_loop();
-    server.app.stats = stats;
     app_set_room(&server.app, room_new(&async_sink, false));
     server.curl = curl_uv_new(server.loop, fetch_done);
     if (!server.app.room || !server.curl) {

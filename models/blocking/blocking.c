@@ -8,6 +8,7 @@
 
 #include "app.h"
 #include "gil.h"
+#include "net.h"
 
 atomic_bool blocking_stopping, blocking_hard_stop;
 atomic_ullong blocking_deadline_ms;
@@ -42,21 +43,15 @@ void blocking_read(int fd, struct conn *c)
 void blocking_flush(int fd, struct conn *c)
 {
     while (!outq_empty(&c->out) && c->close != CLOSE_NOW) {
-        struct iovec iov[64];
-        int n = outq_iov(&c->out, iov, 64);
-        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
         gil_release();
-        ssize_t w = sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
-        int err = errno;
+        ssize_t w = net_write_outq(fd, &c->out);
         gil_acquire();
-        if (w < 0) {
-            if (err != EAGAIN && err != EINTR)
-                c->close = CLOSE_NOW;
-            return;
-        }
-        outq_consume(&c->out, (size_t)w);
-        if (outq_empty(&c->out))
+        if (w < 0)
+            c->close = CLOSE_NOW;
+        else if (outq_empty(&c->out))
             conn_flushed(c); /* may answer the next pipelined request */
+        else
+            return; /* the socket is full: wait for POLLOUT */
     }
 }
 

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "app.h"
@@ -88,14 +89,30 @@ int net_accept(int listener)
     }
 }
 
-void net_refuse(int fd, struct rbuf *response)
+void net_send_refusal(int fd, struct rbuf *response)
 {
     if (response) {
         ssize_t n = send(fd, response->data, response->len, MSG_DONTWAIT | MSG_NOSIGNAL);
         (void)n; /* nothing more to do for a client we are turning away */
         rbuf_unref(response);
     }
-    net_linger_close(fd, 0);
+    shutdown(fd, SHUT_WR);
+}
+
+ssize_t net_write_outq(int fd, struct outq *q)
+{
+    ssize_t total = 0;
+    while (!outq_empty(q)) {
+        struct iovec iov[64];
+        int n = outq_iov(q, iov, 64);
+        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+        ssize_t w = sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (w < 0)
+            return errno == EAGAIN || errno == EINTR ? total : -1;
+        outq_consume(q, (size_t)w);
+        total += w;
+    }
+    return total;
 }
 
 void net_linger_close(int fd, int ms)
@@ -105,8 +122,11 @@ void net_linger_close(int fd, int ms)
     /* What has already arrived is read at once even when we cannot wait. */
     while (recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0)
         ;
+    /* One deadline for the whole linger: a client trickling bytes cannot
+     * keep the socket (and this thread) forever. */
     struct pollfd p = {fd, POLLIN, 0};
-    while (ms > 0 && poll(&p, 1, ms) > 0) {
+    uint64_t end = app_now_ms() + (uint64_t)(ms > 0 ? ms : 0);
+    for (uint64_t now; (now = app_now_ms()) < end && poll(&p, 1, (int)(end - now)) > 0;) {
         ssize_t n = recv(fd, sink, sizeof sink, MSG_DONTWAIT);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
             break;

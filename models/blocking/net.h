@@ -4,6 +4,8 @@
 #ifndef C10K_NET_H
 #define C10K_NET_H
 
+#include <sys/types.h>
+
 #include "app.h"
 
 /* Bind and listen on cfg's address (backlog 4096, CLOEXEC), print the
@@ -17,10 +19,15 @@ int net_listen(const struct config *cfg, const char *model);
  * when there was nothing, or nothing usable, to accept). */
 int net_accept(int listener);
 
-/* Send a whole small response without blocking (the kernel buffer of a new
- * connection has room), then close the way a server should: FIN first, so
- * the unread request does not turn the close into a reset. */
-void net_refuse(int fd, struct rbuf *response);
+/* The last words to a refused client: send a whole small response without
+ * blocking (a new connection's kernel buffer has room), then our FIN. The
+ * caller still lingers before closing (refuser.c, or chat-forked's loop). */
+void net_send_refusal(int fd, struct rbuf *response);
+
+/* Write what the socket takes now from q (non-blocking writev) and consume
+ * it. Returns the bytes written (0: the socket is full), or -1 on an error
+ * that ends the connection. */
+ssize_t net_write_outq(int fd, struct outq *q);
 
 /* Close after the last response: shutdown(SHUT_WR), then read and discard
  * until the peer's FIN or `ms` pass, so pending request bytes cannot turn

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "net.h"
 
 #define REFUSER_MAX 1024  /* lingering at once; past that, plain close */
 #define REFUSER_LINGER_MS 1000
@@ -88,12 +89,7 @@ int refuser_start(void)
 
 void refuser_add(int fd, struct rbuf *response)
 {
-    if (response) {
-        ssize_t n = send(fd, response->data, response->len, MSG_DONTWAIT | MSG_NOSIGNAL);
-        (void)n; /* a new socket's buffer has room; if not, nothing to be done */
-        rbuf_unref(response);
-    }
-    shutdown(fd, SHUT_WR);
+    net_send_refusal(fd, response);
     pthread_mutex_lock(&lock);
     if (count == REFUSER_MAX || stop) {
         pthread_mutex_unlock(&lock);

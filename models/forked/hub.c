@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "forked.h"
+#include "net.h"
 
 struct link {
     int kind; /* first, as every epoll tag in chat-forked */
@@ -226,20 +227,8 @@ void hub_on_event(struct hub *h, void *tag, uint32_t events)
 
 static void flush_link(struct hub *h, struct link *l)
 {
-    while (!outq_empty(&l->out)) {
-        struct iovec iov[64];
-        int n = outq_iov(&l->out, iov, 64);
-        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-        ssize_t w = sendmsg(l->fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (w < 0) {
-            if (errno != EAGAIN && errno != EINTR) {
-                outq_clear(&l->out); /* the child is gone; its EOF will come */
-                break;
-            }
-            break;
-        }
-        outq_consume(&l->out, (size_t)w);
-    }
+    if (net_write_outq(l->fd, &l->out) < 0)
+        outq_clear(&l->out); /* the child is gone; its EOF will come */
     bool want_out = !outq_empty(&l->out);
     if (want_out != l->want_out) {
         struct epoll_event ev = {.events = EPOLLIN | (want_out ? EPOLLOUT : 0), .data.ptr = l};

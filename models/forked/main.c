@@ -114,13 +114,7 @@ static void reap_children(void)
 static void refuse(int fd)
 {
     struct refused *r = malloc(sizeof *r);
-    struct rbuf *busy = app_busy_response(&app);
-    if (busy) {
-        ssize_t n = send(fd, busy->data, busy->len, MSG_DONTWAIT | MSG_NOSIGNAL);
-        (void)n;
-        rbuf_unref(busy);
-    }
-    shutdown(fd, SHUT_WR);
+    net_send_refusal(fd, app_busy_response(&app)); /* then linger, in this loop */
     struct epoll_event ev = {.events = EPOLLIN};
     if (!r) {
         close(fd);
