@@ -1,6 +1,8 @@
 /* CONTRACT.md "Programs": the listening line, --secret, --users, --upstream
  * (see test_routes.c for /search), --max-conns, and SIGINT/SIGTERM. */
 #include <signal.h>
+#include <stdio.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -34,6 +36,46 @@ Test(programs, listening_line_names_the_real_port)
     http_get(&r, s.port, "/hello", NULL);
     cr_assert_eq(r.status, 200);
     resp_free(&r);
+    server_stop(&s);
+}
+
+/* "Each server raises its descriptor soft limit to the hard limit and
+ * listens with a backlog of at least 4096." The test lowers its own soft
+ * limit first, so the server inherits a low one and must raise it itself. */
+Test(programs, raises_nofile_and_listens_with_backlog_4096)
+{
+    struct rlimit rl, low;
+    cr_assert(getrlimit(RLIMIT_NOFILE, &rl) == 0);
+    low = rl;
+    low.rlim_cur = rl.rlim_max > 256 ? 256 : rl.rlim_max;
+    cr_assert(setrlimit(RLIMIT_NOFILE, &low) == 0);
+    struct server s;
+    server_start(&s, NULL);
+    setrlimit(RLIMIT_NOFILE, &rl);
+
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/limits", (int)s.pid);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f);
+    unsigned long long soft = 0, hard = 1;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "Max open files", 14) == 0)
+            sscanf(line + 14, "%llu %llu", &soft, &hard);
+    fclose(f);
+    cr_assert_eq(soft, hard, "descriptor soft limit %llu, hard %llu", soft, hard);
+
+    /* For a listening socket, ss reports the backlog as Send-Q (capped by
+     * net.core.somaxconn, 4096 by default). */
+    char *cmd = xasprintf("ss -ltnH 'sport = :%d'", s.port);
+    FILE *p = popen(cmd, "r");
+    free(cmd);
+    cr_assert_not_null(p);
+    char state[32];
+    unsigned long recvq = 0, backlog = 0;
+    cr_assert(fgets(line, sizeof line, p), "ss shows no listener on port %d", s.port);
+    pclose(p);
+    cr_assert_eq(sscanf(line, "%31s %lu %lu", state, &recvq, &backlog), 3, "ss said: %s", line);
+    cr_assert_geq(backlog, 4096, "listen backlog %lu", backlog);
     server_stop(&s);
 }
 
