@@ -11,7 +11,8 @@ OUT/latest at it. Standard library only.
 How a run is measured (one server variant, one scenario case, one repetition):
   * the server starts fresh on 127.0.0.1 (port 0, the real port read from its
     `listening on` line), pinned with taskset to CPU 0; the generator
-    (chatbench, or wrk for the wrk-vs-* cross-check) is pinned to CPU 1, and so
+    (chatbench, or wrk / ab for the wrk-vs-* / ab-vs-* cross-checks) is
+    pinned to CPU 1, and so
     is this script (its /proc sampler must not steal the server's core). The
     `cpu` scenario leaves server and generator unpinned.
   * the C models get a users file with the demo accounts (coco, cc, aa,
@@ -34,6 +35,9 @@ How a run is measured (one server variant, one scenario case, one repetition):
     /proc/PID/smaps_rollup (read every sample while the tree has at most 64
     processes, else every 5th sample, since a walk of 1000 page tables every
     200 ms would itself load the machine), MemAvailable from /proc/meminfo.
+    The sample taken as the generator starts is the idle server
+    (server_usage.idle_pss_bytes): the report subtracts it from the PSS of
+    the settled room to give the memory of one connection.
   * the server is stopped with SIGTERM, given 6 s, then its process group is
     killed; a process left behind is killed. Such a run keeps its figures
     (ok stays true) and says what went wrong in stop_error; machine.notes
@@ -98,7 +102,7 @@ PROFILES = {
                     fanout_ns=[1000], fanout_m=10, hold_ns=[], hold_t=10,
                     hold_sources=8, fork_n=1000, sha_n=200000, write_ns=[100, 1000]),
     "default": dict(reps=3, http_t=0.8, sleep_t=1.0, sleep_cs=[100, 1000], cpu_cs=[2, 4], search_c=200,
-                    fanout_ns=[100, 1000], fanout_m=20, hold_ns=[], hold_t=10,
+                    fanout_ns=[100, 1000], fanout_m=50, hold_ns=[], hold_t=10,
                     hold_sources=8, fork_n=2000, sha_n=500000,
                     write_ns=[100, 1000, 10000]),
     "full":    dict(reps=5, http_t=5.0, sleep_t=5.0, sleep_cs=[100, 1000, 10000], cpu_cs=[2, 4],
@@ -636,6 +640,49 @@ def parse_wrk(out, ru):
             "failed_by": failed_by}
 
 
+def parse_ab(out, ru):
+    """ab's summary: its rate, and its percentiles (whole milliseconds)."""
+    def field(name, conv=float):
+        m = re.search(r"^%s:\s+([\d.]+)" % re.escape(name), out, re.M)
+        return conv(m.group(1)) if m else None
+    lat = {}
+    for q, key in (("50", "p50"), ("90", "p90"), ("99", "p99")):
+        m = re.search(r"^\s+%s%%\s+(\d+)" % q, out, re.M)
+        lat[key] = float(m.group(1)) if m else None
+    m = re.search(r"^\s+100%\s+(\d+)", out, re.M)
+    lat["max"] = float(m.group(1)) if m else None
+    lat["p999"] = None
+    lat["mean"] = field("Time per request")  # the first one: mean over concurrent requests
+    completed = field("Complete requests", int) or 0
+    failed = field("Failed requests", int) or 0
+    non2xx = field("Non-2xx responses", int) or 0
+    elapsed = field("Time taken for tests") or 0
+    rate = field("Requests per second") or (completed / elapsed if elapsed else 0)
+    user = ru.ru_utime if ru else 0.0
+    sys_ = ru.ru_stime if ru else 0.0
+    good = completed - failed - non2xx
+    failed_by = {k: v for k, v in (("failed", failed), ("status", non2xx)) if v}
+    return {"mode": "http", "completed": good, "failed": failed + non2xx,
+            "expected": 0, "elapsed": elapsed, "rate": rate, "seat_s": 0,
+            "latency_ms": lat,
+            "cpu": {"user_s": user, "sys_s": sys_,
+                    "us_per_op": (user + sys_) * 1e6 / good if good else 0},
+            "failed_by": failed_by}
+
+
+def cross_tool(variant):
+    """wrk-vs-X and ab-vs-X: the same server X measured by wrk or ab."""
+    for t in ("wrk", "ab"):
+        if variant.startswith(t + "-vs-"):
+            return t
+    return None
+
+
+def cross_target(variant):
+    t = cross_tool(variant)
+    return variant[len(t) + 4:] if t else variant
+
+
 # ------------------------------------------------------------------ bench --
 class Bench:
     def __init__(self, args):
@@ -695,12 +742,18 @@ class Bench:
         self.wrk = shutil.which("wrk")
         if not self.wrk and not self.args.smoke:
             self.notes.append("wrk not installed: no wrk-vs-* cross-check")
+        self.ab = shutil.which("ab")
+        if not self.ab and not self.args.smoke:
+            self.notes.append("ab (apache2-utils) not installed: no ab-vs-* cross-check")
         # Which chatbench modes work? (they were being written when this was)
         self.modes = self.probe_chatbench()
         for m in ("http", "ws", "hold"):
             if not self.modes[m]:
                 self.notes.append("chatbench %s mode failed its probe: %s" % (m, self.modes_err[m])
                                   + ("; wrk stands in for it" if m == "http" and self.wrk else ""))
+
+    def tool_path(self, tool):
+        return {"wrk": self.wrk, "ab": self.ab}.get(tool)
 
     def variant_ok(self, v):
         return VARIANTS[v][0] in self.models
@@ -747,13 +800,14 @@ class Bench:
         T = P["http_t"]
 
         def add(sc, case, variants, **kw):
-            vs = [v for v in variants if (v.startswith("wrk-vs-") and self.wrk and
-                                          self.variant_ok(v[7:])) or
+            vs = [v for v in variants if (cross_tool(v) and self.tool_path(cross_tool(v)) and
+                                          self.variant_ok(cross_target(v))) or
                   (v in VARIANTS and self.variant_ok(v))]
             if vs:
                 out.append(dict(scenario=sc, case=case, variants=vs, **kw))
 
-        add("hello-keepalive", "c=50", ALL6 + ["nginx", "tornado", "wrk-vs-async", "wrk-vs-nginx"],
+        add("hello-keepalive", "c=50", ALL6 + ["nginx", "tornado", "wrk-vs-async", "wrk-vs-nginx",
+                                               "ab-vs-async"],
             path="/hello", c=50, keep=True, t=T)
         add("hello-close", "c=50", ALL6 + ["nginx"], path="/hello", c=50, keep=False, t=T)
         for c in P["sleep_cs"]:
@@ -767,6 +821,12 @@ class Bench:
         for n in P["fanout_ns"]:
             add("fanout", "n=%d" % n, ["async", "threaded-unpooled", "forked", "tornado"],
                 ws=True, c=n, m=P["fanout_m"], t=P["fanout_m"] / 10.0 + 1 + n / 2000.0)
+        # chatbench ws's own ceiling: 20 senders x 10/s x 1000 members offer
+        # 200 000 receipts/s; the server pinned, chatbench on its own core.
+        smoke, full = self.profile_name == "smoke", self.profile_name == "full"
+        n, m = (50, 5) if smoke else (1000, 30)
+        add("chat-rate", "n=%d" % n, ["async"] + (["threaded-unpooled", "forked"] if full else []),
+            ws=True, c=n, s=20, m=m, t=m / 10.0 + 1 + n / 2000.0)
         for n in P["hold_ns"]:
             add("hold", "n=%d" % n, ["async", "threaded-unpooled", "forked"], hold=True, c=n,
                 t=P["hold_t"], sources=P["hold_sources"])
@@ -809,6 +869,11 @@ class Bench:
 
     def gen_cmd(self, item, port, tool):
         base = "127.0.0.1:%d" % port
+        if tool == "ab":
+            # -n after -t: -t alone would cap the run at 50 000 requests.
+            return [self.ab, "-q", "-c%d" % item["c"], "-t%d" % max(1, round(item["t"])),
+                    "-n", "100000000"] + (["-k"] if item.get("keep", True) else []) + [
+                    "http://%s%s" % (base, item["path"])]
         if tool == "wrk":
             cmd = [self.wrk, "-t1", "-c%d" % item["c"], "-d%ds" % max(1, round(item["t"])), "--latency",
                    "--timeout", "10s"]
@@ -820,7 +885,7 @@ class Bench:
                     "-t", "%g" % item["t"], "--sources", str(item["sources"]), "--json"]
         if item.get("ws"):
             return [self.chatbench, "ws", "ws://%s/chat/ws" % base, "-c", str(item["c"]),
-                    "-s", "1", "-m", str(item["m"]), "-r", "10", "--json"]
+                    "-s", str(item.get("s", 1)), "-m", str(item["m"]), "-r", "10", "--json"]
         return [self.chatbench, "http", "http://%s%s" % (base, item["path"]), "-c", str(item["c"]),
                 "-t", "%g" % item["t"]] + (["-k"] if item.get("keep") else []) + ["--json"]
 
@@ -842,10 +907,10 @@ class Bench:
         err.close()
         if to:
             return None, "generator killed after %.0f s" % timeout
-        if tool == "wrk":
+        if tool in ("wrk", "ab"):
             if rc != 0:
-                return None, "wrk exit %s: %s" % (rc, etext.strip()[-300:])
-            return parse_wrk(text, ru), None
+                return None, "%s exit %s: %s" % (tool, rc, (etext or text).strip()[-300:])
+            return (parse_wrk if tool == "wrk" else parse_ab)(text, ru), None
         try:
             res = json.loads(text.strip().splitlines()[-1])
         except (ValueError, IndexError):
@@ -858,8 +923,8 @@ class Bench:
         unpinned = item.get("unpinned")
         pin_s = None if unpinned else self.pin_server
         pin_g = None if unpinned else self.pin_gen
-        tool = "wrk" if variant.startswith("wrk-vs-") else "chatbench"
-        target = variant[7:] if tool == "wrk" else variant
+        tool = cross_tool(variant) or "chatbench"
+        target = cross_target(variant)
         need = "hold" if item.get("hold") else "ws" if item.get("ws") else "http"
         if tool == "chatbench" and not self.modes[need]:
             if need == "http" and self.wrk:
@@ -940,6 +1005,7 @@ class Bench:
             s["cpu_s"] = round(s["cpu_s"] - base["cpu_s"], 3)
         return {"cpu_s": round(cpu, 3),
                 "cpu_us_per_op": round(cpu * 1e6 / done, 3) if done else None,
+                "idle_pss_bytes": base["pss"], "idle_rss_bytes": base["rss"],
                 "peak_rss_bytes": max(s["rss"] for s in allp),
                 "peak_pss_bytes": max(s["pss"] for s in allp),
                 "end_rss_bytes": end["rss"], "end_pss_bytes": end["pss"],
@@ -1113,8 +1179,8 @@ class Bench:
 PROFILE_NOTES = {
     "smoke": "one short run per scenario against the given build: checks the harness, not speed",
     "quick": "1 repetition, 0.5 s HTTP runs (0.6 s for sleep and search), only the larger sleep (c=1000) and fan-out (n=1000) cases, fan-out of 10 messages: a first look, noisy",
-    "default": "3 repetitions, 0.8 s HTTP runs (1 s for sleep and search), fan-out of 20 "
-               "messages (2 s): about 5 to 6 minutes on 2 cores",
+    "default": "3 repetitions, 0.8 s HTTP runs (1 s for sleep and search), fan-out of 50 "
+               "messages (5 s), chat-rate with chat-async only: about 6 to 7 minutes on 2 cores",
     "full": "5 repetitions, 5 s HTTP runs, fan-out of 50 messages (5 s), the 10 000-connection "
             "cases (sleep, fan-out, hold)",
 }

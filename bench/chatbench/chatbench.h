@@ -46,6 +46,8 @@ struct result {
     uint64_t failed;        /* http: errors; ws: missing receipts; hold: failed opens */
     uint64_t expected;      /* ws: messages x senders x clients; hold: -c */
     double elapsed_s;
+    uint64_t completed_in_t; /* http -t: responses received by t0 + T */
+    double window_s;        /* http -t: t0 to the last response by t0 + T */
     struct hist lat;
     /* failures by reason (connect, reset, timeout, status, ...) */
     struct why {

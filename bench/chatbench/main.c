@@ -113,7 +113,10 @@ static void print_result(const struct opts *o, const struct result *r)
         for (unsigned i = 0; i < r->nwhy; i++)
             printf("%s\"%s\":%llu", i ? "," : "", r->why[i].reason,
                    (unsigned long long)r->why[i].count);
-        printf("}}\n");
+        printf("}");
+        if (r->window_s > 0)
+            printf(",\"rate_in_t\":%.1f", (double)r->completed_in_t / r->window_s);
+        printf("}\n");
         return;
     }
     printf("%s: %llu completed, %llu failed", r->mode, (unsigned long long)r->completed,
