@@ -1,0 +1,420 @@
+#!/usr/bin/env python3
+"""Every figure in docs/ comes from here: no number in the guide is typed by hand.
+
+    python3 docs/figures/make.py [RESULTS_DIR ...]   import runs, then regenerate
+    python3 docs/figures/make.py --check              are the docs in sync? (exit 1 if not)
+
+A RESULTS_DIR is what `./lab bench` writes (bench/results/<timestamp>/ or
+bench/results/latest): results.json, report.md and the PNG plots. Importing
+copies the whole run into docs/figures/<profile>/ (default, full, ...),
+replacing the run of the same profile that was there. Without arguments the
+committed runs are used as they are.
+
+Then, from the committed runs only:
+
+  * docs/figures/<name>.md: the table fragments. Each starts with where its
+    figures come from (date, machine, the command, the results file).
+  * docs/figures/headline.png: the README's chart, from the preferred run.
+  * in docs/*.md, three kinds of marker blocks are rewritten in place:
+
+      <!-- fig:NAME -->...<!-- /fig -->       the fragment docs/figures/NAME.md
+      <!-- plot:FILE.png -->...<!-- /plot --> an image link to the plot FILE.png
+      <!-- num:KEY -->...<!-- /num -->        one number (keys: see resolve())
+
+When several runs have a case, the figure comes from the first profile in
+PREFERENCE that has it: a --full run repeats each case five times for 5 s,
+the default profile three times for about a second. A case no committed run
+has reads "not measured in this run".
+
+Standard library only; the medians and formatting are bench/report.py's, so a
+figure here reads exactly as in the run's own report.md.
+"""
+import difflib
+import importlib.util
+import json
+import os
+import re
+import shutil
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DOCS = os.path.dirname(HERE)
+ROOT = os.path.dirname(DOCS)
+
+_spec = importlib.util.spec_from_file_location("report", os.path.join(ROOT, "bench", "report.py"))
+report = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(report)
+
+PREFERENCE = ["full", "default", "quick"]
+COMMANDS = {"default": "./lab bench", "full": "./lab bench --full", "quick": "./lab bench --quick"}
+ABSENT = "not measured in this run"
+
+FIG_RE = re.compile(r"<!-- fig:([\w-]+) -->.*?<!-- /fig -->", re.S)
+PLOT_RE = re.compile(r"<!-- plot:([\w.-]+\.png) -->.*?<!-- /plot -->", re.S)
+NUM_RE = re.compile(r"<!-- num:([^ ]+) -->(.*?)<!-- /num -->")
+
+
+def rel(path):
+    return os.path.relpath(path, ROOT)
+
+
+# ---- the committed runs ------------------------------------------------------
+
+class Run:
+    def __init__(self, profile, path):
+        self.profile, self.dir = profile, path
+        self.results_path = os.path.join(path, "results.json")
+        with open(self.results_path, encoding="utf-8") as f:
+            self.res = report.Results(json.load(f))
+        self.doc = self.res.doc
+
+    def has(self, scenario, case):
+        return any(r.get("ok") for r in self.res.runs
+                   if r.get("scenario") == scenario and r.get("case") == case)
+
+    def source_line(self):
+        """Where a fragment's figures come from: date, machine, command, file."""
+        m = self.doc.get("machine") or {}
+        mem = m.get("mem_total_kb")
+        mem = f", {mem / 1024 / 1024:.1f} GiB" if mem else ""
+        return (f"*Measured {self.doc.get('started', '?')} on {m.get('cpu_model', '?')}, "
+                f"{m.get('cores', '?')} cores, kernel {m.get('kernel', '?')}{mem}, by "
+                f"`{COMMANDS.get(self.profile, './lab bench --' + self.profile)}`; "
+                f"results: `{rel(self.results_path)}`.*")
+
+
+def load_runs():
+    runs = {}
+    for name in sorted(os.listdir(HERE)):
+        if os.path.isfile(os.path.join(HERE, name, "results.json")):
+            runs[name] = Run(name, os.path.join(HERE, name))
+    order = [p for p in PREFERENCE if p in runs] + [p for p in runs if p not in PREFERENCE]
+    return [runs[p] for p in order]
+
+
+def pick(runs, scenario, case):
+    return next((r for r in runs if r.has(scenario, case)), None)
+
+
+def import_run(src):
+    with open(os.path.join(src, "results.json"), encoding="utf-8") as f:
+        profile = json.load(f).get("profile") or "unknown"
+    if profile == "smoke":
+        raise SystemExit(f"make.py: {src} is a --smoke run; the guide needs a real one")
+    dst = os.path.join(HERE, profile)
+    if os.path.isdir(dst):
+        shutil.rmtree(dst)
+    os.makedirs(dst)
+    for name in sorted(os.listdir(src)):
+        if name == "results.json" or name == "report.md" or name.endswith(".png"):
+            shutil.copy(os.path.join(src, name), os.path.join(dst, name))
+    print(f"imported {src} as {rel(dst)}")
+
+
+# ---- fragments ---------------------------------------------------------------
+
+def with_sources(used, body):
+    """A fragment: one source line per run its figures come from, then the body."""
+    seen = []
+    for r in used:
+        if r is not None and r not in seen:
+            seen.append(r)
+    head = [r.source_line() for r in seen] or [f"*No committed run has these figures: "
+                                               f"{ABSENT}.*"]
+    return "\n\n".join(head) + "\n\n" + "\n".join(body).rstrip() + "\n"
+
+
+def scenario_fragment(runs, scenario, cases, absent_hint):
+    sc = report.KNOWN[scenario]
+    body, used = [], []
+    for case in cases:
+        run = pick(runs, scenario, case)
+        body += [f"**{scenario} {case}**", ""]
+        if run is None:
+            body += [f"Not measured in this run ({absent_hint}).", ""]
+            continue
+        used.append(run)
+        if len(runs) > 1:
+            body += [f"From the `{run.profile}` run.", ""]
+        body += report.scenario_table(run.res, sc, case) + [""]
+    return with_sources(used, body)
+
+
+def machine_fragment(runs):
+    body = []
+    for r in runs:
+        body += [f"- `{r.profile}` run: " + "; ".join(
+            line[2:] for line in report.machine_section(r.res)[1:3])]
+    return with_sources(runs, body)
+
+
+def anchors_fragment(runs):
+    body = []
+    for r in runs:
+        if len(runs) > 1:
+            body += [f"From the `{r.profile}` run:", ""]
+        body += report.anchors_section(r.res) + [""]
+    return with_sources(runs, body)
+
+
+def wrk_fragment(runs):
+    run = next((r for r in runs if report.wrk_pairs(r.res)), None)
+    if run is None:
+        return with_sources([], [f"No wrk or ab run: {ABSENT}."])
+    return with_sources([run], report.wrk_table(run.res))
+
+
+C10K_MODELS = ["async", "threaded-unpooled", "forked"]
+
+
+def c10k_fragment(runs):
+    """Per model and size: what it took to hold the connections, and the
+    broadcast latency when there was one."""
+    head = ["model", "connections", "scenario", "delivered or held %", "peak threads",
+            "peak processes", "peak PSS MiB", "PSS/conn KiB", "broadcast p99 ms",
+            "p99 / write floor"]
+    rows, used = [], []
+    for n in (100, 1000, 10000):
+        for v in C10K_MODELS:
+            for scenario in ("fanout", "hold"):
+                case = f"n={n}"
+                if scenario == "hold" and n != 10000:
+                    continue
+                run = pick(runs, scenario, case)
+                if run is None or not run.res.ok_runs(scenario, case, v):
+                    failed = run.res.failed_runs(scenario, case, v) if run else []
+                    why = (f"failed: {failed[0].get('error')}" if failed else ABSENT)
+                    rows.append([v, n, scenario, why] + [""] * (len(head) - 4))
+                    continue
+                used.append(run)
+                res = run.res
+                med = lambda metric: res.median(scenario, case, v, metric)
+                threads = report.Spread(report.get(r, "server_usage", "peak_threads")
+                                        for r in res.ok_runs(scenario, case, v))
+                procs = report.Spread(report.get(r, "server_usage", "peak_processes")
+                                      for r in res.ok_runs(scenario, case, v))
+                if scenario == "hold":
+                    done = report.div(med("completed"), n)
+                    done = None if done is None else 100 * done
+                else:
+                    done = med("delivered")
+                floor = res.write_floor(n)
+                p99 = med("p99") if scenario == "fanout" else None
+                rows.append([v, n, scenario, report.pct(done),
+                             fmt_int(threads.median), fmt_int(procs.median),
+                             report.num(report.div(med("peak_pss"), 1024 * 1024)),
+                             report.num(report.div(med("pss_conn"), 1024)),
+                             report.num(p99), report.ratio(report.div(p99, floor))])
+    return with_sources(used, report.md_table(head, rows) + [
+        "", "Medians over the repetitions. PSS/conn is computed as in the scenario tables "
+        "(`bench/report.py:pss_per_conn`); threads and processes are the peak counts over "
+        "the server's whole process tree. `hold` opens n WebSockets and keeps them idle "
+        "for 10 s; `fanout` seats n members and broadcasts to them."])
+
+
+def fragments(runs):
+    full = "needs `./lab bench --full`"
+    return {
+        "machine": machine_fragment(runs),
+        "anchors": anchors_fragment(runs),
+        "hello": scenario_fragment(runs, "hello-keepalive", ["c=50"], full)
+        + "\n" + scenario_fragment(runs, "hello-close", ["c=50"], full),
+        "sleep": scenario_fragment(runs, "sleep", ["c=100", "c=1000", "c=10000"], full),
+        "cpu": scenario_fragment(runs, "cpu", ["c=2", "c=2-hello", "c=4", "c=4-hello"], full),
+        "search": scenario_fragment(runs, "search", ["c=200"], full),
+        "fanout": scenario_fragment(runs, "fanout", ["n=100", "n=1000", "n=10000"], full),
+        "hold": scenario_fragment(runs, "hold", ["n=10000"], full),
+        "crosscheck": wrk_fragment(runs),
+        "c10k": c10k_fragment(runs),
+    }
+
+
+# ---- inline numbers ----------------------------------------------------------
+
+def fmt_int(x):
+    return "—" if x is None else f"{round(x):,}".replace(",", " ")
+
+
+NUM_METRICS = {
+    # metric: (how to read it from a median, how to format it)
+    "rate": ("rate", report.num), "p50": ("p50", report.num), "p99": ("p99", report.num),
+    "server_cpu": ("server_cpu", report.num), "gen_cpu": ("gen_cpu", report.num),
+    "delivered": ("delivered", lambda x: report.pct(x) + " %"), "failed": ("failed", fmt_int),
+    "completed": ("completed", fmt_int),
+    "pss_mib": ("peak_pss", lambda x: report.num(x / 1024 / 1024)),
+    "pss_conn_kib": ("pss_conn", lambda x: report.num(x / 1024)),
+}
+USAGE_METRICS = {"threads": "peak_threads", "processes": "peak_processes",
+                 "rss_mib": "peak_rss_bytes"}
+
+
+def resolve(runs, key):
+    """The text of one number, or None for an unknown key.
+
+    SCENARIO/CASE/VARIANT/METRIC   median over the repetitions, e.g.
+                                   sleep/c=1000/async/rate; METRIC is one of
+                                   NUM_METRICS or USAGE_METRICS
+    ratio:KEY:KEY                  the first over the second, "2.04×"
+    anchor/fork_us, anchor/two_core_scaling, anchor/write_floor_ms/N
+    machine/FIELD                  a field of results.json's machine (mem_gib too)
+    """
+    if key.startswith("ratio:"):
+        parts = key.split(":")
+        if len(parts) != 3:
+            return None
+        a, b = (value(runs, k) for k in parts[1:])
+        if a is False or b is False:
+            return None
+        return ABSENT if a is None or b is None else report.ratio(report.div(a, b))
+    x = value(runs, key)
+    if x is False:
+        return None
+    if x is None:
+        return ABSENT
+    parts = key.split("/")
+    if parts[0] == "machine":
+        if parts[1] == "mem_gib":
+            return f"{x:.1f}"
+        if isinstance(x, list):
+            return "–".join(str(v) for v in x)
+        return fmt_int(x) if isinstance(x, int) and x >= 10000 else str(x)
+    if parts[0] == "anchor":
+        return report.ratio(x) if parts[1] == "two_core_scaling" else report.num(x)
+    metric = parts[3]
+    if metric in USAGE_METRICS:
+        return fmt_int(x) if metric != "rss_mib" else report.num(x / 1024 / 1024)
+    return NUM_METRICS[metric][1](x)
+
+
+def value(runs, key):
+    """The raw value of a key; None when no run has it, False for a bad key."""
+    parts = key.split("/")
+    if parts[0] == "machine" and len(parts) == 2:
+        run = runs[0] if runs else None
+        if run is None:
+            return None
+        m = run.doc.get("machine") or {}
+        if parts[1] == "mem_gib":
+            return None if not m.get("mem_total_kb") else m["mem_total_kb"] / 1024 / 1024
+        if parts[1] not in m:
+            return False
+        return m[parts[1]]
+    if parts[0] == "anchor":
+        if len(parts) not in (2, 3):
+            return False
+        for run in runs:
+            x = report.get(run.res.anchors, *parts[1:])
+            if x is not None:
+                return x
+        return None
+    if len(parts) != 4 or parts[0] not in report.KNOWN:
+        return False
+    scenario, case, variant, metric = parts
+    if metric not in NUM_METRICS and metric not in USAGE_METRICS:
+        return False
+    run = pick(runs, scenario, case)
+    if run is None:
+        return None
+    if metric in USAGE_METRICS:
+        return report.Spread(report.get(r, "server_usage", USAGE_METRICS[metric])
+                             for r in run.res.ok_runs(scenario, case, variant)).median
+    return run.res.median(scenario, case, variant, NUM_METRICS[metric][0])
+
+
+# ---- rewriting the docs ------------------------------------------------------
+
+def plot_link(runs, name):
+    run = next((r for r in runs if os.path.isfile(os.path.join(r.dir, name))), None)
+    if run is None:
+        return f"*Plot `{name}`: {ABSENT}.*"
+    return f"![{name} from `{COMMANDS.get(run.profile, run.profile)}`]" \
+           f"({os.path.relpath(os.path.join(run.dir, name), DOCS)})"
+
+
+def render(text, runs, frags, errors, where):
+    def fig(m):
+        name = m.group(1)
+        if name not in frags:
+            errors.append(f"{where}: unknown fragment fig:{name} (known: {', '.join(frags)})")
+            return m.group(0)
+        return f"<!-- fig:{name} -->\n{frags[name]}<!-- /fig -->"
+
+    def plot(m):
+        return f"<!-- plot:{m.group(1)} -->{plot_link(runs, m.group(1))}<!-- /plot -->"
+
+    def num(m):
+        text = resolve(runs, m.group(1))
+        if text is None:
+            errors.append(f"{where}: unknown number key num:{m.group(1)}")
+            return m.group(0)
+        return f"<!-- num:{m.group(1)} -->{text}<!-- /num -->"
+
+    return NUM_RE.sub(num, PLOT_RE.sub(plot, FIG_RE.sub(fig, text)))
+
+
+def outputs(runs):
+    """{path: bytes} of everything this script writes, from the committed runs."""
+    frags = fragments(runs)
+    out, errors = {}, []
+    for name, text in frags.items():
+        out[os.path.join(HERE, f"{name}.md")] = text.encode()
+    for name in sorted(os.listdir(DOCS)):
+        if name.endswith(".md"):
+            path = os.path.join(DOCS, name)
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+            out[path] = render(text, runs, frags, errors, rel(path)).encode()
+    head = next((r for r in runs if os.path.isfile(os.path.join(r.dir, "headline.png"))), None)
+    if head:
+        with open(os.path.join(head.dir, "headline.png"), "rb") as f:
+            out[os.path.join(HERE, "headline.png")] = f.read()
+    return out, errors
+
+
+def current(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def main(argv):
+    check = "--check" in argv
+    args = [a for a in argv[1:] if a != "--check"]
+    if any(a.startswith("-") for a in args):
+        print(__doc__.split("\n\n")[1], file=sys.stderr)
+        return 2
+    if check and args:
+        print("make.py: --check takes no results directory", file=sys.stderr)
+        return 2
+    for src in args:
+        import_run(src)
+    runs = load_runs()
+    if not runs:
+        print("make.py: no committed run under docs/figures/*/results.json", file=sys.stderr)
+        return 1
+    out, errors = outputs(runs)
+    for e in errors:
+        print(e, file=sys.stderr)
+    stale = [p for p, data in out.items() if current(p) != data]
+    if check:
+        for p in stale:
+            print(f"out of date: {rel(p)}", file=sys.stderr)
+            old = current(p)
+            if p.endswith(".md") and old is not None:
+                diff = difflib.unified_diff(old.decode().splitlines(), out[p].decode().splitlines(),
+                                            rel(p), "regenerated", lineterm="", n=1)
+                print("\n".join(list(diff)[:20]), file=sys.stderr)
+        if stale:
+            print("run: python3 docs/figures/make.py", file=sys.stderr)
+        return 1 if stale or errors else 0
+    for p in stale:
+        with open(p, "wb") as f:
+            f.write(out[p])
+        print(f"wrote {rel(p)}")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
