@@ -412,7 +412,9 @@ void app_finish_action(struct conn *c, struct http_req *req, struct action *a)
                      SESSION_MAX_AGE);
             redirect(c, 303, "/chat", cookie);
         } else {
-            reply_page(c, 401, "login.html", NULL, "Wrong user name or password.", NULL);
+            /* The name goes back into the form so only the password is retyped. */
+            reply_page(c, 401, "login.html", a->login.user, "Wrong user name or password.",
+                       NULL);
         }
         break;
     case ACTION_FETCH:
