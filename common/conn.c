@@ -175,7 +175,17 @@ static size_t process(struct conn *c, const char *p, size_t n)
             req->method_checked = true;
         }
         c->parser.data = req;
-        size_t k = http_parser_execute(&c->parser, &http_req_settings, p + used, n - used);
+        /* http-parser counts head bytes (nread) only between the runs it
+         * scans, and the callbacks see a run when it ends: given bytes past
+         * the head limit at once, a request both malformed and too large got
+         * 400 or 431 depending on where the reads ended (found by
+         * tests/fuzz). Fed at most up to the limit, every check of the first
+         * HTTP_MAX_HEAD bytes runs first, and 431 is decided alone. */
+        size_t give = n - used;
+        if (!req->head_done && c->parser.nread < HTTP_MAX_HEAD &&
+            give > HTTP_MAX_HEAD - c->parser.nread)
+            give = HTTP_MAX_HEAD - c->parser.nread;
+        size_t k = http_parser_execute(&c->parser, &http_req_settings, p + used, give);
         used += k;
         enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
         if (req->head_done && !req->head_done_ms)

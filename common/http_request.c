@@ -139,6 +139,36 @@ static int on_header_field(http_parser *p, const char *at, size_t n)
     return arena_put(r, at, n);
 }
 
+static void reverse(char *p, size_t n)
+{
+    for (size_t i = 0; i < n / 2; i++) {
+        char t = p[i];
+        p[i] = p[n - 1 - i];
+        p[n - 1 - i] = t;
+    }
+}
+
+/* A second Cookie line continues the first: move the stored value (and its
+ * NUL) to the end of the arena, where the new line extends it in place.
+ * Copying it there instead stored it twice, and a head well under
+ * HTTP_MAX_HEAD could overflow the arena and get 431 (found by tests/fuzz).
+ * The items stored after it move down; their offsets follow. */
+static void cookie_to_end(struct http_req *r)
+{
+    struct http_str *c = &r->hdr[HDR_COOKIE];
+    size_t from = c->off, n = c->len + 1u, span = r->used - from;
+    reverse(r->arena + from, n); /* rotate arena[from, used) left by n */
+    reverse(r->arena + from + n, span - n);
+    reverse(r->arena + from, span);
+    struct http_str *moved[3 + HDR_COUNT] = {&r->url, &r->path, &r->query};
+    for (int h = 0; h < HDR_COUNT; h++)
+        moved[3 + h] = h == HDR_COOKIE ? NULL : &r->hdr[h];
+    for (size_t i = 0; i < sizeof moved / sizeof moved[0]; i++)
+        if (moved[i] && moved[i]->off > from)
+            moved[i]->off = (uint16_t)(moved[i]->off - n);
+    c->off = (uint16_t)(r->used - n);
+}
+
 static int on_header_value(http_parser *p, const char *at, size_t n)
 {
     struct http_req *r = req_of(p);
@@ -173,11 +203,11 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
                     r->error = 400;
                     return -1;
                 }
-                struct http_str old = r->hdr[HDR_COOKIE];
-                uint16_t off = r->used;
-                if (arena_put(r, r->arena + old.off, old.len) < 0 || arena_put(r, "; ", 2) < 0)
+                cookie_to_end(r);
+                r->used--; /* its NUL: "; " and the new line follow */
+                if (arena_put(r, "; ", 2) < 0)
                     return -1;
-                r->hdr[HDR_COOKIE] = (struct http_str){off, (uint16_t)(r->used - off)};
+                r->hdr[HDR_COOKIE].len += 2;
             } else {
                 r->hdr[r->cur] = (struct http_str){r->used, 0};
             }
@@ -255,7 +285,12 @@ enum method_scan http_scan_method(const char *p, size_t n, size_t *skip)
     size_t start = i;
     while (i < n && i - start <= 32 && is_tchar((unsigned char)p[i]))
         i++;
-    if (i == n && i - start <= 32)
+    /* No method is that long. Decided on the 33rd character alone, so that
+     * the answer does not depend on where a read ends (found by tests/fuzz,
+     * which also saw the next test read p[n]). */
+    if (i - start > 32)
+        return METHOD_MALFORMED;
+    if (i == n)
         return METHOD_NEED_MORE;
     if (i == start || p[i] != ' ')
         return METHOD_MALFORMED;
