@@ -26,6 +26,34 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     *buf = uv_buf_init(read_buf, sizeof read_buf);
 }
 
+/* A read that filled the whole buffer means the client has more waiting:
+ * a flooder. libuv would read it again up to 32 times in this turn, and the
+ * core would fan all of it out (2 MiB of chat) before this turn's output
+ * goes out, putting members who read promptly over the 1 MiB cut-off.
+ * Such a client is read again only next turn, after the flush. */
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+
+static void pause_until_next_turn(struct client *cl)
+{
+    if (cl->paused || !cl->reading)
+        return;
+    uv_read_stop((uv_stream_t *)&cl->tcp);
+    cl->paused = true;
+    cl->next_paused = server.paused;
+    server.paused = cl;
+}
+
+void resume_paused_clients(void)
+{
+    while (server.paused) {
+        struct client *cl = server.paused;
+        server.paused = cl->next_paused;
+        cl->paused = false;
+        if (!cl->closing && cl->reading)
+            uv_read_start((uv_stream_t *)&cl->tcp, on_alloc, on_read);
+    }
+}
+
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
     struct client *cl = s->data;
@@ -40,6 +68,8 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         conn_eof(&cl->conn);
     else if (n < 0)
         cl->conn.close = CLOSE_NOW; /* reset or worse */
+    if (n == (ssize_t)sizeof read_buf)
+        pause_until_next_turn(cl);
     client_sync(cl);
 }
 
@@ -285,7 +315,7 @@ static void linger(struct client *cl)
         return;
     }
     cl->lingering = true;
-    if (!cl->reading)
+    if (!cl->reading && !cl->paused) /* paused: resumed before the next poll */
         uv_read_start((uv_stream_t *)&cl->tcp, on_alloc, on_read);
     cl->reading = true;
     uv_timer_start(&cl->timer, on_deadline, LINGER_MS, 0);
@@ -310,7 +340,9 @@ void client_sync(struct client *cl)
         return;
     }
     bool want = conn_want_read(c);
-    if (want && !cl->reading)
+    if (cl->paused)
+        ; /* resume_paused_clients starts reading again if still wanted */
+    else if (want && !cl->reading)
         uv_read_start((uv_stream_t *)&cl->tcp, on_alloc, on_read);
     else if (!want && cl->reading)
         uv_read_stop((uv_stream_t *)&cl->tcp);
@@ -364,6 +396,13 @@ void client_close(struct client *cl)
             p = &(*p)->next_dirty;
         *p = cl->next_dirty;
         cl->dirty = false;
+    }
+    if (cl->paused) {
+        struct client **p = &server.paused;
+        while (*p != cl)
+            p = &(*p)->next_paused;
+        *p = cl->next_paused;
+        cl->paused = false;
     }
     struct conn *c = &cl->conn;
     struct action *a = c->action;

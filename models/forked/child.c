@@ -154,6 +154,11 @@ void child_main(int fd, int hub_fd)
         if (!shutdown_seen && atomic_load(&blocking_stopping)) {
             shutdown_seen = true;
             atomic_store(&blocking_deadline_ms, app_now_ms() + 4000);
+            /* What the hub sent before the parent signalled us — a leave,
+             * say — goes out before our close 1001, never after it. */
+            struct pollfd hub = {HUB_FD, POLLIN, 0};
+            for (int i = 0; joined && i < 64 && poll(&hub, 1, 0) == 1; i++)
+                take_from_hub(&c, &hub_in);
             conn_shutdown(&c);
         }
         blocking_flush(CLIENT_FD, &c);

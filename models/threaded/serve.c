@@ -132,6 +132,10 @@ static void take_inbox(struct tconn *t)
     struct outq in = t->inbox;
     t->inbox = (struct outq){0};
     pthread_mutex_unlock(&t->lock);
+    /* Nothing may follow a close frame (RFC 6455 5.5.1): what was delivered
+     * after ours was queued goes nowhere. */
+    if (c->ws && c->ws->phase != WS_OPEN)
+        outq_clear(&in);
     /* Splice: the nodes change hands, the bytes are not copied. */
     if (in.head) {
         if (c->out.tail)
@@ -198,13 +202,15 @@ void serve_connection(int fd, void *arg)
     gil_acquire();
     conn_init(c, &app);
     for (;;) {
+        /* The inbox first: events delivered before the shutdown (a leave,
+         * say) go out before the close 1001, not after it. */
+        take_inbox(t);
         if (!shutdown_seen && atomic_load(&blocking_stopping)) {
             shutdown_seen = true;
             conn_shutdown(c);
         }
         if (atomic_load(&blocking_hard_stop))
             c->close = CLOSE_NOW;
-        take_inbox(t);
         blocking_flush(fd, c); /* before any blocking action: earlier answers go out first */
         publish_out_bytes(t);
         if (c->close == CLOSE_NOW)

@@ -1,6 +1,7 @@
 #include "harness.h"
 
 #include <curl/curl.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -218,7 +220,8 @@ static void build_argv(const char **argv, size_t max, char *argsbuf, const char 
     argv[n] = NULL;
 }
 
-static void spawn(struct server *s, const char *const *extra)
+/* nofile > 0: the server's RLIMIT_NOFILE, soft and hard. */
+static void spawn(struct server *s, const char *const *extra, int nofile)
 {
     memset(s, 0, sizeof *s);
     const char *envargs = getenv("C10K_SERVER_ARGS");
@@ -254,6 +257,13 @@ static void spawn(struct server *s, const char *const *extra)
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
+        if (nofile > 0) {
+            struct rlimit rl = {(rlim_t)nofile, (rlim_t)nofile};
+            if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+                dprintf(2, "setrlimit(RLIMIT_NOFILE, %d): %s\n", nofile, strerror(errno));
+                _exit(127);
+            }
+        }
         execv(argv[0], (char *const *)argv);
         dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
         _exit(127);
@@ -333,7 +343,12 @@ static int wait_exit(struct server *s, int cap_ms)
 
 void server_start(struct server *s, const char *const *extra)
 {
-    spawn(s, extra);
+    server_start_nofile(s, extra, 0);
+}
+
+void server_start_nofile(struct server *s, const char *const *extra, int nofile)
+{
+    spawn(s, extra, nofile);
     int port = await_listening(s, START_CAP_MS);
     if (port <= 0) {
         if (port < 0) {
@@ -353,7 +368,7 @@ void server_start(struct server *s, const char *const *extra)
 char *server_start_must_fail(const char *const *extra)
 {
     struct server s;
-    spawn(&s, extra);
+    spawn(&s, extra, 0);
     int port = await_listening(&s, START_CAP_MS);
     if (port > 0) {
         kill(s.pid, SIGKILL);
@@ -842,4 +857,104 @@ struct jv *stats_get(int port)
     cr_assert(v && v->t == J_OBJ, "/stats is not a JSON object: %s", r.body);
     resp_free(&r);
     return v;
+}
+
+/* ---- the server seen through /proc ---- */
+
+int server_fd_count(const struct server *s)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)s->pid);
+    DIR *d = opendir(path);
+    cr_assert(d != NULL, "%s: %s", path, strerror(errno));
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n;
+}
+
+int server_await_fds(const struct server *s, int at_most)
+{
+    int64_t deadline = now_ms() + CAP_MS;
+    int n;
+    while ((n = server_fd_count(s)) > at_most && remaining_ms(deadline) > 0)
+        poll(NULL, 0, 20); /* re-read /proc: the close itself cannot be waited on */
+    return n;
+}
+
+/* Runnable nanoseconds of every thread of one process (0 if it is gone). */
+static int64_t process_runnable_ns(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return 0;
+    int64_t total = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.')
+            continue;
+        char stat[128];
+        snprintf(stat, sizeof stat, "/proc/%d/task/%.20s/schedstat", (int)pid, e->d_name);
+        FILE *f = fopen(stat, "r");
+        if (!f)
+            continue; /* the thread ended meanwhile */
+        long long run = 0, wait = 0;
+        if (fscanf(f, "%lld %lld", &run, &wait) == 2)
+            total += run + wait;
+        fclose(f);
+    }
+    closedir(d);
+    return total;
+}
+
+/* The parent pid in /proc/PID/stat (after the parenthesised command name,
+ * which may itself hold spaces or parentheses). */
+static pid_t parent_of(const char *pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%.20s/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *close_paren = strrchr(buf, ')');
+    char state;
+    int ppid;
+    if (!close_paren || sscanf(close_paren + 1, " %c %d", &state, &ppid) != 2)
+        return -1;
+    return ppid;
+}
+
+int server_await_children(const struct server *s, int at_most)
+{
+    int64_t deadline = now_ms() + 2 * CAP_MS;
+    for (;;) {
+        int n = 0;
+        DIR *d = opendir("/proc");
+        cr_assert(d != NULL);
+        for (struct dirent *e; (e = readdir(d));)
+            if (e->d_name[0] >= '1' && e->d_name[0] <= '9' && parent_of(e->d_name) == s->pid)
+                n++;
+        closedir(d);
+        if (n <= at_most || remaining_ms(deadline) == 0)
+            return n;
+        poll(NULL, 0, 20); /* re-read /proc: another process's exit cannot be waited on */
+    }
+}
+
+int64_t server_runnable_ms(const struct server *s)
+{
+    int64_t ns = process_runnable_ns(s->pid);
+    DIR *d = opendir("/proc");
+    cr_assert(d != NULL);
+    for (struct dirent *e; (e = readdir(d));)
+        if (e->d_name[0] >= '1' && e->d_name[0] <= '9' && parent_of(e->d_name) == s->pid)
+            ns += process_runnable_ns((pid_t)atoi(e->d_name));
+    closedir(d);
+    return ns / 1000000;
 }

@@ -53,6 +53,9 @@ void server_start(struct server *s, const char *const *extra);
 /* Start a server that must refuse to: it must exit non-zero without ever
  * printing the listening line. Returns its stderr (malloc'd). */
 char *server_start_must_fail(const char *const *extra);
+/* The same under a descriptor limit: RLIMIT_NOFILE soft = hard = nofile in
+ * the child before exec, so the server cannot raise it (exhaustion tests). */
+void server_start_nofile(struct server *s, const char *const *extra, int nofile);
 /* SIGTERM, wait (STOP_CAP_MS), assert a normal exit with status 0. */
 void server_stop(struct server *s);
 /* After the caller sent a signal: wait for the exit and assert status 0. */
@@ -150,6 +153,28 @@ void raw_request(int port, const char *request, bool head_request, struct http_r
 char *users_file(const char *const *pairs, const char *extra);
 /* GET /stats: asserts 200 + a JSON object; the caller frees it. */
 struct jv *stats_get(int port);
+
+/* ---- the server seen through /proc ---- */
+
+/* Open descriptors of the server process (its /proc/PID/fd entries); in
+ * chat-forked that is the parent. */
+int server_fd_count(const struct server *s);
+/* Waits until server_fd_count() <= at_most (polling /proc, CAP_MS); returns
+ * the last count seen, for the assertion message. */
+int server_await_fds(const struct server *s, int at_most);
+/* Waits until the server has at most at_most child processes (chat-forked:
+ * connections whose child has not exited yet; the others never have any),
+ * polling /proc, 2 * CAP_MS; returns the last count. Under ASan each exiting
+ * child runs LeakSanitizer, which takes a while: a test that made many
+ * children lets them finish before server_stop's own, shorter, cap. */
+int server_await_children(const struct server *s, int at_most);
+/* Milliseconds the server's threads, and those of its live children
+ * (chat-forked), have been runnable (on a CPU or waiting in the run queue:
+ * /proc/PID/task/TID/schedstat) since they started. Over a window in which
+ * the server has nothing to do this grows by about 0; a thread spinning in a
+ * busy loop makes it grow by the whole window, however loaded the machine
+ * is — unlike CPU time, which shrinks when the loop must share the CPU. */
+int64_t server_runnable_ms(const struct server *s);
 
 /* ---- time ---- */
 int64_t now_ms(void);      /* CLOCK_MONOTONIC */

@@ -105,17 +105,19 @@ static void serve(struct upstream *u, int fd)
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
         break;
     }
-    case UP_HUGE: {
+    case UP_HUGE:
+    case UP_5MB: {
+        unsigned len = u->mode == UP_HUGE ? UPSTREAM_HUGE_LEN : UPSTREAM_5MB_LEN;
         int n = snprintf(head, sizeof head,
                          "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
                          "Content-Length: %u\r\nConnection: close\r\n\r\n",
-                         UPSTREAM_HUGE_LEN);
-        char *body = malloc(UPSTREAM_HUGE_LEN);
-        memset(body, 'x', UPSTREAM_HUGE_LEN);
+                         len);
+        char *body = malloc(len);
+        memset(body, 'x', len);
         /* The server is expected to give up after 1 MiB: a failed write
          * here is the normal outcome. */
         if (write_all(u, fd, head, (size_t)n))
-            write_all(u, fd, body, UPSTREAM_HUGE_LEN);
+            write_all(u, fd, body, len);
         free(body);
         break;
     }

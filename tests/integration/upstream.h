@@ -12,10 +12,12 @@ enum upstream_mode {
     UP_HANG,      /* accept, read the request, never answer */
     UP_RESET,     /* accept, read the request, close with RST */
     UP_HUGE,      /* 200 with a body of UPSTREAM_HUGE_LEN bytes (> 1 MiB) */
+    UP_5MB,       /* 200 with a body of UPSTREAM_5MB_LEN bytes */
 };
 
 #define UPSTREAM_404_BODY "upstream says: no such word\n"
 #define UPSTREAM_HUGE_LEN ((1u << 20) + 4096)
+#define UPSTREAM_5MB_LEN (5u << 20)
 
 struct upstream {
     enum upstream_mode mode;
