@@ -23,6 +23,7 @@ struct config {
     const char *users_path;
     const char *secret_path;
     const char *upstream;
+    const char *redis; /* --redis URL: a shared room through Redis (backplane.h) */
     unsigned max_conns;
     bool gil;
     bool cpu_pool;    /* chat-async */

@@ -8,6 +8,7 @@
 #include <sys/resource.h>
 
 #include "app.h"
+#include "backplane.h"
 #include "gil.h"
 #include "http_request.h"
 
@@ -15,13 +16,15 @@ static void usage(const char *model)
 {
     fprintf(stderr,
             "usage: chat-%s [--listen HOST:PORT] [--users FILE] [--secret FILE]\n"
-            "       [--upstream PREFIX] [--max-conns N] [--gil]%s\n"
+            "       [--upstream PREFIX] [--max-conns N] [--gil] [--redis URL]%s\n"
             "  --listen HOST:PORT  where to listen (default 127.0.0.1:8080; port 0 picks one)\n"
             "  --users FILE        users file (default: demo accounts coco, cc, aa / 123456)\n"
             "  --secret FILE       HMAC key for session cookies, >= 32 bytes (default: random)\n"
             "  --upstream PREFIX   URL prefix for /search (default: none, /search is 503)\n"
             "  --max-conns N       open connections beyond N get 503 (default 10000)\n"
-            "  --gil               emulate CPython's global interpreter lock\n",
+            "  --gil               emulate CPython's global interpreter lock\n"
+            "  --redis URL         share one room with other servers through Redis,\n"
+            "                      e.g. redis://127.0.0.1:6379/0 (docs/scaling-out.md)\n",
             model,
             strcmp(model, "async") == 0      ? " [--cpu-pool]\n  --cpu-pool          run /cpu on libuv's thread pool"
             : strcmp(model, "threaded") == 0 ? " [--threads N] [--queue N]\n  --threads N         worker pool size (default 64; 0 = a thread per connection)\n  --queue N           accepted connections waiting for a worker (default 1024)"
@@ -72,6 +75,7 @@ static int parse_flags(struct config *cfg, const char *model, int argc, char **a
         name[nl] = '\0';
         bool takes_value = strcmp(name, "--listen") == 0 || strcmp(name, "--users") == 0 ||
                            strcmp(name, "--secret") == 0 || strcmp(name, "--upstream") == 0 ||
+                           strcmp(name, "--redis") == 0 ||
                            strcmp(name, "--max-conns") == 0 ||
                            (threaded && (strcmp(name, "--threads") == 0 ||
                                          strcmp(name, "--queue") == 0));
@@ -94,6 +98,8 @@ static int parse_flags(struct config *cfg, const char *model, int argc, char **a
             cfg->secret_path = val;
         else if (strcmp(name, "--upstream") == 0)
             cfg->upstream = val;
+        else if (strcmp(name, "--redis") == 0)
+            ok = backplane_url_ok(val) && (cfg->redis = val) != NULL;
         else if (strcmp(name, "--max-conns") == 0)
             ok = parse_uint(val, 1000000, &cfg->max_conns) && cfg->max_conns > 0;
         else if (strcmp(name, "--threads") == 0)

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -60,6 +61,12 @@ struct room {
     struct room_member *cut_head, *cut_tail;
 
     struct buf scratch; /* JSON of the event being encoded */
+
+    /* Remote mode (room.h): where this server's events are published, and
+     * the members whose join is published but not back yet. */
+    struct room_remote remote;
+    bool has_remote;
+    struct room_member *pend_head;
 };
 
 static uint64_t realtime_ms(void)
@@ -198,14 +205,14 @@ static int append_json_str(struct buf *b, const char *s, size_t n)
 }
 
 /* join / message / leave. text is NULL for all but message. */
-static struct rbuf *encode_event(struct room *r, const char *type, uint64_t seq,
-                                 const char *user, const char *text, size_t text_len,
-                                 size_t *json_off)
+static struct rbuf *encode_event_at(struct room *r, const char *type, uint64_t seq,
+                                    uint64_t ts, const char *user, const char *text,
+                                    size_t text_len, size_t *json_off)
 {
     struct buf *b = &r->scratch;
     b->len = 0;
     if (buf_appendf(b, EVENT_LIMIT, "{\"type\":\"%s\",\"seq\":%" PRIu64 ",\"ts\":%" PRIu64 ",\"user\":",
-                    type, seq, room_clock_ms()) < 0 ||
+                    type, seq, ts) < 0 ||
         append_json_str(b, user, strlen(user)) < 0 ||
         (text && (append_str(b, ",\"text\":") < 0 || append_json_str(b, text, text_len) < 0)) ||
         append_str(b, "}") < 0) {
@@ -213,6 +220,13 @@ static struct rbuf *encode_event(struct room *r, const char *type, uint64_t seq,
         return NULL;
     }
     return frame_scratch(r, json_off);
+}
+
+static struct rbuf *encode_event(struct room *r, const char *type, uint64_t seq,
+                                 const char *user, const char *text, size_t text_len,
+                                 size_t *json_off)
+{
+    return encode_event_at(r, type, seq, room_clock_ms(), user, text, text_len, json_off);
 }
 
 static struct rbuf *encode_welcome(struct room *r, const char *user)
@@ -287,6 +301,28 @@ static void unlink_member(struct room *r, struct room_member *m)
     r->members--;
 }
 
+static void link_pending(struct room *r, struct room_member *m)
+{
+    m->prev = NULL;
+    m->next = r->pend_head;
+    if (m->next)
+        m->next->prev = m;
+    r->pend_head = m;
+    m->pending = true;
+}
+
+static void unlink_pending(struct room *r, struct room_member *m)
+{
+    if (m->prev)
+        m->prev->next = m->next;
+    else
+        r->pend_head = m->next;
+    if (m->next)
+        m->next->prev = m->prev;
+    m->prev = m->next = NULL;
+    m->pending = false;
+}
+
 /* Deliver ev to every member. A member whose backlog goes over the limit is
  * unlinked on the spot, so the rest of this fan-out and every later one skip
  * it, and it is queued on the cut list. Unlinking touches only m's
@@ -346,7 +382,10 @@ static void settle_cut_offs(struct room *r)
         char user[ROOM_MAX_USER + 1];
         memcpy(user, m->user, sizeof user);
         r->sink.cut_off(m);
-        announce_leave(r, user);
+        if (r->has_remote) /* presence changes when the leave comes back */
+            r->remote.publish(r->remote.ctx, "leave", user, NULL, 0);
+        else
+            announce_leave(r, user);
     }
 }
 
@@ -400,7 +439,16 @@ int room_join(struct room *r, struct room_member *m, const char *user)
         return -1;
     }
     room_lock(r);
-    if (m->joined) { /* already in: joining twice would corrupt the list */
+    if (m->joined || m->pending) { /* already in: joining twice would corrupt the list */
+        room_unlock(r);
+        return 0;
+    }
+    if (r->has_remote) {
+        /* Nothing is delivered yet: welcome and join wait for the join to
+         * come back in the shared order (room_apply). */
+        memcpy(m->user, user, ulen + 1);
+        link_pending(r, m);
+        m->token = r->remote.publish(r->remote.ctx, "join", user, NULL, 0);
         room_unlock(r);
         return 0;
     }
@@ -446,8 +494,12 @@ void room_post(struct room *r, struct room_member *m, const char *text, size_t l
         return;
     room_lock(r);
     /* joined is read under the lock: another thread's fan-out may have cut
-     * m off a moment ago. */
-    if (m->joined) {
+     * m off a moment ago. A pending member may post: its message is
+     * published after its join, on the same ordered channel. */
+    if (r->has_remote) {
+        if (m->joined || m->pending)
+            r->remote.publish(r->remote.ctx, "message", m->user, text, len);
+    } else if (m->joined) {
         size_t json_off;
         struct rbuf *ev = broadcast(r, "message", m->user, text, len, &json_off);
         if (ev)
@@ -460,7 +512,17 @@ void room_post(struct room *r, struct room_member *m, const char *text, size_t l
 void room_leave(struct room *r, struct room_member *m)
 {
     room_lock(r);
-    if (m->joined) {
+    if (r->has_remote) {
+        /* m goes now (its connection is about to be freed); the others see
+         * its leave when it comes back in the shared order. */
+        if (m->joined || m->pending) {
+            if (m->joined)
+                unlink_member(r, m);
+            else
+                unlink_pending(r, m);
+            r->remote.publish(r->remote.ctx, "leave", m->user, NULL, 0);
+        }
+    } else if (m->joined) {
         unlink_member(r, m);
         announce_leave(r, m->user);
         settle_cut_offs(r);
@@ -471,7 +533,16 @@ void room_leave(struct room *r, struct room_member *m)
 void room_close(struct room *r)
 {
     room_lock(r);
+    /* In a shared room the other servers must hear that these members are
+     * gone: one leave each, published (backplane_free sends what is left). */
+    while (r->has_remote && r->pend_head) {
+        struct room_member *m = r->pend_head;
+        unlink_pending(r, m);
+        r->remote.publish(r->remote.ctx, "leave", m->user, NULL, 0);
+    }
     while (r->head) {
+        if (r->has_remote)
+            r->remote.publish(r->remote.ctx, "leave", r->head->user, NULL, 0);
         presence_remove(r, r->head->user);
         unlink_member(r, r->head);
     }
@@ -484,4 +555,164 @@ struct room_stats room_stats(struct room *r)
     struct room_stats s = {.members = r->members, .seq = r->seq};
     room_unlock(r);
     return s;
+}
+
+/* ---- remote mode -------------------------------------------------------- */
+
+void room_set_remote(struct room *r, const struct room_remote *remote)
+{
+    room_lock(r);
+    r->has_remote = remote != NULL;
+    if (remote)
+        r->remote = *remote;
+    room_unlock(r);
+}
+
+static struct room_member *find_pending(struct room *r, uint64_t token)
+{
+    for (struct room_member *m = r->pend_head; m; m = m->next)
+        if (m->token == token)
+            return m;
+    return NULL;
+}
+
+/* Our own member's join is back: it gets welcome (the replica as of this
+ * very point in the shared order), then it is linked and sees its join. */
+static void apply_own_join(struct room *r, struct room_member *m, struct rbuf *join)
+{
+    unlink_pending(r, m);
+    struct rbuf *welcome = encode_welcome(r, m->user);
+    if (!welcome) { /* ENOMEM: it cannot start right; treat as cut off */
+        r->sink.cut_off(m);
+        r->remote.publish(r->remote.ctx, "leave", m->user, NULL, 0);
+        fan_out(r, join);
+        return;
+    }
+    m->joined = true;
+    r->sink.deliver(m, welcome);
+    rbuf_unref(welcome);
+    link_member(r, m);
+    fan_out(r, join);
+}
+
+static void system_locked(struct room *r, const char *text)
+{
+    struct buf *b = &r->scratch;
+    b->len = 0;
+    if (buf_appendf(b, EVENT_LIMIT, "{\"type\":\"system\",\"ts\":%" PRIu64 ",\"text\":",
+                    room_clock_ms()) < 0 ||
+        append_json_str(b, text, strlen(text)) < 0 || append_str(b, "}") < 0) {
+        scratch_reset(r);
+        return;
+    }
+    struct rbuf *ev = frame_scratch(r, NULL);
+    if (ev) {
+        fan_out(r, ev);
+        rbuf_unref(ev);
+    }
+}
+
+void room_apply(struct room *r, const struct room_event *e)
+{
+    room_lock(r);
+    if (e->seq <= r->seq) { /* seen already: a redelivery */
+        room_unlock(r);
+        return;
+    }
+    if (r->seq > 0 && e->seq > r->seq + 1) {
+        char note[160];
+        snprintf(note, sizeof note,
+                 "%" PRIu64 " chat events were lost while this server was cut off from the room",
+                 e->seq - r->seq - 1);
+        system_locked(r, note);
+    }
+    r->seq = e->seq;
+    bool join = strcmp(e->type, "join") == 0, leave = strcmp(e->type, "leave") == 0;
+    bool message = strcmp(e->type, "message") == 0;
+    struct room_member *own = join && e->mine ? find_pending(r, e->token) : NULL;
+    if (join && presence_add(r, e->user) < 0) {
+        room_unlock(r);
+        return;
+    }
+    if (leave)
+        presence_remove(r, e->user);
+    size_t json_off;
+    struct rbuf *ev = NULL;
+    if (join || leave || message)
+        ev = encode_event_at(r, e->type, e->seq, e->ts, e->user, message ? e->text : NULL,
+                             e->text_len, &json_off);
+    if (ev) {
+        if (own)
+            apply_own_join(r, own, ev);
+        else
+            fan_out(r, ev);
+        if (message)
+            history_push(r, ev, json_off);
+        else
+            rbuf_unref(ev);
+    }
+    settle_cut_offs(r);
+    room_unlock(r);
+}
+
+void room_load(struct room *r, uint64_t seq, const char *const *names, const unsigned *counts,
+               size_t nnames, const struct room_event *history, size_t nhistory)
+{
+    room_lock(r);
+    r->nusers = 0;
+    for (size_t i = 0; i < nnames; i++) {
+        size_t n = strnlen(names[i], ROOM_MAX_USER + 1);
+        if (n == 0 || n > ROOM_MAX_USER)
+            continue;
+        for (unsigned k = 0; k < counts[i]; k++)
+            if (presence_add(r, names[i]) < 0)
+                break;
+    }
+    for (unsigned i = 0; i < r->hist_len; i++)
+        rbuf_unref(history_at(r, i)->ev);
+    r->hist_first = r->hist_len = 0;
+    for (size_t i = 0; i < nhistory; i++) {
+        const struct room_event *e = &history[i];
+        size_t json_off;
+        struct rbuf *ev = encode_event_at(r, "message", e->seq, e->ts, e->user, e->text,
+                                          e->text_len, &json_off);
+        if (ev)
+            history_push(r, ev, json_off);
+    }
+    r->seq = seq;
+    room_unlock(r);
+}
+
+void room_own_presence(struct room *r, void (*fn)(void *arg, const char *user, unsigned n),
+                       void *arg)
+{
+    room_lock(r);
+    /* Members are few per user in the cases that matter; a quadratic count
+     * over this server's members keeps this allocation-free. */
+    for (struct room_member *m = r->head; m; m = m->next) {
+        bool earlier = false;
+        unsigned n = 0;
+        for (struct room_member *o = r->head; o; o = o->next) {
+            if (strcmp(o->user, m->user) != 0)
+                continue;
+            if (o == m)
+                break;
+            earlier = true;
+            break;
+        }
+        if (earlier)
+            continue;
+        for (struct room_member *o = m; o; o = o->next)
+            n += strcmp(o->user, m->user) == 0;
+        fn(arg, m->user, n);
+    }
+    room_unlock(r);
+}
+
+void room_system(struct room *r, const char *text)
+{
+    room_lock(r);
+    system_locked(r, text);
+    settle_cut_offs(r);
+    room_unlock(r);
 }

@@ -33,6 +33,8 @@ struct room_member {
     struct room_member *prev, *next; /* intrusive list; the room owns links */
     char user[ROOM_MAX_USER + 1];
     bool joined;
+    bool pending;   /* remote room: join published, not yet back (room_apply) */
+    uint64_t token; /* remote room: the id of its published join */
     void *owner; /* the model's connection (or child, in the forked hub) */
 };
 
@@ -74,6 +76,53 @@ struct room_stats {
     uint64_t seq;
 };
 struct room_stats room_stats(struct room *r);
+
+/* ---- remote mode: the room as one server's replica of a shared room ----
+ *
+ * With a backplane (common/backplane.h) the room no longer decides the order
+ * of events: room_join/post/leave publish what happened through `remote`,
+ * and the events come back, sequenced by the backplane, through room_apply —
+ * the same events, in the same order, on every server. The room then keeps
+ * presence and history as a replica of the shared room and only fans out.
+ * A joining member stays `pending` (it receives nothing) until its own join
+ * comes back; then it gets `welcome`, built from the replica at exactly that
+ * point of the shared order, and from there on every event. */
+struct room_remote {
+    /* Publish an event of this server (type "join", "message" or "leave").
+     * Returns the id the event will carry back (room_event.token). Runs
+     * under the room's lock: must not call back into the room. */
+    uint64_t (*publish)(void *ctx, const char *type, const char *user, const char *text,
+                        size_t len);
+    void *ctx;
+};
+/* NULL: back to a local room. Before any member joins, or at shutdown. */
+void room_set_remote(struct room *r, const struct room_remote *remote);
+
+struct room_event {
+    const char *type; /* "join", "message", "leave" */
+    uint64_t seq, ts;
+    const char *user; /* NUL-terminated, 1..ROOM_MAX_USER bytes */
+    const char *text; /* message only */
+    size_t text_len;
+    bool mine;        /* published by this server, with `token` */
+    uint64_t token;
+};
+/* One sequenced event from the backplane. An event with a seq already seen
+ * is dropped (at-least-once delivery below); a seq past the next one tells
+ * the members, with a `system` event, how many were lost. */
+void room_apply(struct room *r, const struct room_event *ev);
+/* The shared room's state when this server first connects: seq so far,
+ * presence (names with their connection counts) and the last messages,
+ * oldest first. Replaces presence, history and seq; members are kept. */
+void room_load(struct room *r, uint64_t seq, const char *const *names, const unsigned *counts,
+               size_t nnames, const struct room_event *history, size_t nhistory);
+/* Calls fn for each distinct user among this server's own members (linked,
+ * not pending), with its connection count. */
+void room_own_presence(struct room *r, void (*fn)(void *arg, const char *user, unsigned n),
+                       void *arg);
+/* A `system` event ({"type":"system","ts":...,"text":...}, no seq: it is
+ * this server speaking, not the room) to every member of this server. */
+void room_system(struct room *r, const char *text);
 
 /* Milliseconds since the Unix epoch, for `ts`; tests may replace it. */
 extern uint64_t (*room_clock_ms)(void);

@@ -26,6 +26,9 @@ int target_parse(const char *url, struct target *t);
 
 struct opts {
     struct target target;
+    struct target also;     /* ws, hold --also URL: every other client goes
+                               there (a second server sharing the room through
+                               --redis and the same --secret); port 0: none */
     unsigned conc;          /* -c: connections (http), clients (ws, hold) */
     uint64_t requests;      /* -n: total requests (http); 0 = until -t */
     double seconds;         /* -t: duration (http, hold); 0 = until -n */

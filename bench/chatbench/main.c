@@ -78,7 +78,8 @@ static void usage(void)
           "       chatbench hold URL -c CONNS -t SECONDS [--json]\n"
           "  (ws, hold: --sources N spreads clients over 127.0.0.2..; hold: elapsed and\n"
           "   rate are of the opening phase, connections opened per second)\n"
-          "  (ws, hold: --user NAME --password PW, default coco / 123456)\n",
+          "  (ws, hold: --user NAME --password PW, default coco / 123456)\n"
+          "  (ws, hold: --also URL sends every other client to a second server)\n",
           stderr);
     exit(2);
 }
@@ -174,6 +175,10 @@ int main(int argc, char **argv)
             o.user = argv[++i];
         else if (strcmp(a, "--password") == 0)
             o.password = argv[++i];
+        else if (strcmp(a, "--also") == 0) {
+            if (target_parse(argv[++i], &o.also) < 0)
+                usage();
+        }
         else
             usage();
     }

@@ -496,7 +496,8 @@ static void start(struct wsc_pool *p, struct wsc *c)
         }
     }
     uv_tcp_nodelay(&c->tcp, 1);
-    e = uv_tcp_connect(&c->conn, &c->tcp, (const struct sockaddr *)&p->dst, connect_cb);
+    const struct sockaddr_in *dst = p->has_dst2 && c->idx % 2 ? &p->dst2 : &p->dst;
+    e = uv_tcp_connect(&c->conn, &c->tcp, (const struct sockaddr *)dst, connect_cb);
     if (e < 0)
         hs_fail(c, connect_reason(e), uv_strerror(e));
 }
@@ -571,6 +572,9 @@ int wsc_pool_init(struct wsc_pool *p, uv_loop_t *loop, const struct opts *o,
         c->idx = i;
     }
     uv_ip4_addr(o->target.host, o->target.port, &p->dst);
+    p->has_dst2 = o->also.port != 0;
+    if (p->has_dst2)
+        uv_ip4_addr(o->also.host, o->also.port, &p->dst2);
     /* The target's path is ignored: the chat socket is always /chat/ws. No
      * Origin header: a request without one passes the server's check. */
     int len = snprintf(p->req, sizeof p->req,

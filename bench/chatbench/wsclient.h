@@ -95,7 +95,8 @@ struct wsc_pool {
     unsigned opened;
     uint64_t t_first;     /* ns when the first connect began */
     uv_timer_t sweep;     /* handshake timeouts */
-    struct sockaddr_in dst;
+    struct sockaddr_in dst, dst2; /* dst2: opts.also, for odd clients */
+    bool has_dst2;
     char req[1024];       /* the upgrade request up to the key header */
     size_t req_len;
     bool pumping, connected_called, sweep_on;

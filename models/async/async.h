@@ -18,10 +18,11 @@ struct client {
     struct conn conn;
     struct client *prev, *next;     /* all clients, for shutdown */
     struct client *next_dirty;      /* queued output to write this turn */
+    struct client *next_paused;     /* filled the read buffer this turn */
     struct action *orphan;          /* pool work still running after close */
     uint64_t armed_deadline;
     unsigned open_handles;
-    bool dirty, reading, writing, closing, lingering, counted;
+    bool dirty, reading, writing, closing, lingering, counted, paused;
 };
 
 struct server {
@@ -34,8 +35,13 @@ struct server {
     uv_timer_t hard_stop;
     uv_timer_t trim;           /* gives freed heap pages back, see main.c */
     struct curl_uv *curl;
+    struct backplane *bp;      /* --redis: the shared room (backplane.h) */
+    uv_timer_t bp_tick;        /* its timeouts and reconnection */
+    uv_timer_t bp_settle;      /* SIGTERM: waits for our last events to come back */
+    uint64_t settle_end;
     struct client *clients;
     struct client *dirty;
+    struct client *paused;
     unsigned live;             /* admitted connections, for --max-conns */
     bool stopping;
 };
@@ -46,6 +52,7 @@ void client_accept(uv_stream_t *listener);
 void client_sync(struct client *cl);
 void client_close(struct client *cl);
 void flush_dirty_clients(void);
+void resume_paused_clients(void);
 void fetch_done(struct action *a);
 extern const struct room_sink async_sink;
 

@@ -24,6 +24,8 @@
 #include <string.h>
 
 #include "async.h"
+#include "backplane.h"
+#include "redis_uv.h"
 #include "gil.h"
 
 #define LISTEN_BACKLOG 4096
@@ -53,6 +55,7 @@ static void before_poll(uv_prepare_t *h)
 {
     (void)h;
     flush_dirty_clients();
+    resume_paused_clients(); /* after the flush: see pause_until_next_turn */
     /* --gil: the loop thread holds the GIL while it runs callbacks and
      * drops it while it waits for I/O, as CPython does around select(). */
     gil_release();
@@ -86,6 +89,36 @@ void server_maybe_finished(void)
         curl_uv_free(server.curl);
         server.curl = NULL;
     }
+    if (server.bp) {
+        /* While the loop still runs: its handles close through it. */
+        backplane_free(server.bp);
+        server.bp = NULL;
+        close_handle((uv_handle_t *)&server.bp_tick);
+        close_handle((uv_handle_t *)&server.bp_settle);
+    }
+}
+
+static void on_bp_tick(uv_timer_t *t)
+{
+    (void)t;
+    backplane_tick(server.bp);
+}
+
+/* --redis: this loop drives the process's one Redis subscriber. */
+static int backplane_start(void)
+{
+    char err[256];
+    server.bp = backplane_new(server.app.cfg.redis, server.app.room,
+                              &(struct backplane_loop){redis_uv_attach, server.loop}, false, err,
+                              sizeof err);
+    if (!server.bp) {
+        fprintf(stderr, "chat-async: %s\n", err);
+        return -1;
+    }
+    uv_timer_init(server.loop, &server.bp_tick);
+    uv_timer_init(server.loop, &server.bp_settle);
+    uv_timer_start(&server.bp_tick, on_bp_tick, BACKPLANE_TICK_MS, BACKPLANE_TICK_MS);
+    return 0;
 }
 
 /* Memory the heap got back stays resident until trimmed: glibc returns only
@@ -114,6 +147,27 @@ static void on_hard_stop(uv_timer_t *t)
 
 /* SIGINT/SIGTERM: stop accepting, let the core close WebSockets with 1001
  * and finish what can finish, and give it all SHUTDOWN_GRACE_MS. */
+static void close_room(void)
+{
+    room_close(server.app.room); /* everyone is leaving: no N^2 leaves */
+    for (struct client *cl = server.clients, *next; cl; cl = next) {
+        next = cl->next;
+        conn_shutdown(&cl->conn);
+        client_sync(cl);
+    }
+    server_maybe_finished();
+}
+
+/* --redis: a leave published a moment ago must still reach the members
+ * here before they are closed; wait for it, briefly. */
+static void on_settle(uv_timer_t *t)
+{
+    if (!backplane_settled(server.bp) && app_now_ms() < server.settle_end)
+        return;
+    uv_timer_stop(t);
+    close_room();
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
     (void)h;
@@ -123,13 +177,12 @@ static void on_signal(uv_signal_t *h, int signum)
     server.stopping = true;
     close_handle((uv_handle_t *)&server.listener);
     uv_timer_start(&server.hard_stop, on_hard_stop, SHUTDOWN_GRACE_MS, 0);
-    room_close(server.app.room); /* everyone is leaving: no N^2 leaves */
-    for (struct client *cl = server.clients, *next; cl; cl = next) {
-        next = cl->next;
-        conn_shutdown(&cl->conn);
-        client_sync(cl);
+    if (server.bp && !backplane_settled(server.bp)) {
+        server.settle_end = app_now_ms() + BACKPLANE_SETTLE_MS;
+        uv_timer_start(&server.bp_settle, on_settle, 5, 5);
+        return;
     }
-    server_maybe_finished();
+    close_room();
 }
 
 static int listen_on(const struct config *cfg)
@@ -194,6 +247,8 @@ int main(int argc, char **argv)
     uv_timer_start(&server.trim, on_trim, TRIM_EVERY_MS, TRIM_EVERY_MS);
 
     if (listen_on(&server.app.cfg) < 0)
+        return 1;
+    if (server.app.cfg.redis && backplane_start() < 0)
         return 1;
 
     uv_run(server.loop, UV_RUN_DEFAULT); /* returns once everything is closed */

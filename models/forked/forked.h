@@ -37,6 +37,8 @@ void hub_on_event(struct hub *h, void *tag, uint32_t events);
 /* Write what this turn queued, one writev per child, before epoll again. */
 void hub_flush(struct hub *h);
 unsigned hub_links(const struct hub *h);
+/* The hub's room, for --redis: the parent is the one Redis subscriber. */
+struct room *hub_room(struct hub *h);
 /* Shutdown: everyone leaves at once, without N^2 `leave` events. */
 void hub_close_room(struct hub *h);
 void hub_free(struct hub *h);

@@ -249,6 +249,8 @@ void hub_flush(struct hub *h)
 
 unsigned hub_links(const struct hub *h) { return h->count; }
 
+struct room *hub_room(struct hub *h) { return h->room; }
+
 void hub_close_room(struct hub *h) { room_close(h->room); }
 
 void hub_free(struct hub *h)

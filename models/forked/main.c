@@ -21,6 +21,7 @@
  */
 #include <errno.h>
 #include <malloc.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "backplane.h"
 #include "forked.h"
 #include "net.h"
 
@@ -43,7 +45,7 @@ struct forked_shared *shared;
 
 /* epoll tags: each registered descriptor's data.ptr points at one of these
  * (hub links start with the same int, see hub.c). */
-enum { TAG_LISTENER = 10, TAG_SIGNALS, TAG_REFUSED };
+enum { TAG_LISTENER = 10, TAG_SIGNALS, TAG_REFUSED, TAG_REDIS };
 struct tag {
     int kind;
 };
@@ -56,10 +58,16 @@ struct refused {
 
 static int epfd, listener = -1, sigfd;
 static struct hub *hub;
+/* --redis: the parent alone talks to Redis and fans the shared room out to
+ * its children through the hub, as it does its own room. */
+static struct redis_epoll *bp_loop;
+static struct backplane *bp;
 static struct refused *refused;
 static pid_t *children;
 static unsigned nchildren, children_cap;
 static bool stopping, child_failed;
+static bool stop_requested; /* SIGINT/SIGTERM seen: shut down after this batch */
+static uint64_t settle_end; /* --redis: SIGTERM waits for our last events, see below */
 static uint64_t stop_deadline;
 
 static void stats(struct app *a, struct stats_view *v)
@@ -143,6 +151,15 @@ static void end_refused(struct refused *r)
 
 static void spawn(int fd)
 {
+    /* A connection its client has already reset is not worth a fork: after
+     * a storm of aborted connects the backlog holds thousands of them, and
+     * forking for each, one after the other, kept live clients waiting for
+     * tens of seconds. */
+    struct pollfd dead = {fd, 0, 0};
+    if (poll(&dead, 1, 0) == 1 && (dead.revents & (POLLERR | POLLHUP))) {
+        close(fd);
+        return;
+    }
     int pair[2];
     if (atomic_load(&shared->children) >= (long)app.cfg.max_conns || stopping ||
         socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0) {
@@ -153,6 +170,8 @@ static void spawn(int fd)
     pid_t pid = fork();
     if (pid == 0) {
         close(pair[0]);
+        if (bp) /* the parent's Redis connections must close when it closes them */
+            backplane_close_in_child(bp, bp_loop);
         child_main(fd, pair[1]); /* never returns */
     }
     close(fd);      /* the child has it; ours would keep the connection open */
@@ -176,6 +195,8 @@ static void spawn(int fd)
 
 /* --- the parent's loop --------------------------------------------------- */
 
+static void close_room(void);
+
 static void start_shutdown(void)
 {
     stopping = true;
@@ -183,6 +204,20 @@ static void start_shutdown(void)
     epoll_ctl(epfd, EPOLL_CTL_DEL, listener, NULL);
     close(listener);
     listener = -1;
+    /* --redis: a leave published a moment ago must still reach the members
+     * here before they are closed; the loop waits for it, briefly, and
+     * then calls close_room. */
+    if (bp && !backplane_settled(bp)) {
+        settle_end = app_now_ms() + BACKPLANE_SETTLE_MS;
+        return;
+    }
+    close_room();
+}
+
+static void close_room(void)
+{
+    settle_end = 0;
+    hub_flush(hub); /* what came back meanwhile, to the children before SIGTERM */
     hub_close_room(hub); /* everyone is leaving: no N^2 leaves */
     /* Each child closes its WebSocket with 1001 or finishes its answer. */
     for (unsigned i = 0; i < nchildren; i++)
@@ -196,7 +231,22 @@ static void on_signals(void)
         if (si.ssi_signo == SIGCHLD)
             reap_children();
         else if (!stopping)
-            start_shutdown();
+            stop_requested = true;
+    }
+}
+
+/* Before the room closes at shutdown, one pass over what children already
+ * sent — a member's leave, written before its close was answered — so that
+ * nothing said before the signal is lost with the room. Called between
+ * batches: no event of a batch can point at a link this frees. */
+static void settle_hub(void)
+{
+    struct epoll_event ev[256];
+    int n = epoll_wait(epfd, ev, 256, 0);
+    for (int i = 0; i < n; i++) {
+        struct tag *t = ev[i].data.ptr;
+        if (t->kind < TAG_LISTENER) /* a hub link */
+            hub_on_event(hub, t, ev[i].events);
     }
 }
 
@@ -210,6 +260,10 @@ static int next_timeout(void)
         next = stop_deadline;
     if (next > now + 1000)
         next = now + 1000; /* the hub's heap is trimmed once a second */
+    if (bp && next > now + BACKPLANE_TICK_MS)
+        next = now + BACKPLANE_TICK_MS;
+    if (settle_end && next > now + 5)
+        next = now + 5;
     return next == UINT64_MAX ? -1 : next <= now ? 0 : (int)(next - now);
 }
 
@@ -242,6 +296,21 @@ int main(int argc, char **argv)
     epoll_ctl(epfd, EPOLL_CTL_ADD, listener, &ev);
     ev.data.ptr = &signal_tag;
     epoll_ctl(epfd, EPOLL_CTL_ADD, sigfd, &ev);
+    static struct tag redis_tag = {TAG_REDIS};
+    if (app.cfg.redis) {
+        char err[256];
+        bp_loop = redis_epoll_new();
+        bp = bp_loop ? backplane_new(app.cfg.redis, hub_room(hub),
+                                     &(struct backplane_loop){redis_epoll_attach, bp_loop}, false,
+                                     err, sizeof err)
+                     : NULL;
+        if (!bp) {
+            fprintf(stderr, "chat-forked: %s\n", bp_loop ? err : "out of memory");
+            return 1;
+        }
+        ev.data.ptr = &redis_tag;
+        epoll_ctl(epfd, EPOLL_CTL_ADD, redis_epoll_fd(bp_loop), &ev);
+    }
 
     struct epoll_event events[256];
     uint64_t trimmed = app_now_ms();
@@ -251,7 +320,7 @@ int main(int argc, char **argv)
             struct tag *t = events[i].data.ptr;
             if (t->kind == TAG_LISTENER) {
                 /* A few per wakeup, so chat traffic is not starved by a storm. */
-                for (int k = 0; k < 64 && listener >= 0; k++) {
+                for (int k = 0; k < 64 && listener >= 0 && !stop_requested; k++) {
                     int fd = net_accept(listener);
                     if (fd < 0)
                         break;
@@ -259,6 +328,8 @@ int main(int argc, char **argv)
                 }
             } else if (t->kind == TAG_SIGNALS) {
                 on_signals();
+            } else if (t->kind == TAG_REDIS) {
+                redis_epoll_dispatch(bp_loop);
             } else if (t->kind == TAG_REFUSED) {
                 struct refused *r = (struct refused *)t;
                 char sink[4096];
@@ -269,6 +340,15 @@ int main(int argc, char **argv)
                 hub_on_event(hub, t, events[i].events);
             }
         }
+        if (stop_requested && !stopping) {
+            settle_hub();
+            hub_flush(hub); /* to the children before they get SIGTERM */
+            start_shutdown();
+        }
+        if (bp)
+            backplane_tick(bp);
+        if (settle_end && (backplane_settled(bp) || app_now_ms() >= settle_end))
+            close_room();
         hub_flush(hub);
         uint64_t now = app_now_ms();
         if (now - trimmed >= 1000) {
@@ -288,6 +368,8 @@ int main(int argc, char **argv)
     }
     while (refused)
         end_refused(refused);
+    backplane_free(bp); /* sends the leaves of room_close */
+    redis_epoll_free(bp_loop);
     hub_free(hub);
     free(children);
     close(epfd);

@@ -33,6 +33,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "backplane.h"
 #include "blocking.h"
 #include "gil.h"
 #include "net.h"
@@ -56,6 +57,57 @@ static void stats(struct app *a, struct stats_view *v)
      * pool size means the next chatter waits in the queue. */
     snprintf(v->extra, sizeof v->extra, "\"pool\":%u,\"busy\":%u,\"queued\":%u",
              app.cfg.threads, s.busy, s.queued);
+}
+
+/* --redis: the room is one server's replica of a room shared through Redis.
+ * One thread drives the backplane's connections — the process's one
+ * subscriber — and applies what comes back to the room, under its lock, as
+ * any worker would; workers only queue what their members do and poke it. */
+static struct redis_epoll *bp_loop;
+static struct backplane *bp;
+static pthread_t bp_thread;
+static atomic_bool bp_stop;
+
+static void *backplane_main(void *arg)
+{
+    (void)arg;
+    struct pollfd fds[2] = {{redis_epoll_fd(bp_loop), POLLIN, 0},
+                            {backplane_wake_fd(bp), POLLIN, 0}};
+    while (!atomic_load(&bp_stop)) {
+        if (poll(fds, 2, BACKPLANE_TICK_MS) < 0 && errno != EINTR)
+            break;
+        if (fds[0].revents)
+            redis_epoll_dispatch(bp_loop);
+        if (fds[1].revents)
+            backplane_flush(bp);
+        backplane_tick(bp);
+    }
+    return NULL;
+}
+
+static int backplane_start(void)
+{
+    char err[256];
+    bp_loop = redis_epoll_new();
+    if (!bp_loop)
+        return -1;
+    bp = backplane_new(app.cfg.redis, app.room, &(struct backplane_loop){redis_epoll_attach, bp_loop},
+                       true, err, sizeof err);
+    if (!bp) {
+        fprintf(stderr, "chat-threaded: %s\n", err);
+        return -1;
+    }
+    return pthread_create(&bp_thread, NULL, backplane_main, NULL) == 0 ? 0 : -1;
+}
+
+static void backplane_stop(void)
+{
+    if (!bp)
+        return;
+    atomic_store(&bp_stop, true);
+    pthread_join(bp_thread, NULL);
+    backplane_free(bp);
+    redis_epoll_free(bp_loop);
 }
 
 /* Wait for the workers, at most until the grace period ends; then make the
@@ -97,6 +149,8 @@ int main(int argc, char **argv)
     int listener = net_listen(&app.cfg, "threaded");
     if (sigfd < 0 || !app.room || listener < 0)
         return 1;
+    if (app.cfg.redis && backplane_start() < 0)
+        return 1;
     pool = pool_new(app.cfg.threads, app.cfg.queue, serve_connection, NULL);
     if (!pool || refuser_start() < 0) {
         fprintf(stderr, "chat-threaded: cannot start worker threads\n");
@@ -115,6 +169,11 @@ int main(int argc, char **argv)
             trimmed = app_now_ms();
         }
         if (fds[1].revents & POLLIN) {
+            /* --redis: a leave published a moment ago must still reach the
+             * members here, before the workers start closing them. */
+            uint64_t settle_end = app_now_ms() + BACKPLANE_SETTLE_MS;
+            while (bp && !backplane_settled(bp) && app_now_ms() < settle_end)
+                poll(NULL, 0, 5);
             atomic_store(&blocking_deadline_ms, app_now_ms() + SHUTDOWN_GRACE_MS);
             atomic_store(&blocking_stopping, true);
             break;
@@ -138,6 +197,7 @@ int main(int argc, char **argv)
     close(listener);
     room_close(app.room); /* everyone is leaving: no N^2 leaves */
     stop_workers();
+    backplane_stop(); /* sends the leaves of room_close */
     refuser_stop();
     pool_free(pool);
     close(sigfd);
