@@ -2,7 +2,8 @@
 """./lab bench: run the side-by-side comparison of the three chat models.
 
 usage: lab_bench.py [--quick | --full] [--models async,threaded,forked,nginx,tornado]
-                    [--build DIR] [--out DIR] [--reps N] [--smoke]
+                    [--scenarios fanout,hold,...] [--build DIR] [--out DIR] [--reps N]
+                    [--smoke]
 
 Writes OUT/<UTC timestamp>/results.json (the contract is bench/RESULTS.md),
 then runs bench/report.py on it (report.md and the PNG plots) and points
@@ -804,7 +805,7 @@ class Bench:
             vs = [v for v in variants if (cross_tool(v) and self.tool_path(cross_tool(v)) and
                                           self.variant_ok(cross_target(v))) or
                   (v in VARIANTS and self.variant_ok(v))]
-            if vs:
+            if vs and (not self.args.scenarios or sc in self.args.scenarios.split(",")):
                 out.append(dict(scenario=sc, case=case, variants=vs, **kw))
 
         add("hello-keepalive", "c=50", ALL6 + ["nginx", "tornado", "wrk-vs-async", "wrk-vs-nginx",
@@ -1165,7 +1166,8 @@ class Bench:
                "machine": dict(machine, loadavg_end=[float(x) for x in
                                                       read("/proc/loadavg", "0 0 0").split()[:3]]),
                "anchors": anchors, "runs": self.runs}
-        doc["fanout_redis"] = self.fanout_redis()
+        if not self.args.scenarios or "fanout-redis" in self.args.scenarios.split(","):
+            doc["fanout_redis"] = self.fanout_redis()
         with open(os.path.join(outdir, "results.json"), "w") as f:
             json.dump(doc, f, indent=1)
         shutil.rmtree(self.tmp, ignore_errors=True)
@@ -1180,7 +1182,7 @@ class Bench:
         if not rep_ok:
             fallback_report(doc, os.path.join(outdir, "report.md"))
         with open(os.path.join(outdir, "report.md"), "a") as f:
-            fr = doc["fanout_redis"]
+            fr = doc.get("fanout_redis") or {"error": "not in --scenarios"}
             f.write("\n## fanout-redis: one room across two servers through Redis\n\n" +
                     (fr.get("markdown") or "not run: %s\n" % fr.get("error")))
         if not self.args.smoke:
@@ -1304,6 +1306,7 @@ def main():
     ap.add_argument("--build", default=os.path.join(ROOT, "build-release"))
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
     ap.add_argument("--reps", type=int)
+    ap.add_argument("--scenarios", help="comma list: only these scenarios (e.g. fanout,hold)")
     ap.add_argument("--no-build", action="store_true", help="use --build as it is")
     args = ap.parse_args()
     args.out = os.path.abspath(args.out)

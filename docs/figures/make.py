@@ -245,7 +245,7 @@ NUM_METRICS = {
     "pss_conn_kib": ("pss_conn", lambda x: report.num(x / 1024)),
 }
 USAGE_METRICS = {"threads": "peak_threads", "processes": "peak_processes",
-                 "rss_mib": "peak_rss_bytes"}
+                 "rss_mib": "peak_rss_bytes", "memdrop_gib": "mem_available_drop_kb"}
 
 
 def resolve(runs, key):
@@ -282,6 +282,8 @@ def resolve(runs, key):
         return report.ratio(x) if parts[1] == "two_core_scaling" else report.num(x)
     metric = parts[3]
     if metric in USAGE_METRICS:
+        if metric == "memdrop_gib":
+            return report.num(x / 1024 / 1024)
         return fmt_int(x) if metric != "rss_mib" else report.num(x / 1024 / 1024)
     return NUM_METRICS[metric][1](x)
 
