@@ -164,6 +164,14 @@ def wrk_fragment(runs):
     return with_sources([run], report.wrk_table(run.res))
 
 
+def redis_fragment(runs):
+    """The fanout-redis table (bench/redis_fanout.py, run by lab_bench.py)."""
+    run = next((r for r in runs if (r.doc.get("fanout_redis") or {}).get("markdown")), None)
+    if run is None:
+        return with_sources([], [f"No fanout-redis run: {ABSENT}."])
+    return with_sources([run], run.doc["fanout_redis"]["markdown"].rstrip("\n").split("\n"))
+
+
 C10K_MODELS = ["async", "threaded-unpooled", "forked"]
 
 
@@ -225,6 +233,8 @@ def fragments(runs):
         "fanout": scenario_fragment(runs, "fanout", ["n=100", "n=1000", "n=10000"], full),
         "hold": scenario_fragment(runs, "hold", ["n=10000"], full),
         "crosscheck": wrk_fragment(runs),
+        "chat-rate": scenario_fragment(runs, "chat-rate", ["n=1000"], full),
+        "fanout-redis": redis_fragment(runs),
         "c10k": c10k_fragment(runs),
     }
 
