@@ -1110,8 +1110,9 @@ class Bench:
         # The 10 000-connection cases take a minute or more each (seating the
         # room, spawning 10 000 threads or processes): 3 repetitions, the
         # least that gives a median and a spread, instead of the profile's 5.
-        runs = [(item, rep, v) for item in plan
-                for rep in range(1, (min(reps, 3) if item["c"] >= 10000 else reps) + 1)
+        def reps_of(item):
+            return min(reps, 3) if item["c"] >= 10000 else reps
+        runs = [(item, rep, v) for item in plan for rep in range(1, reps_of(item) + 1)
                 for v in item["variants"]]
         total_est = sum(self.est_run(i, v) for i, _, v in runs) + 10
         prog = Progress(total_est)
@@ -1134,7 +1135,8 @@ class Bench:
             if not item.get("upstream") and self.upstream is not None:
                 self.upstream.stop()
                 self.upstream = None
-            prog.line("%s %s %s rep %d/%d" % (item["scenario"], item["case"], v, rep, reps),
+            prog.line("%s %s %s rep %d/%d" % (item["scenario"], item["case"], v, rep,
+                                              reps_of(item)),
                       left(k))
             t0 = time.monotonic()
             r = self.one_run(item, v, rep)

@@ -106,8 +106,15 @@ def import_run(src):
         shutil.rmtree(dst)
     os.makedirs(dst)
     for name in sorted(os.listdir(src)):
-        if name == "results.json" or name == "report.md" or name.endswith(".png"):
+        if name == "report.md" or name.endswith(".png"):
             shutil.copy(os.path.join(src, name), os.path.join(dst, name))
+    # The same data without the indentation: a --full run's samples are
+    # megabytes, and they are what the settled PSS per connection is read from.
+    with open(os.path.join(src, "results.json"), encoding="utf-8") as f:
+        doc = json.load(f)
+    with open(os.path.join(dst, "results.json"), "w", encoding="utf-8") as f:
+        json.dump(doc, f, separators=(",", ":"))
+        f.write("\n")
     print(f"imported {src} as {rel(dst)}")
 
 

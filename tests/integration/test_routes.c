@@ -73,6 +73,8 @@ Test(routes, root_with_session_302_to_chat)
     get_cookie(&r, s.port, "/", bad);
     expect_redirect(&r, 302, "/login");
     resp_free(&r);
+    free(bad);
+    free(cookie);
     server_stop(&s);
 }
 
