@@ -190,16 +190,6 @@ static long long stat_int(const struct jv *v, const char *key)
     return x;
 }
 
-static void expect_hello(int port)
-{
-    struct http_resp r;
-    http_get(&r, port, "/hello", NULL);
-    cr_assert_eq(r.status, 200, "/hello answered %d", r.status);
-    cr_assert(r.body_len == 14 && memcmp(r.body, "Hello, world!\n", 14) == 0,
-              "/hello body \"%s\"", r.body);
-    resp_free(&r);
-}
-
 /* The next event must be a message by user with exactly that text; returns
  * its seq. */
 static long long expect_message(struct ws *w, const char *user, const char *text)

@@ -958,3 +958,22 @@ int64_t server_runnable_ms(const struct server *s)
     closedir(d);
     return ns / 1000000;
 }
+
+int http_status(int port, const char *path)
+{
+    struct http_resp r;
+    http_get(&r, port, path, NULL);
+    int status = r.status;
+    resp_free(&r);
+    return status;
+}
+
+void expect_hello(int port)
+{
+    struct http_resp r;
+    http_get(&r, port, "/hello", NULL);
+    cr_assert_eq(r.status, 200, "/hello answered %d", r.status);
+    cr_assert(r.body_len == 14 && memcmp(r.body, "Hello, world!\n", 14) == 0,
+              "/hello body \"%s\"", r.body);
+    resp_free(&r);
+}

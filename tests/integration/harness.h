@@ -104,6 +104,10 @@ void http_do(struct http_resp *r, int port, const char *method, const char *path
              const char *const *headers, const char *body, size_t body_len);
 #define HDRS(...) ARGS(__VA_ARGS__)
 void http_get(struct http_resp *r, int port, const char *path, const char *const *headers);
+/* GET path on a new connection: its status (0 if no response). */
+int http_status(int port, const char *path);
+/* GET /hello must answer 200 "Hello, world!\n": the server still serves. */
+void expect_hello(int port);
 
 /* POST /login; returns the status; with *cookie non-NULL on 303 the caller
  * gets "session=VALUE" (malloc'd). */

@@ -15,15 +15,6 @@
 
 TestSuite(faults, SUITE_CFG);
 
-static void expect_hello(int port)
-{
-    struct http_resp r;
-    http_get(&r, port, "/hello", NULL);
-    cr_assert_eq(r.status, 200);
-    cr_assert_str_eq(r.body, "Hello, world!\n");
-    resp_free(&r);
-}
-
 static void await_upstream_requests(struct upstream *u, int n)
 {
     int64_t deadline = now_ms() + CAP_MS;

@@ -21,15 +21,6 @@
 
 TestSuite(hostile, SUITE_CFG);
 
-static int hello_status(int port)
-{
-    struct http_resp r;
-    http_get(&r, port, "/hello", NULL);
-    int status = r.status;
-    resp_free(&r);
-    return status;
-}
-
 /* Close with SO_LINGER 0: the peer gets a RST, as from a client that
  * vanished (a crashed browser, a NAT that dropped the flow). */
 static void reset_close(int fd)
@@ -79,7 +70,7 @@ Test(hostile, slowloris_and_silent_clients_dropped_others_served)
     int64_t deadline = now_ms() + CAP_MS;
     while (left > 0 && remaining_ms(deadline) > 0) {
         /* Someone else is served while the slow ones hold their sockets. */
-        cr_assert_eq(hello_status(s.port), 200, "a normal client was refused during slowloris");
+        cr_assert_eq(http_status(s.port, "/hello"), 200, "a normal client was refused during slowloris");
         served++;
         struct pollfd p[N];
         for (int i = 0; i < N; i++)
@@ -122,7 +113,7 @@ Test(hostile, slowloris_and_silent_clients_dropped_others_served)
                 rounds);
     for (int i = 0; i < N; i++)
         conn_close(&c[i]);
-    cr_assert_eq(hello_status(s.port), 200);
+    cr_assert_eq(http_status(s.port, "/hello"), 200);
     cr_assert_eq(server_await_children(&s, 0), 0, "children left after their clients did");
     server_stop(&s);
 }
@@ -167,7 +158,7 @@ Test(hostile, half_closed_client_still_answered)
         cr_assert(strncmp(c.buf, "HTTP/1.1 4", 10) == 0, "a half-closed partial head got: %.80s",
                   c.buf);
     conn_close(&c);
-    cr_assert_eq(hello_status(s.port), 200);
+    cr_assert_eq(http_status(s.port, "/hello"), 200);
     server_stop(&s);
 }
 
@@ -249,7 +240,7 @@ Test(hostile, client_reset_mid_response_no_sigpipe)
     free(text);
     free(coco);
     free(aa);
-    cr_assert_eq(hello_status(s.port), 200);
+    cr_assert_eq(http_status(s.port, "/hello"), 200);
     server_stop(&s); /* asserts exit 0: not killed by SIGPIPE */
 }
 
@@ -368,7 +359,7 @@ Test(hostile, frame_lengths_beyond_limits_closed_at_the_header)
         ws_free(w);
     }
     free(cookie);
-    cr_assert_eq(hello_status(s.port), 200);
+    cr_assert_eq(http_status(s.port, "/hello"), 200);
     server_stop(&s);
 }
 

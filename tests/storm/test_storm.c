@@ -26,15 +26,6 @@ TestSuite(storm, SUITE_CFG);
 #define STORM_MAX 100000
 #define STORM_MS 3000
 
-static int hello_status(int port)
-{
-    struct http_resp r;
-    http_get(&r, port, "/hello", NULL);
-    int status = r.status;
-    resp_free(&r);
-    return status;
-}
-
 /* Non-blocking connects from eight 127.0.0.x source addresses, each closed
  * at once with SO_LINGER 0 — a RST, so no TIME_WAIT uses up the ports —
  * and one in eight sends a request first. */
@@ -70,13 +61,13 @@ Test(storm, connection_storm_then_normal_service)
 {
     struct server s;
     server_start(&s, NULL);
-    cr_assert_eq(hello_status(s.port), 200);
+    cr_assert_eq(http_status(s.port, "/hello"), 200);
     int base = server_fd_count(&s);
     int refused;
     int attempts = storm(s.port, &refused);
     cr_log_info("storm: %d connection attempts in at most %d ms, %d refused at connect",
                 attempts, STORM_MS, refused);
-    cr_assert_eq(hello_status(s.port), 200, "the server does not answer after the storm");
+    cr_assert_eq(http_status(s.port, "/hello"), 200, "the server does not answer after the storm");
     int fds = server_await_fds(&s, base);
     cr_assert(fds <= base, "after the storm the server holds %d descriptors, %d before", fds, base);
     char *cookie = login(s.port, "coco", "123456");
