@@ -754,6 +754,25 @@ class Bench:
                 self.notes.append("chatbench %s mode failed its probe: %s" % (m, self.modes_err[m])
                                   + ("; wrk stands in for it" if m == "http" and self.wrk else ""))
 
+    def fanout_redis(self):
+        """The `fanout-redis` scenario (bench/redis_fanout.py, docs/scaling-out.md):
+        chat fan-out latency through Redis with two servers sharing one room,
+        against one server alone. Unpinned, after the other scenarios."""
+        if not shutil.which("redis-server"):
+            return {"error": "redis-server is not installed"}
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import redis_fanout
+        smoke = self.profile_name == "smoke"
+        a = argparse.Namespace(clients=10 if smoke else 100, senders=2 if smoke else 10,
+                               messages=2 if smoke else 20, rate=20.0,
+                               reps=1 if self.profile_name in ("smoke", "quick") else 3)
+        ms = [m for m in ("async", "threaded", "forked") if m in self.models] or ["async"]
+        try:
+            rows = redis_fanout.run(os.path.abspath(self.args.build), [ms[0], ms[0]], a)
+        except Exception as e:  # a broken extra scenario must not lose the whole run
+            return {"error": str(e)[:300]}
+        return {"params": vars(a), "rows": rows, "markdown": redis_fanout.markdown(rows, a)}
+
     def tool_path(self, tool):
         return {"wrk": self.wrk, "ab": self.ab}.get(tool)
 
@@ -1201,29 +1220,6 @@ class Bench:
         for n in self.notes:
             print("note: " + n)
         return outdir
-
-
-def _fanout_redis(self):
-    """The `fanout-redis` scenario (bench/redis_fanout.py, docs/scaling-out.md):
-    chat fan-out latency through Redis with two servers sharing one room,
-    against one server alone. Unpinned, after the other scenarios."""
-    if not shutil.which("redis-server"):
-        return {"error": "redis-server is not installed"}
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    import redis_fanout
-    smoke = self.profile_name == "smoke"
-    a = argparse.Namespace(clients=10 if smoke else 100, senders=2 if smoke else 10,
-                           messages=2 if smoke else 20, rate=20.0,
-                           reps=1 if self.profile_name in ("smoke", "quick") else 3)
-    ms = [m for m in ("async", "threaded", "forked") if m in self.models] or ["async"]
-    try:
-        rows = redis_fanout.run(os.path.abspath(self.args.build), [ms[0], ms[0]], a)
-    except Exception as e:  # a broken extra scenario must not lose the whole run
-        return {"error": str(e)[:300]}
-    return {"params": vars(a), "rows": rows, "markdown": redis_fanout.markdown(rows, a)}
-
-
-Bench.fanout_redis = _fanout_redis
 
 
 PROFILE_NOTES = {
