@@ -346,10 +346,27 @@ fail:
     return NULL;
 }
 
+/* The demo accounts' records, made once with user_record_make (password
+ * 123456, USERS_DEFAULT_ITERATIONS) and kept as text. Hashing them at every
+ * start cost 3 x 100 000 PBKDF2 rounds: a quarter of a second of CPU, and
+ * under AddressSanitizer ~1.2 million malloc/free pairs inside libcrypto
+ * (four per round) that filled ASan's quarantine. chat-forked's children
+ * inherited that heap, and LeakSanitizer walked every chunk of it at each
+ * child's exit (issue 13). The password is public; a fixed salt hides
+ * nothing it did not. tests/unit/test_users.c checks these still verify. */
+static const char *const demo_lines[] = {
+    /* sorted by name, as users_find's bsearch needs */
+    "aa:pbkdf2-sha256:100000:ac1f1affde9b76e2ef92038c17c2a639:"
+    "29fbbe3ce8acdb16e1e16a6fd47a09390b3a1291231403bec0587ddda8592b4c",
+    "cc:pbkdf2-sha256:100000:788f4057d12e229539505840d10983c9:"
+    "c2b95887a77277dd23df5a0c9136af7b59456b75c495c8afc9665187c51b63ee",
+    "coco:pbkdf2-sha256:100000:39c76057ff9a56bbee332665d721dcb9:"
+    "7cd7ced0cb408e834e9e6542dc682ee38f304cbfd03b52db20ccfcd54563e5fa",
+};
+
 struct users *users_demo(void)
 {
-    static const char *const names[] = {"aa", "cc", "coco"}; /* already sorted */
-    const size_t n = sizeof names / sizeof names[0];
+    const size_t n = sizeof demo_lines / sizeof demo_lines[0];
     struct users *u = calloc(1, sizeof *u);
     if (u == NULL)
         return NULL;
@@ -358,14 +375,13 @@ struct users *users_demo(void)
         free(u);
         return NULL;
     }
+    u->n = n;
     for (size_t i = 0; i < n; i++) {
-        if (user_record_make(&u->recs[i], names[i], "123456", USERS_DEFAULT_ITERATIONS) != 0) {
-            u->n = n; /* wipe all of them, made or not */
-            users_free(u);
+        if (parse_line(demo_lines[i], strlen(demo_lines[i]), &u->recs[i]) != NULL) {
+            users_free(u); /* wipes all of them, parsed or not */
             return NULL;
         }
     }
-    u->n = n;
     atomic_store_explicit(&dummy_iterations, USERS_DEFAULT_ITERATIONS, memory_order_relaxed);
     return u;
 }

@@ -32,8 +32,8 @@ struct users;
 /* Load FILE. On error returns NULL and writes a one-line reason (with the
  * line number) into err. Warns on stderr if the file is readable by others. */
 struct users *users_load(const char *path, char *err, size_t errlen);
-/* The seed's demo accounts coco, cc, aa with password 123456, hashed now
- * (never kept in clear). */
+/* The seed's demo accounts coco, cc, aa with password 123456, from records
+ * hashed once and kept in the source (never the password in clear). */
 struct users *users_demo(void);
 void users_free(struct users *u);
 size_t users_count(const struct users *u);
@@ -51,7 +51,7 @@ bool user_name_valid(const char *name, size_t len);
 bool password_check(const struct user_record *rec, const char *password, size_t len);
 
 /* Make a record (random 16-byte salt) and format it as a file line with the
- * trailing newline. Returns 0 or -1. Used by `./lab adduser` and users_demo. */
+ * trailing newline. Returns 0 or -1. Used by `./lab adduser`. */
 int user_record_make(struct user_record *rec, const char *name, const char *password,
                      unsigned iterations);
 int user_record_format(const struct user_record *rec, char *out, size_t outlen);
