@@ -348,9 +348,9 @@ fail:
 
 /* The demo accounts' records, made once with user_record_make (password
  * 123456, USERS_DEFAULT_ITERATIONS) and kept as text. Hashing them at every
- * start cost 3 x 100 000 PBKDF2 rounds: a quarter of a second of CPU, and
- * under AddressSanitizer ~1.2 million malloc/free pairs inside libcrypto
- * (four per round) that filled ASan's quarantine. chat-forked's children
+ * start cost 3 x 100 000 PBKDF2 rounds (a server took ~150 ms to listen,
+ * ~850 ms under AddressSanitizer) and ~1.2 million malloc/free pairs inside
+ * libcrypto (four per round) that filled ASan's quarantine. chat-forked's children
  * inherited that heap, and LeakSanitizer walked every chunk of it at each
  * child's exit (issue 13). The password is public; a fixed salt hides
  * nothing it did not. tests/unit/test_users.c checks these still verify. */
