@@ -29,7 +29,7 @@
 
 TestSuite(forked, SUITE_CFG);
 
-#define POLL_CAP_MS 20000 /* cap of every polled condition below */
+#define POLL_CAP_MS (20000 * harness_slowdown()) /* cap of every polled condition below */
 #define MAX_KIDS 512
 
 /* A short pause between two checks of a polled condition (pacing only: the

@@ -34,19 +34,92 @@ static struct {
     pid_t pid;
     char errpath[192];
 } live[MAX_LIVE];
+/* Every process group this test started (a server's pid is its group's id):
+ * teardown kills whatever is left of each, also after a failed assertion. */
+#define MAX_GROUPS 64
+static pid_t groups[MAX_GROUPS];
+static int ngroups;
 static char *temps[32];
 static int ntemps;
 
+/* The whole tree of a server is accounted for: the server leads its own
+ * process group, which its children inherit, and this process is a
+ * subreaper, so a descendant orphaned by an exiting parent is reparented
+ * here instead of to init — where nobody would reap or kill it, and it
+ * would go on loading the machine after the test (issue 13: chat-forked
+ * children orphaned in LeakSanitizer's exit-time check). */
 void harness_init(void)
 {
     signal(SIGPIPE, SIG_IGN);
+    cr_assert(prctl(PR_SET_CHILD_SUBREAPER, 1) == 0, "PR_SET_CHILD_SUBREAPER: %s",
+              strerror(errno));
     curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+/* The group's members that are still alive, as "pid (comm) state" lines in
+ * out; reaps those that are already zombies (children of this subreaper).
+ * Returns how many are alive. A process that left the group (setsid) is not
+ * seen here; ./lab test's last check finds it by its environment. */
+static int group_alive(pid_t pgid, char *out, size_t outlen)
+{
+    while (waitpid(-pgid, NULL, WNOHANG) > 0)
+        ;
+    if (out && outlen)
+        out[0] = '\0';
+    int alive = 0;
+    DIR *d = opendir("/proc");
+    if (!d)
+        return 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] < '1' || e->d_name[0] > '9')
+            continue;
+        char path[64], buf[512];
+        snprintf(path, sizeof path, "/proc/%.20s/stat", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        /* pid (comm) state ppid pgrp: comm may hold spaces and parentheses. */
+        char *open = strchr(buf, '('), *close = strrchr(buf, ')');
+        char state;
+        int ppid, pgrp;
+        if (!open || !close || sscanf(close + 1, " %c %d %d", &state, &ppid, &pgrp) != 3)
+            continue;
+        if (pgrp != pgid || state == 'Z' || state == 'X')
+            continue;
+        alive++;
+        if (out) {
+            size_t used = strlen(out);
+            snprintf(out + used, outlen - used, "  pid %.20s %.*s state %c\n", e->d_name,
+                     (int)(close - open + 1), open, state);
+        }
+    }
+    closedir(d);
+    return alive;
+}
+
+/* SIGKILL to the whole group, then reap its members (children of this
+ * subreaper by now) until none is left or the cap passes. */
+static void group_kill(pid_t pgid)
+{
+    if (kill(-pgid, SIGKILL) != 0)
+        return; /* ESRCH: nobody left */
+    int64_t deadline = now_ms() + STOP_CAP_MS;
+    while (group_alive(pgid, NULL, 0) > 0 && remaining_ms(deadline) > 0) {
+        /* Blocks until one of them is reaped; a member that is not our
+         * child (it cannot be, with the subreaper) would make this ECHILD. */
+        if (waitpid(-pgid, NULL, 0) < 0 && errno == ECHILD)
+            poll(NULL, 0, 10);
+    }
 }
 
 void harness_fini(void)
 {
-    /* A test that failed half-way leaves its server running: kill it here.
-     * (The server also has PR_SET_PDEATHSIG, in case this never runs.) */
+    /* A test that failed half-way leaves its server running: kill it and
+     * its tree here. (The server also has PR_SET_PDEATHSIG, in case this
+     * never runs, and ./lab test checks that nothing it started survives.) */
     for (int i = 0; i < MAX_LIVE; i++) {
         if (live[i].pid > 0) {
             kill(live[i].pid, SIGKILL);
@@ -55,6 +128,9 @@ void harness_fini(void)
         }
         live[i].pid = 0;
     }
+    for (int i = 0; i < ngroups; i++)
+        group_kill(groups[i]);
+    ngroups = 0;
     for (int i = 0; i < ntemps; i++) {
         unlink(temps[i]);
         free(temps[i]);
@@ -64,6 +140,8 @@ void harness_fini(void)
 
 static void track(const struct server *s)
 {
+    cr_assert(ngroups < MAX_GROUPS, "too many servers in one test");
+    groups[ngroups++] = s->pid;
     for (int i = 0; i < MAX_LIVE; i++)
         if (live[i].pid <= 0) {
             live[i].pid = s->pid;
@@ -80,7 +158,31 @@ static void untrack(const struct server *s)
             live[i].pid = 0;
 }
 
+/* After the server itself has been reaped: nothing of its tree may be
+ * left. Survivors are named, killed and reaped, and fail the test. */
+static void expect_tree_gone(const struct server *s)
+{
+    char who[2048];
+    int alive = group_alive(s->pid, who, sizeof who);
+    if (alive == 0)
+        return;
+    group_kill(s->pid);
+    cr_assert_fail("%d process(es) of the server's tree outlived it (killed now):\n%s", alive,
+                   who);
+}
+
 /* ---- small things ---- */
+
+int harness_slowdown(void)
+{
+    static int scale;
+    if (!scale) {
+        const char *env = getenv("C10K_CAP_SCALE");
+        int n = env ? atoi(env) : 1;
+        scale = HARNESS_SANITIZED * (n >= 1 && n <= 20 ? n : 1);
+    }
+    return scale;
+}
 
 char *xstrdup(const char *s)
 {
@@ -244,6 +346,8 @@ static void spawn(struct server *s, const char *const *extra, int nofile)
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent)
             _exit(127);
+        /* Its own process group, inherited by everything it starts. */
+        setpgid(0, 0);
         int devnull = open("/dev/null", O_RDONLY);
         dup2(devnull, 0);
         dup2(out[1], 1);
@@ -268,6 +372,9 @@ static void spawn(struct server *s, const char *const *extra, int nofile)
         dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
         _exit(127);
     }
+    /* Also here, so the group exists before anyone signals it, whichever of
+     * parent and child runs first (EACCES once it has exec'd: done). */
+    setpgid(pid, pid);
     close(out[1]);
     close(errfd);
     s->pid = pid;
@@ -332,12 +439,14 @@ static int wait_exit(struct server *s, int cap_ms)
         waitpid(s->pid, &status, 0);
         s->running = false;
         untrack(s);
+        group_kill(s->pid);
         return -1;
     }
     cr_assert(waitpid(s->pid, &status, 0) == s->pid);
     s->running = false;
     untrack(s);
     close(s->out_fd);
+    expect_tree_gone(s);
     return status;
 }
 
@@ -357,6 +466,7 @@ void server_start_nofile(struct server *s, const char *const *extra, int nofile)
         waitpid(s->pid, NULL, 0);
         s->running = false;
         untrack(s);
+        group_kill(s->pid);
         char *err = server_stderr(s);
         unlink(s->errpath);
         cr_assert_fail("server did not print its listening line (%s); stderr:\n%s",
@@ -375,6 +485,7 @@ char *server_start_must_fail(const char *const *extra)
         waitpid(s.pid, NULL, 0);
         s.running = false;
         untrack(&s);
+        group_kill(s.pid);
         cr_assert_fail("the server started (port %d) but must refuse to", port);
     }
     int status = wait_exit(&s, STOP_CAP_MS);

@@ -23,15 +23,29 @@
 
 struct jv;
 
-#define CAP_MS 30000       /* safety cap for any single wait */
-#define START_CAP_MS 20000 /* for the "listening on" line */
-#define STOP_CAP_MS 10000  /* for the exit after SIGTERM */
+/* How many times slower than the optimised build the server under test may
+ * run: 3 when the suite itself is built with AddressSanitizer (then so are
+ * the servers it tests), times $C10K_CAP_SCALE (1-20; ./lab test sets it
+ * when the plain suite drives a ThreadSanitizer server). It scales the
+ * safety caps below, which a healthy server never comes near; it is never
+ * part of what a test asserts. */
+int harness_slowdown(void);
+#if defined(__SANITIZE_ADDRESS__)
+#define HARNESS_SANITIZED 3
+#else
+#define HARNESS_SANITIZED 1
+#endif
+
+#define CAP_MS (30000 * harness_slowdown())       /* safety cap for any single wait */
+#define START_CAP_MS (20000 * harness_slowdown()) /* for the "listening on" line */
+#define STOP_CAP_MS (10000 * harness_slowdown())  /* for the exit after SIGTERM */
 
 /* Every suite uses this: process-wide setup, and a teardown that kills a
- * server an aborted test left behind. The timeout is a last-resort cap. */
+ * server an aborted test left behind and whatever its tree left. The
+ * timeout is a last-resort cap per test (Criterion needs a constant). */
 void harness_init(void);
 void harness_fini(void);
-#define SUITE_CFG .init = harness_init, .fini = harness_fini, .timeout = 240
+#define SUITE_CFG .init = harness_init, .fini = harness_fini, .timeout = 240 * HARNESS_SANITIZED
 
 /* ---- the server process ---- */
 

@@ -12,6 +12,7 @@
  * is about that difference, not about speed. */
 #include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -56,11 +57,14 @@ static int collect(struct conn *c, enum state *st, int n, int wait_ms)
 
 /* First lets the server settle: until every client is served or refused,
  * or nothing has changed for a second (the rest wait in the backlog).
- * Only then the window: the server has nothing it can do, so whatever it
- * is runnable for is a spin. (Measuring from the first connect would count
- * the legitimate work of admitting, forking, refusing — inflated by the run
- * queue on a loaded machine — as if it were spinning.) Returns the
- * server's runnable ms over the window. */
+ * Then windows of WINDOW_MS in which the server has nothing it can do,
+ * until one finds it runnable for less than half the window; returns the
+ * least runnable ms seen. A spinning server is runnable in every window
+ * (runnable counts the wait for a CPU too, so a busy machine does not hide
+ * a spin); an idle one fails a window only while it is still finishing
+ * work that started before it — admitting, forking, refusing, slowed by
+ * the run queue of a loaded machine — and the next window finds it idle.
+ * So the number of windows is about the machine, the verdict is not. */
 static int64_t watch(struct server *s, struct conn *c, enum state *st, int n)
 {
     int64_t deadline = now_ms() + CAP_MS;
@@ -71,11 +75,22 @@ static int64_t watch(struct server *s, struct conn *c, enum state *st, int n)
         if (!pending || remaining_ms(deadline) == 0 || collect(c, st, n, 1000) == 0)
             break;
     }
-    int64_t busy0 = server_runnable_ms(s);
-    int64_t end = now_ms() + WINDOW_MS;
-    while (remaining_ms(end) > 0)
-        collect(c, st, n, remaining_ms(end));
-    return server_runnable_ms(s) - busy0;
+    int64_t least = INT64_MAX;
+    deadline = now_ms() + CAP_MS;
+    do {
+        int64_t busy0 = server_runnable_ms(s);
+        int64_t end = now_ms() + WINDOW_MS;
+        while (remaining_ms(end) > 0)
+            collect(c, st, n, remaining_ms(end));
+        int64_t busy = server_runnable_ms(s) - busy0;
+        if (busy < least)
+            least = busy;
+        if (least < WINDOW_MS / 2)
+            break;
+        cr_log_info("runnable %lld ms of a %d ms window; watching another", (long long)busy,
+                    WINDOW_MS);
+    } while (remaining_ms(deadline) > 0);
+    return least;
 }
 
 static void count(const enum state *st, int n, int out[3])
@@ -136,8 +151,8 @@ Test(exhaustion, more_clients_than_descriptors)
                 "of %d", NOFILE, N, n[SERVED], n[REFUSED], n[PENDING], (long long)busy, WINDOW_MS);
     cr_assert(kill(s.pid, 0) == 0, "the server died");
     cr_assert(n[SERVED] > 0, "out of descriptors, the server served nobody");
-    cr_assert(busy < WINDOW_MS / 2, "the server spun while out of descriptors: runnable %lld ms "
-              "of a %d ms window", (long long)busy, WINDOW_MS);
+    cr_assert(busy < WINDOW_MS / 2, "the server spun while out of descriptors: runnable at least "
+              "%lld ms in every %d ms window for %d ms", (long long)busy, WINDOW_MS, CAP_MS);
     for (int i = 0; i < N; i++)
         conn_close(&c[i]);
     expect_recovered(s.port);
@@ -189,8 +204,8 @@ Test(exhaustion, max_conns_reached_refuses_without_spinning)
     cr_assert_eq(n[SERVED], MAX, "%d served beyond --max-conns %d", n[SERVED], MAX);
     cr_assert_eq(n[REFUSED], N - MAX, "%d of %d clients beyond --max-conns were not refused",
                  n[PENDING], N - MAX);
-    cr_assert(busy < WINDOW_MS / 2, "the server spun at --max-conns: runnable %lld ms of %d",
-              (long long)busy, WINDOW_MS);
+    cr_assert(busy < WINDOW_MS / 2, "the server spun at --max-conns: runnable at least %lld ms "
+              "in every %d ms window for %d ms", (long long)busy, WINDOW_MS, CAP_MS);
     for (int i = 0; i < N; i++)
         conn_close(&c[i]);
     expect_recovered(s.port);

@@ -208,7 +208,7 @@ static void expect_system(struct ws *w)
 /* ---- the tests ------------------------------------------------------------------ */
 
 Test(redis, one_room_across_three_models, .init = harness_init, .fini = redis_fini,
-     .timeout = 240)
+     .timeout = 240 * HARNESS_SANITIZED)
 {
     struct redis r;
     redis_start(&r);
@@ -288,7 +288,7 @@ Test(redis, one_room_across_three_models, .init = harness_init, .fini = redis_fi
 }
 
 Test(redis, redis_restarted_mid_chat, .init = harness_init, .fini = redis_fini,
-     .timeout = 240)
+     .timeout = 240 * HARNESS_SANITIZED)
 {
     struct redis r;
     redis_start(&r);
@@ -341,7 +341,7 @@ Test(redis, redis_restarted_mid_chat, .init = harness_init, .fini = redis_fini,
  * stopped (SIGSTOP) while Redis drops its connections and the others post,
  * so it can only learn of those messages from the stream afterwards. */
 Test(redis, cut_off_server_recovers_from_the_stream, .init = harness_init, .fini = redis_fini,
-     .timeout = 240)
+     .timeout = 240 * HARNESS_SANITIZED)
 {
     struct redis r;
     redis_start(&r);
