@@ -86,6 +86,8 @@ void action_free(struct action *a)
         buf_free(&a->fetch.body);
         break;
     case ACTION_PASSWORD:
+        if (a->login.limit)
+            login_limit_leave(a->login.limit, a->login.slot, &a->login.peer, false, time(NULL));
         if (a->login.password) {
             OPENSSL_cleanse(a->login.password, a->login.len);
             free(a->login.password);

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "login_limit.h"
 #include "users.h"
 
 #define FETCH_MAX_BODY (1024 * 1024) /* contract: a larger upstream body is 502 */
@@ -59,6 +60,12 @@ struct action {
             char *password;
             size_t len;
             bool ok;
+            /* The check's slot in the server's login budget, given back
+             * by app_finish_action or, if the client left first, by
+             * action_free. limit NULL: no slot held. */
+            struct login_limit *limit;
+            int slot;
+            struct login_peer peer;
         } login;
     };
 };

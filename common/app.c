@@ -235,9 +235,29 @@ static void route_login(struct conn *c, struct http_req *req)
         }
         user[0] = '\0';
     }
+    /* The budget before the work: a refused attempt costs no PBKDF2. */
+    int slot;
+    unsigned retry;
+    enum login_gate gate = login_limit_enter(c->app->logins, &c->peer, time(NULL), &slot, &retry);
+    if (gate != LOGIN_GO) {
+        char headers[48];
+        snprintf(headers, sizeof headers, "Retry-After: %u\r\n", retry);
+        reply_status(c, gate == LOGIN_BUSY ? 503 : 429, headers);
+        memset(pass, 0, sizeof pass);
+        return;
+    }
     const struct user_record *rec = user[0] ? users_find(c->app->users, user) : NULL;
-    conn_defer(c, action_password_new(rec, user, pass, (size_t)pl));
+    struct action *a = action_password_new(rec, user, pass, (size_t)pl);
     memset(pass, 0, sizeof pass);
+    if (!a) {
+        login_limit_leave(c->app->logins, slot, &c->peer, false, time(NULL));
+        conn_defer(c, NULL); /* the core's answer to a failed allocation */
+        return;
+    }
+    a->login.limit = c->app->logins;
+    a->login.slot = slot;
+    a->login.peer = c->peer;
+    conn_defer(c, a);
 }
 
 static void route_logout(struct conn *c, struct http_req *req)
@@ -400,6 +420,8 @@ void app_finish_action(struct conn *c, struct http_req *req, struct action *a)
         reply_text(c, 200, NULL, body);
         break;
     case ACTION_PASSWORD:
+        login_limit_leave(a->login.limit, a->login.slot, &a->login.peer, !a->login.ok, time(NULL));
+        a->login.limit = NULL; /* given back: action_free must not again */
         if (a->login.ok) {
             char cookie[SESSION_COOKIE_MAX + 96], value[SESSION_COOKIE_MAX];
             if (session_sign(&c->app->key, a->login.user, time(NULL) + SESSION_MAX_AGE, value,

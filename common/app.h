@@ -61,6 +61,7 @@ struct app {
     const char *model; /* "async", "threaded", "forked" */
     struct config cfg;
     struct users *users;
+    struct login_limit *logins;   /* shared by every thread and child */
     struct session_key key;
     struct room *room;            /* the local room, if this process has one */
     const struct chat_ops *chat;  /* chat_local with ctx = room, by default */

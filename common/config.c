@@ -8,6 +8,7 @@
 #include <sys/resource.h>
 
 #include "app.h"
+#include "login_limit.h"
 #include "backplane.h"
 #include "gil.h"
 #include "http_request.h"
@@ -174,6 +175,14 @@ int app_init(struct app *app, const char *model, int argc, char **argv)
         users_free(app->users);
         return 1;
     }
+    /* Shared memory, so before the first fork: chat-forked's children
+     * count their password checks against one budget. */
+    app->logins = login_limit_new();
+    if (!app->logins) {
+        fprintf(stderr, "chat-%s: cannot set up the login limits\n", model);
+        users_free(app->users);
+        return 1;
+    }
     if (app->cfg.gil)
         gil_enable();
     /* Process-wide settings, before any thread or fork (PITFALLS B1, B3). */
@@ -189,5 +198,7 @@ void app_free(struct app *app)
 {
     users_free(app->users);
     app->users = NULL;
+    login_limit_free(app->logins);
+    app->logins = NULL;
     curl_global_cleanup();
 }

@@ -29,6 +29,11 @@ void conn_init(struct conn *c, struct app *app)
     atomic_fetch_add(&app->n->connections, 1);
 }
 
+void conn_set_peer(struct conn *c, const struct sockaddr *sa)
+{
+    login_peer_from(&c->peer, sa);
+}
+
 void conn_free(struct conn *c)
 {
     if (c->ws) {

@@ -80,9 +80,13 @@ struct conn {
     bool keep_alive;        /* after the current response */
     bool shutting_down;
     unsigned requests;
+    struct login_peer peer; /* the client's address, for the login limits */
 };
 
 void conn_init(struct conn *c, struct app *app);
+/* The client's address, as accept() or getpeername() gave it: failed
+ * logins are counted per address. Unset, the connection counts as ::. */
+void conn_set_peer(struct conn *c, const struct sockaddr *sa);
 void conn_free(struct conn *c); /* leaves the room; the model cancelled the action */
 
 void conn_feed(struct conn *c, const char *data, size_t len);

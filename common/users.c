@@ -30,11 +30,13 @@ struct users {
     size_t n;
 };
 
-/* The iteration count an unknown name pays for. Set from the loaded file so
- * that "no such user" costs what a wrong password for a typical user costs
- * even when the file does not use the default. Written only at load time
+/* The work an unknown name pays for: that of the file's most expensive
+ * entry (iterations times 32-byte PBKDF2 blocks of hash), so "no such user"
+ * is never the cheap way to make the server hash, and never answers faster
+ * than that entry's wrong password would. Written only at load time
  * (before threads/forks); atomic so a late reload is still not a data race. */
 static _Atomic unsigned dummy_iterations = USERS_DEFAULT_ITERATIONS;
+static _Atomic size_t dummy_hash_len = 32;
 
 bool user_name_valid(const char *name, size_t len)
 {
@@ -196,35 +198,28 @@ static int cmp_loaded(const void *a, const void *b)
     return (x->line > y->line) - (x->line < y->line);
 }
 
-static int cmp_unsigned(const void *a, const void *b)
+/* PBKDF2's work for one record: SHA-256 gives 32 bytes a block, each block
+ * is a full run of the iterations. */
+static uint64_t record_cost(const struct user_record *r)
 {
-    unsigned x = *(const unsigned *)a, y = *(const unsigned *)b;
-    return (x > y) - (x < y);
+    return (uint64_t)r->iterations * ((r->hash_len + 31) / 32);
 }
 
-/* The most common iteration count (ties: the larger), for dummy_iterations. */
-static unsigned typical_iterations(const struct users *u)
+void users_unknown_work(unsigned *iterations, size_t *hash_len)
 {
-    unsigned *it = malloc(u->n * sizeof *it);
-    if (it == NULL)
-        return USERS_DEFAULT_ITERATIONS;
-    for (size_t i = 0; i < u->n; i++)
-        it[i] = u->recs[i].iterations;
-    qsort(it, u->n, sizeof *it, cmp_unsigned);
-    unsigned best = it[0];
-    size_t best_run = 0;
-    for (size_t i = 0; i < u->n;) {
-        size_t j = i;
-        while (j < u->n && it[j] == it[i])
-            j++;
-        if (j - i >= best_run) {
-            best_run = j - i;
-            best = it[i];
-        }
-        i = j;
-    }
-    free(it);
-    return best;
+    *iterations = atomic_load_explicit(&dummy_iterations, memory_order_relaxed);
+    *hash_len = atomic_load_explicit(&dummy_hash_len, memory_order_relaxed);
+}
+
+/* The dummy takes the shape of the costliest record. */
+static void set_dummy(const struct users *u)
+{
+    const struct user_record *worst = &u->recs[0];
+    for (size_t i = 1; i < u->n; i++)
+        if (record_cost(&u->recs[i]) > record_cost(worst))
+            worst = &u->recs[i];
+    atomic_store_explicit(&dummy_iterations, worst->iterations, memory_order_relaxed);
+    atomic_store_explicit(&dummy_hash_len, worst->hash_len, memory_order_relaxed);
 }
 
 
@@ -332,7 +327,7 @@ struct users *users_load(const char *path, char *err, size_t errlen)
         for (size_t i = 0; i < n; i++)
             u->recs[i] = l[i].rec;
         u->n = n;
-        atomic_store_explicit(&dummy_iterations, typical_iterations(u), memory_order_relaxed);
+        set_dummy(u);
     }
     loaded_free(l, cap);
     OPENSSL_cleanse(line, sizeof line);
@@ -382,7 +377,7 @@ struct users *users_demo(void)
             return NULL;
         }
     }
-    atomic_store_explicit(&dummy_iterations, USERS_DEFAULT_ITERATIONS, memory_order_relaxed);
+    set_dummy(u);
     return u;
 }
 
@@ -424,13 +419,14 @@ bool password_check(const struct user_record *rec, const char *password, size_t 
     struct user_record dummy;
     const struct user_record *r = rec;
     if (r == NULL || !record_sane(r)) {
-        /* Same shape of work as a real record: a typical iteration count, a
-         * 16-byte salt, a 32-byte hash and the compare. The dummy's hash is
-         * all zero and the result is thrown away, so nothing can match. */
+        /* Same shape of work as the costliest record (set_dummy): its
+         * iterations and hash length, a 16-byte salt and the compare. The
+         * dummy's hash is all zero and the result is thrown away, so nothing
+         * can match. */
         memset(&dummy, 0, sizeof dummy);
         dummy.iterations = atomic_load_explicit(&dummy_iterations, memory_order_relaxed);
         dummy.salt_len = NEW_SALT_LEN;
-        dummy.hash_len = NEW_HASH_LEN;
+        dummy.hash_len = atomic_load_explicit(&dummy_hash_len, memory_order_relaxed);
         r = &dummy;
     }
 

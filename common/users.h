@@ -36,6 +36,9 @@ struct users *users_load(const char *path, char *err, size_t errlen);
  * hashed once and kept in the source (never the password in clear). */
 struct users *users_demo(void);
 void users_free(struct users *u);
+/* What a check for an unknown name hashes: the iterations and hash length
+ * of the last loaded file's costliest record (iterations x 32-byte blocks). */
+void users_unknown_work(unsigned *iterations, size_t *hash_len);
 size_t users_count(const struct users *u);
 
 /* NULL when there is no such user. */

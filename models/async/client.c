@@ -441,6 +441,10 @@ void client_accept(uv_stream_t *listener)
         return;
     }
     uv_tcp_nodelay(&cl->tcp, 1);
+    struct sockaddr_storage peer;
+    int peer_len = sizeof peer;
+    if (uv_tcp_getpeername(&cl->tcp, (struct sockaddr *)&peer, &peer_len) == 0)
+        conn_set_peer(&cl->conn, (struct sockaddr *)&peer); /* failed logins count per address */
     if (server.live >= server.app.cfg.max_conns || server.stopping) {
         /* --max-conns: say so and close, never queue without bound. */
         struct rbuf *busy = app_busy_response(&server.app);

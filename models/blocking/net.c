@@ -133,3 +133,11 @@ void net_linger_close(int fd, int ms)
     }
     close(fd);
 }
+
+void net_conn_peer(struct conn *c, int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
+        conn_set_peer(c, (struct sockaddr *)&ss);
+}

@@ -19,6 +19,10 @@ int net_listen(const struct config *cfg, const char *model);
  * when there was nothing, or nothing usable, to accept). */
 int net_accept(int listener);
 
+/* Tell the core who the client on fd is (getpeername): failed logins are
+ * counted per source address. */
+void net_conn_peer(struct conn *c, int fd);
+
 /* The last words to a refused client: send a whole small response without
  * blocking (a new connection's kernel buffer has room), then our FIN. The
  * caller still lingers before closing (refuser.c, or chat-forked's loop). */

@@ -150,6 +150,7 @@ void child_main(int fd, int hub_fd)
     bool shutdown_seen = false;
     gil_acquire();
     conn_init(&c, &app);
+    net_conn_peer(&c, CLIENT_FD);
     for (;;) {
         if (!shutdown_seen && atomic_load(&blocking_stopping)) {
             shutdown_seen = true;

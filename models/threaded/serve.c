@@ -201,6 +201,7 @@ void serve_connection(int fd, void *arg)
 
     gil_acquire();
     conn_init(c, &app);
+    net_conn_peer(c, t->fd);
     for (;;) {
         /* The inbox first: events delivered before the shutdown (a leave,
          * say) go out before the close 1001, not after it. */

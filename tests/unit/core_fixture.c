@@ -39,6 +39,8 @@ void fixture_setup(void)
     cr_assert_not_null(test_app.users, "%s", err);
     cr_assert_eq(session_key_random(&test_app.key), 0);
     test_app.n = &test_app.own;
+    test_app.logins = login_limit_new();
+    cr_assert_not_null(test_app.logins);
     app_set_room(&test_app, room_new(&sink, false));
     test_app.cfg.max_conns = 10;
     http_req_global_init();
@@ -51,6 +53,7 @@ void fixture_teardown(void)
 {
     room_free(test_app.room);
     users_free(test_app.users);
+    login_limit_free(test_app.logins);
 }
 
 char *drain(struct conn *c)

@@ -509,3 +509,24 @@ Test(users_demo, accounts)
     cr_assert_null(users_find(u, "bob"));
     users_free(u);
 }
+
+/* An unknown name pays for the file's costliest record, counted in
+ * iterations x 32-byte blocks: 600 rounds of a 64-byte hash (1 200) beat
+ * 1 000 rounds of a 32-byte one, which beat the common 10. */
+Test(users, unknown_name_pays_for_the_costliest_record)
+{
+    struct users *u = load_text("a:pbkdf2-sha256:10:" SALT16 ":" HASH32 "\n"
+                                "b:pbkdf2-sha256:10:" SALT16 ":" HASH32 "\n"
+                                "c:pbkdf2-sha256:1000:" SALT16 ":" HASH32 "\n"
+                                "d:pbkdf2-sha256:600:" SALT16 ":" HASH32 HASH32 "\n");
+    cr_assert_not_null(u, "%s", last_err);
+    unsigned it;
+    size_t hl;
+    users_unknown_work(&it, &hl);
+    cr_assert(it == 600 && hl == 64, "unknown name hashes %u rounds of %zu bytes", it, hl);
+    users_free(u);
+    u = users_demo();
+    users_unknown_work(&it, &hl);
+    cr_assert(it == USERS_DEFAULT_ITERATIONS && hl == 32, "demo: %u rounds of %zu bytes", it, hl);
+    users_free(u);
+}
