@@ -162,17 +162,21 @@ static size_t process(struct conn *c, const char *p, size_t n)
             }
         }
         struct http_req *req = c->req;
-        if (!req->method_checked) {
-            size_t skip;
-            enum method_scan m = http_scan_method(p + used, n - used, &skip);
-            used += skip;
-            if (m == METHOD_NEED_MORE)
+        if (!req->head_checked) {
+            /* RFC 9112 2.2: ignore empty lines before a request line. */
+            if (req->scan.pos == 0)
+                while (used < n && (p[used] == '\r' || p[used] == '\n'))
+                    used++;
+            /* The head stays unparsed (buffered in c->in) until it is all
+             * here and well formed: see http_head.h for why. */
+            int v = head_scan(&req->scan, p + used, n - used);
+            if (v == HEAD_NEED_MORE)
                 break;
-            if (m != METHOD_OK) {
-                fail(c, m == METHOD_MALFORMED ? 400 : 501);
+            if (v != HEAD_DONE) {
+                fail(c, v);
                 break;
             }
-            req->method_checked = true;
+            req->head_checked = true;
         }
         c->parser.data = req;
         /* http-parser counts head bytes (nread) only between the runs it
