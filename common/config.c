@@ -11,6 +11,7 @@
 #include "backplane.h"
 #include "gil.h"
 #include "http_request.h"
+#include "upstream_url.h"
 
 static void usage(const char *model)
 {
@@ -20,7 +21,8 @@ static void usage(const char *model)
             "  --listen HOST:PORT  where to listen (default 127.0.0.1:8080; port 0 picks one)\n"
             "  --users FILE        users file (default: demo accounts coco, cc, aa / 123456)\n"
             "  --secret FILE       HMAC key for session cookies, >= 32 bytes (default: random)\n"
-            "  --upstream PREFIX   URL prefix for /search (default: none, /search is 503)\n"
+            "  --upstream PREFIX   URL prefix for /search, the word appended (default: none,\n"
+            "                      /search is 503); it must end the host with '/', '?' or '#'\n"
             "  --max-conns N       open connections beyond N get 503 (default 10000)\n"
             "  --gil               emulate CPython's global interpreter lock\n"
             "  --redis URL         share one room with other servers through Redis,\n"
@@ -96,8 +98,14 @@ static int parse_flags(struct config *cfg, const char *model, int argc, char **a
             cfg->users_path = val;
         else if (strcmp(name, "--secret") == 0)
             cfg->secret_path = val;
-        else if (strcmp(name, "--upstream") == 0)
+        else if (strcmp(name, "--upstream") == 0) {
+            char err[512];
+            if (upstream_prefix_check(val, err, sizeof err) < 0) {
+                fprintf(stderr, "chat-%s: %s\n", model, err);
+                return 2;
+            }
             cfg->upstream = val;
+        }
         else if (strcmp(name, "--redis") == 0)
             ok = backplane_url_ok(val) && (cfg->redis = val) != NULL;
         else if (strcmp(name, "--max-conns") == 0)
