@@ -181,12 +181,17 @@ static bool origin_ok(const struct http_req *req)
     return strcasecmp(oh, hh) == 0 && atol(*op ? op : dflt) == atol(*hp ? hp : dflt);
 }
 
-/* The signed-in user, from the session cookie. */
+/* The signed-in user, from the session cookie. A valid MAC only says that a
+ * server with this key once let the name in: the name must also be in the
+ * users this server loaded (CONTRACT.md), or a user removed from the file,
+ * or a demo account from a run without --users under the same --secret,
+ * would keep access until the cookie expires. */
 static bool session_user(const struct conn *c, const struct http_req *req, char user[33])
 {
     size_t len;
     const char *v = cookie_find(http_header(req, HDR_COOKIE), "session", &len);
-    return v && session_verify(&c->app->key, v, len, time(NULL), user);
+    return v && session_verify(&c->app->key, v, len, time(NULL), user) &&
+           users_find(c->app->users, user) != NULL;
 }
 
 /* A decimal query parameter within [lo, hi]; false if absent or malformed. */

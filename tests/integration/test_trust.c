@@ -42,3 +42,97 @@ Test(trust, upstream_prefix_with_only_a_query_accepted)
     upstream_stop(&u);
     free(prefix);
 }
+
+/* ---- sessions: valid only while the user is loaded ---- */
+
+#define SECRET "trust-test-secret-0123456789abcdef-0123456789"
+
+/* The two doors a session opens: GET /chat (200, else 302) and the upgrade
+ * (101, else 401). Both must agree; returns whether they let it in. */
+static bool session_opens(int port, const char *cookie)
+{
+    char *h = cookie_header(cookie);
+    struct http_resp r;
+    http_get(&r, port, "/chat", HDRS(h));
+    cr_assert(r.status == 200 || r.status == 302, "/chat answered %d", r.status);
+    bool page = r.status == 200;
+    resp_free(&r);
+    char *req = xasprintf("GET /chat/ws HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                          "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                          "Sec-WebSocket-Version: 13\r\n"
+                          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n%s\r\n\r\n",
+                          port, h);
+    raw_request(port, req, false, &r);
+    cr_assert(r.status == 101 || r.status == 401, "/chat/ws answered %d", r.status);
+    bool ws = r.status == 101;
+    resp_free(&r);
+    free(req);
+    free(h);
+    cr_assert_eq(page, ws, "/chat and /chat/ws disagree about the cookie");
+    return page;
+}
+
+static void start_with(struct server *s, const char *secret_path, const char *users_path)
+{
+    if (users_path)
+        server_start(s, ARGS("--secret", secret_path, "--users", users_path));
+    else
+        server_start(s, ARGS("--secret", secret_path));
+}
+
+/* The issue's case: a coco cookie from a demo-accounts run, same --secret,
+ * then a run with a users file that has no coco. */
+Test(trust, demo_cookie_refused_after_restart_with_users)
+{
+    char *secret = temp_file(SECRET, strlen(SECRET));
+    struct server s;
+    start_with(&s, secret, NULL);
+    char *cookie = login(s.port, "coco", "123456");
+    cr_assert(session_opens(s.port, cookie), "the control: the cookie works where it was made");
+    server_stop(&s);
+
+    char *without_coco = users_file(ARGS("bob", "bob-password"), NULL);
+    start_with(&s, secret, without_coco);
+    cr_assert(!session_opens(s.port, cookie), "coco's demo cookie opened a server without coco");
+    struct http_resp r;
+    char *h = cookie_header(cookie);
+    http_get(&r, s.port, "/", HDRS(h));
+    cr_assert_eq(r.status, 302);
+    cr_assert_str_eq(resp_location_path(&r), "/login");
+    resp_free(&r);
+    free(h);
+    server_stop(&s);
+
+    /* And the refusal is about the name, not the key: with a coco in the
+     * file (another password even) the same cookie is coco's session. */
+    char *with_coco = users_file(ARGS("coco", "another-password"), NULL);
+    start_with(&s, secret, with_coco);
+    cr_assert(session_opens(s.port, cookie), "with coco loaded the cookie was refused");
+    server_stop(&s);
+    free(cookie);
+    free(secret);
+    free(without_coco);
+    free(with_coco);
+}
+
+/* A user removed from the users file loses the session at the next start. */
+Test(trust, removed_user_loses_the_session)
+{
+    char *secret = temp_file(SECRET, strlen(SECRET));
+    char *both = users_file(ARGS("alice", "alice-password", "bob", "bob-password"), NULL);
+    char *bob_only = users_file(ARGS("bob", "bob-password"), NULL);
+    struct server s;
+    start_with(&s, secret, both);
+    char *alice = login(s.port, "alice", "alice-password");
+    char *bob = login(s.port, "bob", "bob-password");
+    server_stop(&s);
+    start_with(&s, secret, bob_only);
+    cr_assert(!session_opens(s.port, alice), "alice, removed, kept her session");
+    cr_assert(session_opens(s.port, bob), "bob, still there, lost his");
+    server_stop(&s);
+    free(alice);
+    free(bob);
+    free(secret);
+    free(both);
+    free(bob_only);
+}
