@@ -136,3 +136,35 @@ Test(trust, removed_user_loses_the_session)
     free(both);
     free(bob_only);
 }
+
+/* ---- demo accounts stay on loopback unless --demo ---- */
+
+Test(trust, demo_accounts_on_a_public_address_refused)
+{
+    char *err = server_start_must_fail(ARGS("--listen", "0.0.0.0:0"));
+    cr_assert(strstr(err, "demo accounts") && strstr(err, "--demo") && strstr(err, "--users"),
+              "the refusal does not say why or what to do:\n%s", err);
+    free(err);
+}
+
+Test(trust, demo_flag_serves_them_on_a_public_address)
+{
+    struct server s;
+    server_start(&s, ARGS("--listen", "0.0.0.0:0", "--demo"));
+    char *cookie = login(s.port, "coco", "123456");
+    free(cookie);
+    server_stop(&s);
+}
+
+/* With a users file there are no demo accounts to protect. */
+Test(trust, users_file_on_a_public_address_served)
+{
+    char *users = users_file(ARGS("bob", "bob-password"), NULL);
+    struct server s;
+    server_start(&s, ARGS("--listen", "0.0.0.0:0", "--users", users));
+    cr_assert_eq(login_try(s.port, "coco", "123456", NULL), 401);
+    char *cookie = login(s.port, "bob", "bob-password");
+    free(cookie);
+    server_stop(&s);
+    free(users);
+}
