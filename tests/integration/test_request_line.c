@@ -40,6 +40,15 @@ static void expect_refused(int port, const struct bad_head *cases, size_t n, int
 #define EXPECT_REFUSED(port, cases, status)                                                    \
     expect_refused(port, cases, sizeof cases / sizeof cases[0], status)
 
+/* The same on a server of its own, stopped after. */
+#define SERVER_REFUSES(cases, status)                                                          \
+    do {                                                                                       \
+        struct server s_;                                                                      \
+        server_start(&s_, NULL);                                                               \
+        EXPECT_REFUSED(s_.port, cases, status);                                                \
+        server_stop(&s_);                                                                      \
+    } while (0)
+
 Test(request_line, protocol_name_and_version_shape_400)
 {
     static const struct bad_head bad[] = {
@@ -95,10 +104,7 @@ Test(request_line, bare_lf_and_bare_cr_400)
         {"bare CR after an empty value", "GET /hello HTTP/1.1\r\nHost: t\r\nX-A:\rX\r\n\r\n"},
         {"CR then not LF ending the head", "GET /hello HTTP/1.1\r\nHost: t\r\n\rX"},
     };
-    struct server s;
-    server_start(&s, NULL);
-    EXPECT_REFUSED(s.port, bad, 400);
-    server_stop(&s);
+    SERVER_REFUSES(bad, 400);
 }
 
 Test(request_line, field_syntax_400)
@@ -112,10 +118,7 @@ Test(request_line, field_syntax_400)
         {"DEL in a value", "GET /hello HTTP/1.1\r\nHost: t\r\nX-A: b\x7f\r\n\r\n"},
         {"escape in a value", "GET /hello HTTP/1.1\r\nHost: t\r\nX-A: \x1b[2J\r\n\r\n"},
     };
-    struct server s;
-    server_start(&s, NULL);
-    EXPECT_REFUSED(s.port, bad, 400);
-    server_stop(&s);
+    SERVER_REFUSES(bad, 400);
 }
 
 /* RFC 9110 8.6: Content-Length = 1*DIGIT. A list, a sign, a second field or
@@ -138,10 +141,7 @@ Test(request_line, content_length_forms_400)
         {"with chunked", "POST /login HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
                          "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
     };
-    struct server s;
-    server_start(&s, NULL);
-    EXPECT_REFUSED(s.port, bad, 400);
-    server_stop(&s);
+    SERVER_REFUSES(bad, 400);
 }
 
 /* What RFC 9112 allows stays served: whitespace around a value (OWS), leading

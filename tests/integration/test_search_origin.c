@@ -20,6 +20,22 @@ static void expect_contained(const struct http_resp *r, const char *what)
               csp ? csp : "missing");
 }
 
+/* GET /search?wd=x from a server whose upstream answers `response`
+ * verbatim; both stopped before returning, the answer left in r. */
+static void search_through(const char *response, struct http_resp *r)
+{
+    struct upstream u;
+    upstream_start_raw(&u, response);
+    char *prefix = upstream_prefix(&u);
+    struct server s;
+    server_start(&s, ARGS("--upstream", prefix));
+    http_get(r, s.port, "/search?wd=x", NULL);
+    check_common_headers(&s, r, false);
+    server_stop(&s);
+    upstream_stop(&u);
+    free(prefix);
+}
+
 /* The attack: an upstream that echoes the word back as a page. */
 Test(search_origin, html_from_the_upstream_is_sandboxed)
 {
@@ -27,21 +43,12 @@ Test(search_origin, html_from_the_upstream_is_sandboxed)
     char *response = xasprintf("HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
                                "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
                                strlen(page), page);
-    struct upstream u;
-    upstream_start_raw(&u, response);
-    char *prefix = upstream_prefix(&u);
-    struct server s;
-    server_start(&s, ARGS("--upstream", prefix));
     struct http_resp r;
-    http_get(&r, s.port, "/search?wd=x", NULL);
+    search_through(response, &r);
     cr_assert_eq(r.status, 200);
     cr_assert_str_eq(r.body, page);
     expect_contained(&r, "an HTML answer");
-    check_common_headers(&s, &r, false);
     resp_free(&r);
-    server_stop(&s);
-    upstream_stop(&u);
-    free(prefix);
     free(response);
 }
 
@@ -50,21 +57,13 @@ Test(search_origin, content_type_with_control_bytes_not_relayed)
 {
     static const char response[] = "HTTP/1.1 200 OK\r\nContent-Type: text/html\x01\x1b\r\n"
                                    "Content-Length: 2\r\nConnection: close\r\n\r\nhi";
-    struct upstream u;
-    upstream_start_raw(&u, response);
-    char *prefix = upstream_prefix(&u);
-    struct server s;
-    server_start(&s, ARGS("--upstream", prefix));
     struct http_resp r;
-    http_get(&r, s.port, "/search?wd=x", NULL);
+    search_through(response, &r);
     cr_assert_eq(r.status, 200);
     const char *ct = resp_header(&r, "Content-Type");
     cr_assert(ct && strcmp(ct, "application/octet-stream") == 0, "Content-Type %s", ct);
     expect_contained(&r, "a bad Content-Type");
     resp_free(&r);
-    server_stop(&s);
-    upstream_stop(&u);
-    free(prefix);
 }
 
 /* 101, 204, 304 and statuses outside 200-599 cannot be framed (or meant) as
