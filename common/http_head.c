@@ -107,17 +107,36 @@ static int step(struct head_scan *s, const char *p, unsigned char c)
     return 400;
 }
 
+/* One more byte at s->pos; p is the head from its start (for the method). */
+static int advance(struct head_scan *s, const char *p, unsigned char c)
+{
+    /* A head may be HTTP_MAX_HEAD bytes long, its final CRLF included. */
+    if (s->pos >= HTTP_MAX_HEAD)
+        return 431;
+    int next = step(s, p, c);
+    if (next >= 100)
+        return next;
+    s->state = (uint8_t)next;
+    s->pos++;
+    return s->state == S_DONE ? HEAD_DONE : HEAD_NEED_MORE;
+}
+
 int head_scan(struct head_scan *s, const char *p, size_t n)
 {
-    while (s->state != S_DONE && s->pos < n) {
-        /* A head may be HTTP_MAX_HEAD bytes long, its final CRLF included. */
-        if (s->pos >= HTTP_MAX_HEAD)
-            return 431;
-        int next = step(s, p, (unsigned char)p[s->pos]);
-        if (next >= 100)
-            return next;
-        s->state = (uint8_t)next;
-        s->pos++;
-    }
-    return s->state == S_DONE ? HEAD_DONE : HEAD_NEED_MORE;
+    int v = s->state == S_DONE ? HEAD_DONE : HEAD_NEED_MORE;
+    while (v == HEAD_NEED_MORE && s->pos < n)
+        v = advance(s, p, (unsigned char)p[s->pos]);
+    return v;
+}
+
+void head_scan_trailers(struct head_scan *s)
+{
+    *s = (struct head_scan){.state = S_FIELD_START};
+}
+
+int head_scan_byte(struct head_scan *s, unsigned char c)
+{
+    if (s->state == S_DONE)
+        return HEAD_DONE;
+    return advance(s, NULL, c); /* past the request line: p is never read */
 }

@@ -51,6 +51,13 @@ struct head_scan {
  * one byte per read is scanned once. Start with a zeroed struct. */
 int head_scan(struct head_scan *s, const char *p, size_t n);
 
+/* The trailer section of a chunked body has the same grammar as the header
+ * fields, and the same limit: start a scanner there, then give it the
+ * trailer one byte at a time (a streaming use: the bytes need not be held).
+ * head_scan_byte returns what head_scan does. */
+void head_scan_trailers(struct head_scan *s);
+int head_scan_byte(struct head_scan *s, unsigned char c);
+
 /* RFC 9110 5.6.2 tchar: the characters of a token (methods, field names). */
 bool http_is_tchar(unsigned char c);
 

@@ -121,6 +121,11 @@ static int finish_value(struct http_req *r)
 static int on_header_field(http_parser *p, const char *at, size_t n)
 {
     struct http_req *r = req_of(p);
+    /* After the head these are a chunked body's trailer fields: dropped
+     * (RFC 9110 6.5.1 lets a recipient discard them), never merged into the
+     * headers the routes read. */
+    if (r->head_done)
+        return 0;
     if (end_url(r) < 0)
         return -1;
     if (r->in_value || r->field_off == 0) {
@@ -164,6 +169,8 @@ static void cookie_to_end(struct http_req *r)
 static int on_header_value(http_parser *p, const char *at, size_t n)
 {
     struct http_req *r = req_of(p);
+    if (r->head_done)
+        return 0; /* a trailer field: see on_header_field */
     if (!r->in_value) {
         /* The field name is complete: keep the value only for headers we use,
          * and give the name's arena bytes back either way. */
@@ -218,6 +225,7 @@ static int on_headers_complete(http_parser *p)
     r->minor = (uint8_t)p->http_minor;
     r->keep_alive = http_should_keep_alive(p) != 0;
     r->upgrade = p->upgrade != 0;
+    r->chunked = (p->flags & F_CHUNKED) != 0;
     r->head_done = true;
     /* Never return 1 here: for requests too it means "skip the body", and the
      * body would then be parsed as the next request (PITFALLS B3). */

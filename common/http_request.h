@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "http_chunks.h"
 #include "http_head.h"
 
 #define HTTP_MAX_HEAD 8192        /* request line + headers: beyond, 431 */
@@ -43,7 +44,10 @@ struct http_req {
     bool upgrade;       /* Upgrade + Connection: upgrade were both present */
     bool head_done, complete, url_done;
     bool head_checked;  /* http_head.h found the head well formed */
+    bool chunked;       /* Transfer-Encoding: chunked, known once head_done */
+    uint16_t head_fed;  /* bytes of the checked head given to the parser */
     struct head_scan scan;
+    struct chunk_scan chunks; /* the chunked body's framing, ahead of the parser */
     int error;          /* a status decided while parsing (400, 413), or 0 */
     uint64_t head_started_ms, head_done_ms;
     struct http_str url, path, query;
