@@ -178,14 +178,24 @@ CURL *action_fetch_easy(struct action *a)
     return e;
 }
 
+static bool field_value_ok(const char *v)
+{
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+        if (*p != '\t' && (*p < 0x20 || *p == 0x7f))
+            return false;
+    return true;
+}
+
 void action_fetch_done(struct action *a, CURLcode rc)
 {
     a->fetch.result = rc;
     if (rc == CURLE_OK) {
         char *ct = NULL;
         curl_easy_getinfo(a->fetch.easy, CURLINFO_RESPONSE_CODE, &a->fetch.status);
+        /* The type goes into our own head: only a field value's characters
+         * (RFC 9110 5.5), else none (application/octet-stream). */
         if (curl_easy_getinfo(a->fetch.easy, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK && ct &&
-            strlen(ct) < sizeof a->fetch.content_type && !strpbrk(ct, "\r\n"))
+            strlen(ct) < sizeof a->fetch.content_type && field_value_ok(ct))
             strcpy(a->fetch.content_type, ct);
     }
 }

@@ -181,12 +181,17 @@ static bool origin_ok(const struct http_req *req)
     return strcasecmp(oh, hh) == 0 && atol(*op ? op : dflt) == atol(*hp ? hp : dflt);
 }
 
-/* The signed-in user, from the session cookie. */
+/* The signed-in user, from the session cookie. A valid MAC only says that a
+ * server with this key once let the name in: the name must also be in the
+ * users this server loaded (CONTRACT.md), or a user removed from the file,
+ * or a demo account from a run without --users under the same --secret,
+ * would keep access until the cookie expires. */
 static bool session_user(const struct conn *c, const struct http_req *req, char user[33])
 {
     size_t len;
     const char *v = cookie_find(http_header(req, HDR_COOKIE), "session", &len);
-    return v && session_verify(&c->app->key, v, len, time(NULL), user);
+    return v && session_verify(&c->app->key, v, len, time(NULL), user) &&
+           users_find(c->app->users, user) != NULL;
 }
 
 /* A decimal query parameter within [lo, hi]; false if absent or malformed. */
@@ -321,15 +326,21 @@ static void route_cpu(struct conn *c, struct http_req *req)
         conn_defer(c, action_cpu_new(n));
 }
 
+/* Every /search answer carries the upstream's bytes, or could: whatever type
+ * the upstream names (text/html, image/svg+xml), the browser must neither
+ * guess another (nosniff) nor run it as the chat's origin (a sandboxed
+ * document has an opaque origin: no session cookie, no same-origin access). */
+#define SEARCH_HEADERS "X-Content-Type-Options: nosniff\r\nContent-Security-Policy: sandbox\r\n"
+
 static void route_search(struct conn *c, struct http_req *req)
 {
     char wd[2048];
     const char *q = http_str(req, req->query);
     long n = form_get(q, strlen(q), "wd", wd, sizeof wd);
     if (!c->app->cfg.upstream)
-        reply_text(c, 503, NULL, "no upstream configured (--upstream)\n");
+        reply_text(c, 503, SEARCH_HEADERS, "no upstream configured (--upstream)\n");
     else if (n < 0)
-        reply_text(c, 400, NULL, "wd is required\n");
+        reply_text(c, 400, SEARCH_HEADERS, "wd is required\n");
     else
         conn_defer(c, action_fetch_new(c->app->cfg.upstream, wd));
 }
@@ -406,6 +417,15 @@ void app_route(struct conn *c, struct http_req *req)
     reply_status(c, 404, NULL);
 }
 
+/* An upstream status the chat can pass on as its own: a final status that
+ * carries a body we can frame with Content-Length. 1xx (101 included) would
+ * announce a protocol switch or more responses to come, 204 and 304 have no
+ * body by definition, and anything outside 200-599 is no HTTP status. */
+static bool relayable_status(long status)
+{
+    return status >= 200 && status <= 599 && status != 204 && status != 304;
+}
+
 void app_finish_action(struct conn *c, struct http_req *req, struct action *a)
 {
     char body[96];
@@ -440,16 +460,19 @@ void app_finish_action(struct conn *c, struct http_req *req, struct action *a)
         }
         break;
     case ACTION_FETCH:
-        if (a->fetch.result == CURLE_OK) {
+        if (a->fetch.result == CURLE_OK && relayable_status(a->fetch.status)) {
             reply(c, (int)a->fetch.status,
                   a->fetch.content_type[0] ? a->fetch.content_type : "application/octet-stream",
-                  NULL, a->fetch.body.data, a->fetch.body.len);
+                  SEARCH_HEADERS, a->fetch.body.data, a->fetch.body.len);
+        } else if (a->fetch.result == CURLE_OK) {
+            snprintf(body, sizeof body, "upstream answered status %ld\n", a->fetch.status);
+            reply_text(c, 502, SEARCH_HEADERS, body);
         } else if (a->fetch.result == CURLE_OPERATION_TIMEDOUT) {
-            reply_text(c, 504, NULL, "upstream timed out\n");
+            reply_text(c, 504, SEARCH_HEADERS, "upstream timed out\n");
         } else {
             snprintf(body, sizeof body, "upstream failed: %s\n",
                      a->fetch.too_big ? "body over 1 MiB" : curl_easy_strerror(a->fetch.result));
-            reply_text(c, 502, NULL, body);
+            reply_text(c, 502, SEARCH_HEADERS, body);
         }
         break;
     }

@@ -26,6 +26,7 @@ struct config {
     const char *redis; /* --redis URL: a shared room through Redis (backplane.h) */
     unsigned max_conns;
     bool gil;
+    bool demo;        /* --demo: demo accounts even on a non-loopback --listen */
     bool cpu_pool;    /* chat-async */
     unsigned threads; /* chat-threaded */
     unsigned queue;   /* chat-threaded */
@@ -79,6 +80,11 @@ void app_set_room(struct app *app, struct room *room);
  * the exit status to use (2 for usage, 1 for a bad file); 0 on success. */
 int app_init(struct app *app, const char *model, int argc, char **argv);
 void app_free(struct app *app);
+
+/* Is --listen's HOST (numeric, as every model requires) a loopback address:
+ * 127.0.0.0/8, ::1 or ::ffff:127.0.0.0/104? False for anything else,
+ * 0.0.0.0 and :: included. */
+bool listen_host_is_loopback(const char *host);
 
 /* Called by conn.c for each complete request / finished action. */
 void app_route(struct conn *c, struct http_req *req);

@@ -1,5 +1,6 @@
 /* Command-line flags common to all three servers, and the start-up that
  * must happen before the first thread or fork. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -12,16 +13,20 @@
 #include "backplane.h"
 #include "gil.h"
 #include "http_request.h"
+#include "upstream_url.h"
 
 static void usage(const char *model)
 {
     fprintf(stderr,
             "usage: chat-%s [--listen HOST:PORT] [--users FILE] [--secret FILE]\n"
-            "       [--upstream PREFIX] [--max-conns N] [--gil] [--redis URL]%s\n"
+            "       [--upstream PREFIX] [--max-conns N] [--gil] [--redis URL] [--demo]%s\n"
             "  --listen HOST:PORT  where to listen (default 127.0.0.1:8080; port 0 picks one)\n"
-            "  --users FILE        users file (default: demo accounts coco, cc, aa / 123456)\n"
+            "  --users FILE        users file (default: demo accounts coco, cc, aa / 123456,\n"
+            "                      only on a loopback --listen unless --demo)\n"
+            "  --demo              allow the demo accounts on a non-loopback --listen\n"
             "  --secret FILE       HMAC key for session cookies, >= 32 bytes (default: random)\n"
-            "  --upstream PREFIX   URL prefix for /search (default: none, /search is 503)\n"
+            "  --upstream PREFIX   URL prefix for /search, the word appended (default: none,\n"
+            "                      /search is 503); it must end the host with '/', '?' or '#'\n"
             "  --max-conns N       open connections beyond N get 503 (default 10000)\n"
             "  --gil               emulate CPython's global interpreter lock\n"
             "  --redis URL         share one room with other servers through Redis,\n"
@@ -97,8 +102,14 @@ static int parse_flags(struct config *cfg, const char *model, int argc, char **a
             cfg->users_path = val;
         else if (strcmp(name, "--secret") == 0)
             cfg->secret_path = val;
-        else if (strcmp(name, "--upstream") == 0)
+        else if (strcmp(name, "--upstream") == 0) {
+            char err[512];
+            if (upstream_prefix_check(val, err, sizeof err) < 0) {
+                fprintf(stderr, "chat-%s: %s\n", model, err);
+                return 2;
+            }
             cfg->upstream = val;
+        }
         else if (strcmp(name, "--redis") == 0)
             ok = backplane_url_ok(val) && (cfg->redis = val) != NULL;
         else if (strcmp(name, "--max-conns") == 0)
@@ -109,6 +120,8 @@ static int parse_flags(struct config *cfg, const char *model, int argc, char **a
             ok = parse_uint(val, 1000000, &cfg->queue);
         else if (strcmp(name, "--gil") == 0)
             cfg->gil = true;
+        else if (strcmp(name, "--demo") == 0)
+            cfg->demo = true;
         else if (async && strcmp(name, "--cpu-pool") == 0)
             cfg->cpu_pool = true;
         else if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0) {
@@ -125,6 +138,18 @@ static int parse_flags(struct config *cfg, const char *model, int argc, char **a
         }
     }
     return 0;
+}
+
+bool listen_host_is_loopback(const char *host)
+{
+    unsigned char a[16];
+    if (inet_pton(AF_INET, host, a) == 1)
+        return a[0] == 127;
+    if (inet_pton(AF_INET6, host, a) != 1)
+        return false;
+    static const unsigned char v6_loopback[16] = {[15] = 1};
+    static const unsigned char v4_mapped[12] = {[10] = 0xff, [11] = 0xff};
+    return memcmp(a, v6_loopback, 16) == 0 || (memcmp(a, v4_mapped, 12) == 0 && a[12] == 127);
 }
 
 /* Contract: each server raises its descriptor soft limit to the hard one. */
@@ -149,6 +174,19 @@ int app_init(struct app *app, const char *model, int argc, char **argv)
     if (rc)
         return rc < 0 ? -1 : rc;
 
+    /* The demo accounts' password is in the README: anyone who can reach the
+     * port can sign in. Only this machine can reach a loopback address; for
+     * any other, the operator must say so. (A host no model can listen on is
+     * refused here too, which costs nothing: the model would refuse it.) */
+    if (!app->cfg.users_path && !app->cfg.demo && !listen_host_is_loopback(app->cfg.listen_host)) {
+        fprintf(stderr,
+                "chat-%s: refusing to start: no --users file, so the demo accounts coco, cc and "
+                "aa (password 123456) would be open to anyone who can reach %s; give --users "
+                "FILE (./lab adduser FILE NAME makes one), listen on a loopback address, or add "
+                "--demo to serve the demo accounts there anyway\n",
+                model, app->cfg.listen_host);
+        return 2;
+    }
     if (app->cfg.users_path) {
         app->users = users_load(app->cfg.users_path, err, sizeof err);
         if (!app->users) {

@@ -167,30 +167,49 @@ static size_t process(struct conn *c, const char *p, size_t n)
             }
         }
         struct http_req *req = c->req;
-        if (!req->method_checked) {
-            size_t skip;
-            enum method_scan m = http_scan_method(p + used, n - used, &skip);
-            used += skip;
-            if (m == METHOD_NEED_MORE)
+        if (!req->head_checked) {
+            /* RFC 9112 2.2: ignore empty lines before a request line. */
+            if (req->scan.pos == 0)
+                while (used < n && (p[used] == '\r' || p[used] == '\n'))
+                    used++;
+            /* The head stays unparsed (buffered in c->in) until it is all
+             * here and well formed: see http_head.h for why. */
+            int v = head_scan(&req->scan, p + used, n - used);
+            if (v == HEAD_NEED_MORE)
                 break;
-            if (m != METHOD_OK) {
-                fail(c, m == METHOD_MALFORMED ? 400 : 501);
+            if (v != HEAD_DONE) {
+                fail(c, v);
                 break;
             }
-            req->method_checked = true;
+            req->head_checked = true;
         }
         c->parser.data = req;
-        /* http-parser counts head bytes (nread) only between the runs it
-         * scans, and the callbacks see a run when it ends: given bytes past
-         * the head limit at once, a request both malformed and too large got
-         * 400 or 431 depending on where the reads ended (found by
-         * tests/fuzz). Fed at most up to the limit, every check of the first
-         * HTTP_MAX_HEAD bytes runs first, and 431 is decided alone. */
         size_t give = n - used;
-        if (!req->head_done && c->parser.nread < HTTP_MAX_HEAD &&
-            give > HTTP_MAX_HEAD - c->parser.nread)
-            give = HTTP_MAX_HEAD - c->parser.nread;
+        if (!req->head_done) {
+            /* The checked head alone first (at most HTTP_MAX_HEAD bytes, so
+             * 431 and 400 were decided by the scan, whatever the reads):
+             * then the parser knows whether a chunked body follows before it
+             * sees a byte of it. */
+            size_t head_left = req->scan.pos - req->head_fed;
+            if (head_left == 0) {
+                fail(c, 400); /* the parser wants more head than the scan saw */
+                break;
+            }
+            if (give > head_left)
+                give = head_left;
+        } else if (req->chunked) {
+            size_t end;
+            int v = chunks_scan(&req->chunks, p + used, give, &end);
+            if (v != CHUNKS_MORE && v != CHUNKS_DONE) {
+                fail(c, v);
+                break;
+            }
+            give = end;
+        }
+        bool head_bytes = !req->head_done;
         size_t k = http_parser_execute(&c->parser, &http_req_settings, p + used, give);
+        if (head_bytes)
+            req->head_fed = (uint16_t)(req->head_fed + k);
         used += k;
         enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
         if (req->head_done && !req->head_done_ms)

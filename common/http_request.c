@@ -39,14 +39,6 @@ void http_req_free(struct http_req *r)
     free(r);
 }
 
-/* RFC 9110 5.6.2 tchar */
-static bool is_tchar(unsigned char c)
-{
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-        return true;
-    return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
 static struct http_req *req_of(http_parser *p) { return p->data; }
 
 /* Appends to the arena. Pieces of one item arrive back to back, so appending
@@ -129,6 +121,11 @@ static int finish_value(struct http_req *r)
 static int on_header_field(http_parser *p, const char *at, size_t n)
 {
     struct http_req *r = req_of(p);
+    /* After the head these are a chunked body's trailer fields: dropped
+     * (RFC 9110 6.5.1 lets a recipient discard them), never merged into the
+     * headers the routes read. */
+    if (r->head_done)
+        return 0;
     if (end_url(r) < 0)
         return -1;
     if (r->in_value || r->field_off == 0) {
@@ -172,18 +169,13 @@ static void cookie_to_end(struct http_req *r)
 static int on_header_value(http_parser *p, const char *at, size_t n)
 {
     struct http_req *r = req_of(p);
+    if (r->head_done)
+        return 0; /* a trailer field: see on_header_field */
     if (!r->in_value) {
         /* The field name is complete: keep the value only for headers we use,
          * and give the name's arena bytes back either way. */
+        /* Only tchars: http_head.c checked the name before the parser saw it. */
         size_t foff = r->field_off - 1u, flen = r->used - foff;
-        /* Debian's http-parser is built lenient and lets spaces into field
-         * names; RFC 9112 5.1 says such a request MUST be refused with 400
-         * (it is a request-smuggling vector behind proxies). */
-        for (size_t i = 0; i < flen; i++)
-            if (!is_tchar((unsigned char)r->arena[foff + i])) {
-                r->error = 400;
-                return -1;
-            }
         r->cur = -1;
         for (int h = 0; h < HDR_COUNT; h++) {
             if (strlen(header_names[h]) == flen &&
@@ -233,6 +225,7 @@ static int on_headers_complete(http_parser *p)
     r->minor = (uint8_t)p->http_minor;
     r->keep_alive = http_should_keep_alive(p) != 0;
     r->upgrade = p->upgrade != 0;
+    r->chunked = (p->flags & F_CHUNKED) != 0;
     r->head_done = true;
     /* Never return 1 here: for requests too it means "skip the body", and the
      * body would then be parsed as the next request (PITFALLS B3). */
@@ -272,33 +265,6 @@ const http_parser_settings http_req_settings = {
     .on_message_complete = on_message_complete,
 };
 
-
-enum method_scan http_scan_method(const char *p, size_t n, size_t *skip)
-{
-    static const char *const rfc9110[] = {"GET",     "HEAD",    "POST",  "PUT",
-                                          "DELETE",  "CONNECT", "OPTIONS", "TRACE"};
-    size_t i = 0;
-    /* RFC 9112 2.2: ignore empty lines before a request line. */
-    while (i < n && (p[i] == '\r' || p[i] == '\n'))
-        i++;
-    *skip = i;
-    size_t start = i;
-    while (i < n && i - start <= 32 && is_tchar((unsigned char)p[i]))
-        i++;
-    /* No method is that long. Decided on the 33rd character alone, so that
-     * the answer does not depend on where a read ends (found by tests/fuzz,
-     * which also saw the next test read p[n]). */
-    if (i - start > 32)
-        return METHOD_MALFORMED;
-    if (i == n)
-        return METHOD_NEED_MORE;
-    if (i == start || p[i] != ' ')
-        return METHOD_MALFORMED;
-    for (size_t k = 0; k < sizeof rfc9110 / sizeof rfc9110[0]; k++)
-        if (strlen(rfc9110[k]) == i - start && memcmp(p + start, rfc9110[k], i - start) == 0)
-            return METHOD_OK;
-    return METHOD_NOT_IMPLEMENTED;
-}
 
 bool http_has_token(const char *value, const char *token)
 {

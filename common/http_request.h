@@ -16,6 +16,8 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "http_chunks.h"
+#include "http_head.h"
 
 #define HTTP_MAX_HEAD 8192        /* request line + headers: beyond, 431 */
 #define HTTP_MAX_BODY (64 * 1024) /* beyond, 413 */
@@ -40,7 +42,12 @@ struct http_req {
     uint8_t major, minor;
     bool keep_alive;    /* http_should_keep_alive: version default + Connection */
     bool upgrade;       /* Upgrade + Connection: upgrade were both present */
-    bool head_done, complete, url_done, method_checked;
+    bool head_done, complete, url_done;
+    bool head_checked;  /* http_head.h found the head well formed */
+    bool chunked;       /* Transfer-Encoding: chunked, known once head_done */
+    uint16_t head_fed;  /* bytes of the checked head given to the parser */
+    struct head_scan scan;
+    struct chunk_scan chunks; /* the chunked body's framing, ahead of the parser */
     int error;          /* a status decided while parsing (400, 413), or 0 */
     uint64_t head_started_ms, head_done_ms;
     struct http_str url, path, query;
@@ -74,17 +81,6 @@ static inline const char *http_header(const struct http_req *r, enum http_header
 {
     return http_str(r, r->hdr[h]);
 }
-
-/* The method token at the start of a request, checked before http-parser sees
- * it, so that a method we do not serve gets 501 rather than 400 however
- * http-parser would have read it. */
-enum method_scan {
-    METHOD_NEED_MORE, /* no SP yet */
-    METHOD_OK,        /* one of RFC 9110's, *skip leading CRLFs consumed */
-    METHOD_NOT_IMPLEMENTED, /* a token, but PATCH or not RFC 9110's: 501 */
-    METHOD_MALFORMED  /* not a token at all: 400 */
-};
-enum method_scan http_scan_method(const char *p, size_t n, size_t *skip);
 
 /* True if the comma-separated header value contains `token` (ASCII case-
  * insensitive), e.g. "keep-alive, Upgrade" contains "upgrade". */

@@ -6,8 +6,9 @@
  *   NAME    the user name (never contains '|')
  *   HEXMAC  lowercase hex HMAC-SHA256(key, "session|1|EXPIRY|NAME")
  * The cookie's own name is inside the MAC, so the value cannot be replayed
- * under another cookie. Stateless: any server with the same key accepts it,
- * and logout cannot revoke a copy before it expires.
+ * under another cookie. Stateless: any server with the same key accepts it
+ * (for a user that server loaded: app.c's session_user checks the users), and
+ * logout cannot revoke a copy before it expires.
  */
 #ifndef C10K_SESSION_H
 #define C10K_SESSION_H

@@ -329,7 +329,18 @@ bool html_has_field(const char *body, const char *name)
 
 /* ---- the server process ---- */
 
-static void build_argv(const char **argv, size_t max, char *argsbuf, const char *const *extra)
+/* The HOST of a --listen value "HOST:PORT" into host. */
+static void listen_host(const char *value, char *host, size_t len)
+{
+    const char *colon = strrchr(value, ':');
+    size_t n = colon ? (size_t)(colon - value) : strlen(value);
+    snprintf(host, len, "%.*s", (int)n, value);
+}
+
+/* argv for the server; *host gets the host of the last --listen in it (the
+ * harness's own 127.0.0.1 unless the test asked for another). */
+static void build_argv(const char **argv, size_t max, char *argsbuf, const char *const *extra,
+                       char *host, size_t hostlen)
 {
     size_t n = 0;
     const char *bin = getenv("C10K_SERVER");
@@ -346,6 +357,12 @@ static void build_argv(const char **argv, size_t max, char *argsbuf, const char 
         argv[n++] = extra[i];
     }
     argv[n] = NULL;
+    for (size_t i = 1; i < n; i++) {
+        if (strcmp(argv[i], "--listen") == 0 && i + 1 < n)
+            listen_host(argv[i + 1], host, hostlen);
+        else if (strncmp(argv[i], "--listen=", 9) == 0)
+            listen_host(argv[i] + 9, host, hostlen);
+    }
 }
 
 /* nofile > 0: the server's RLIMIT_NOFILE, soft and hard. */
@@ -356,7 +373,7 @@ static void spawn(struct server *s, const char *const *extra, int nofile)
     char argsbuf[512];
     snprintf(argsbuf, sizeof argsbuf, "%s", envargs ? envargs : "");
     const char *argv[64];
-    build_argv(argv, 64, argsbuf, extra);
+    build_argv(argv, 64, argsbuf, extra, s->host, sizeof s->host);
 
     int out[2];
     cr_assert(pipe2(out, O_CLOEXEC) == 0);
@@ -421,9 +438,10 @@ static int await_listening(struct server *s, int cap_ms)
         const char *hit = strstr(line, "listening on http://");
         if (hit && strchr(hit, '\n')) {
             const char *hostport = hit + strlen("listening on http://");
-            cr_assert(strncmp(hostport, "127.0.0.1:", 10) == 0,
-                      "listening line names another host: %s", hit);
-            int port = atoi(hostport + 10);
+            size_t hl = strlen(s->host);
+            cr_assert(strncmp(hostport, s->host, hl) == 0 && hostport[hl] == ':',
+                      "listening line names another host than %s: %s", s->host, hit);
+            int port = atoi(hostport + hl + 1);
             cr_assert(port > 0 && port < 65536, "listening line has no real port: %s", hit);
             return port;
         }

@@ -56,6 +56,7 @@ struct server {
     char errpath[192]; /* the server's stderr, captured for diagnostics */
     bool running;
     char model[32];    /* from /stats, fetched by server_model() */
+    char host[64];     /* the HOST of the last --listen given: the line must name it */
 };
 
 /* A NULL-terminated argument list: ARGS("--max-conns", "2"). */

@@ -94,6 +94,18 @@ static void serve(struct upstream *u, int fd)
             write_all(u, fd, UPSTREAM_404_BODY, strlen(UPSTREAM_404_BODY));
         break;
     }
+    case UP_STATUS: {
+        const char *word = strrchr(target, '=');
+        int n = snprintf(head, sizeof head,
+                         "HTTP/1.1 %.3s Whatever\r\nContent-Type: text/plain\r\n"
+                         "Content-Length: 0\r\nConnection: close\r\n\r\n",
+                         word ? word + 1 : "200");
+        write_all(u, fd, head, (size_t)n);
+        break;
+    }
+    case UP_RAW:
+        write_all(u, fd, u->raw, strlen(u->raw));
+        break;
     case UP_HANG:
         if (u->nheld < 16) {
             u->held[u->nheld++] = fd;
@@ -154,14 +166,20 @@ static int listen_any(int *port, bool do_listen)
     return fd;
 }
 
-void upstream_start(struct upstream *u, enum upstream_mode mode)
+/* raw is set before the thread starts, which reads it. */
+static void start(struct upstream *u, enum upstream_mode mode, const char *raw)
 {
     memset(u, 0, sizeof *u);
     u->mode = mode;
+    u->raw = raw;
     u->listen_fd = listen_any(&u->port, true);
     cr_assert(pipe2(u->stop_pipe, O_CLOEXEC) == 0);
     cr_assert(pthread_create(&u->thread, NULL, upstream_main, u) == 0);
 }
+
+void upstream_start(struct upstream *u, enum upstream_mode mode) { start(u, mode, NULL); }
+
+void upstream_start_raw(struct upstream *u, const char *response) { start(u, UP_RAW, response); }
 
 void upstream_stop(struct upstream *u)
 {

@@ -64,6 +64,15 @@ Test(conn_http, every_split_point_parses_the_same)
     assert_split_invariant("POST /logout HTTP/1.1\r\nHost: a:1\r\nOrigin: http://b:1\r\n"
                            "Content-Length: 4\r\n\r\nabcd");
     assert_split_invariant("PATCH /hello HTTP/1.1\r\nHost: h\r\n\r\n");
+    /* the head's and the chunked body's framing checks (http_head.c,
+     * http_chunks.c), well formed and not, with a request behind */
+    assert_split_invariant("POST /logout HTTP/1.1\r\nHost: a:1\r\nTransfer-Encoding: chunked\r\n"
+                           "\r\n3;x=y\r\nabc\r\n0\r\nHost: b\r\n\r\n"
+                           "GET /hello HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert_split_invariant("POST /logout HTTP/1.1\r\nHost: a:1\r\nTransfer-Encoding: chunked\r\n"
+                           "\r\n3\r\nabcXY0\r\n\r\nGET /hello HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert_split_invariant("GET /hello HTTQ/1.1\r\nHost: h\r\n\r\n");
+    assert_split_invariant("GET /hello HTTP/2.0\r\nHost: h\r\n\r\n");
 }
 
 Test(conn_http, pipelined_answers_in_order)

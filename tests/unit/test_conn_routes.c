@@ -47,7 +47,7 @@ Test(conn_routes, login_right_password_sets_the_cookie)
 
 Test(conn_routes, login_wrong_or_unknown_is_401_with_the_page)
 {
-    const char *bodies[] = {"username=ann&password=nope", "username=bob&password=secret-pw",
+    const char *bodies[] = {"username=ann&password=nope", "username=zed&password=secret-pw",
                             "username=b%7Cad&password=x", "password=secret-pw", ""};
     for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
         char *out = request("POST", "/login", "", bodies[i]);
@@ -126,6 +126,29 @@ Test(conn_routes, ws_checks_in_contract_order)
     free(out);
     out = request("GET", "/chat/ws", cookie, "");
     cr_assert(strncmp(out, "HTTP/1.1 426", 12) == 0, "%.30s", out);
+    free(out);
+}
+
+/* CONTRACT.md: "A session is valid only while its user is in the users
+ * file the server loaded." A cookie with the server's own MAC for a name the
+ * server did not load (removed from the file, or a demo account of another
+ * run) opens nothing. */
+Test(conn_routes, session_of_a_user_not_loaded_refused)
+{
+    char cookie[256], h[512];
+    cookie_for("zed", cookie, sizeof cookie);
+    char *out = request("GET", "/", cookie, "");
+    cr_assert(strstr(out, "Location: /login\r\n"), "%.80s", out);
+    free(out);
+    out = request("GET", "/chat", cookie, "");
+    cr_assert(strstr(out, "302") && strstr(out, "Location: /login\r\n"), "%.80s", out);
+    free(out);
+    snprintf(h, sizeof h,
+             "%sUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
+             cookie);
+    out = request("GET", "/chat/ws", h, "");
+    cr_assert(strncmp(out, "HTTP/1.1 401", 12) == 0, "%.30s", out);
     free(out);
 }
 
