@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "json.h"
+#include "text.h"
 #include "users.h"
 #include "ws_codec.h"
 
@@ -406,19 +407,6 @@ static void settle_cut_offs(struct room *r)
     }
 }
 
-static bool is_blank(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        switch (s[i]) {
-        case ' ': case '\t': case '\n': case '\r': case '\f': case '\v':
-            break;
-        default:
-            return false;
-        }
-    }
-    return true;
-}
-
 /* ---- API ---------------------------------------------------------------- */
 
 struct room *room_new(const struct room_sink *sink, bool threaded)
@@ -507,7 +495,7 @@ nomem:
 
 void room_post(struct room *r, struct room_member *m, const char *text, size_t len)
 {
-    if (is_blank(text, len))
+    if (text_is_blank(text, len))
         return;
     room_lock(r);
     /* joined is read under the lock: another thread's fan-out may have cut
@@ -640,7 +628,7 @@ static bool event_ok(const struct room_event *e)
         return false;
     if (!e->user || !user_name_valid(e->user, strnlen(e->user, ROOM_MAX_USER + 1)))
         return false;
-    return !message || (e->text && e->text_len <= ROOM_MAX_TEXT && !is_blank(e->text, e->text_len) &&
+    return !message || (e->text && e->text_len <= ROOM_MAX_TEXT && !text_is_blank(e->text, e->text_len) &&
                         utf8_validate(UTF8_ACCEPT, (const uint8_t *)e->text, e->text_len) ==
                             UTF8_ACCEPT);
 }
