@@ -4,13 +4,16 @@
 #ifndef C10K_BACKPLANE_INTERNAL_H
 #define C10K_BACKPLANE_INTERNAL_H
 
+#include <stdio.h>
+
 #include <hiredis/hiredis.h>
 
 #include "backplane.h"
 
 /* A backplane that never connects: `room` goes remote (what its members do
- * is queued, never sent), `sid` is this server's id. backplane_free it. */
-struct backplane *backplane_new_detached(struct room *room, const char *sid);
+ * is queued, never sent), `sid` is this server's id, log lines go to `log`
+ * (NULL: nowhere). backplane_free it. */
+struct backplane *backplane_new_detached(struct room *room, const char *sid, FILE *log);
 
 enum bp_entry {
     BP_ENTRY_DONE, /* applied, or refused and skipped (and logged) */

@@ -158,6 +158,7 @@ enum bp_state { BP_DOWN, BP_CONNECTING, BP_UP };
 
 struct backplane {
     struct redis_url url; /* holds the password: never printed */
+    FILE *log;            /* stderr; NULL: silent (a detached one, fuzzing) */
     char sid[48];
     char presence_key[80], op_key[80];
     struct room *room;
@@ -197,10 +198,12 @@ static uint64_t now_ms(void) { return app_now_ms(); }
 
 static void logf_(const struct backplane *bp, const char *fmt, const char *detail)
 {
+    if (!bp->log)
+        return;
     /* Host, port and db only: the password stays out of every log line. */
-    fprintf(stderr, "backplane (redis://%s:%d/%d): ", bp->url.host, bp->url.port, bp->url.db);
-    fprintf(stderr, fmt, detail ? detail : "");
-    fputc('\n', stderr);
+    fprintf(bp->log, "backplane (redis://%s:%d/%d): ", bp->url.host, bp->url.port, bp->url.db);
+    fprintf(bp->log, fmt, detail ? detail : "");
+    fputc('\n', bp->log);
 }
 
 /* ---- the op queue ------------------------------------------------------- */
@@ -763,6 +766,7 @@ struct backplane *backplane_new(const char *url, struct room *room,
     snprintf(sid, sizeof sid, "%d.%lld%09ld", (int)getpid(), (long long)ts.tv_sec, ts.tv_nsec);
     srand((unsigned)(ts.tv_nsec ^ getpid()));
     bp_init(bp, room, sid);
+    bp->log = stderr;
     bp_connect(bp);
     return bp;
 }
@@ -781,12 +785,14 @@ static void bp_init(struct backplane *bp, struct room *room, const char *sid)
     room_set_remote(room, &(struct room_remote){publish, bp});
 }
 
-struct backplane *backplane_new_detached(struct room *room, const char *sid)
+struct backplane *backplane_new_detached(struct room *room, const char *sid, FILE *log)
 {
     struct backplane *bp = calloc(1, sizeof *bp);
     if (!bp)
         return NULL;
     bp->wake_fd = -1;
+    bp->log = log;
+    snprintf(bp->url.host, sizeof bp->url.host, "detached");
     bp_init(bp, room, sid);
     return bp;
 }
