@@ -248,7 +248,7 @@ static enum bp_entry apply(struct backplane *bp, redisReply *e)
 Test(redis_entry, a_seq_jump_is_applied_only_once_c10k_seq_confirms_it)
 {
     struct room *room = room_new(&sink, false);
-    struct backplane *bp = backplane_new_detached(room, "1.5");
+    struct backplane *bp = backplane_new_detached(room, "1.5", stderr);
     redisReply *h = hello("2", arr(0), arr(0));
     cr_assert_eq(backplane_load_snapshot(bp, h), RX_OK);
     freeReplyObject(h);
