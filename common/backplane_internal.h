@@ -18,7 +18,8 @@ struct backplane *backplane_new_detached(struct room *room, const char *sid, FIL
 enum bp_entry {
     BP_ENTRY_DONE, /* applied, or refused and skipped (and logged) */
     BP_ENTRY_HOLD, /* a seq gap c10k:seq must confirm: backplane_take_ceiling, then again */
-    BP_ENTRY_BAD,  /* not an entry with an id after the last one: drop the connection */
+    BP_ENTRY_BAD,  /* not an entry with an id after the last one, or no snapshot loaded
+                    * yet: drop the connection */
 };
 /* One element of XREAD's entry array. */
 enum bp_entry backplane_apply_entry(struct backplane *bp, const redisReply *entry);

@@ -439,6 +439,11 @@ static void refused(struct backplane *bp, enum rx_cause cause, const char *what,
  * room (or skipped, and logged). */
 enum bp_entry backplane_apply_entry(struct backplane *bp, const redisReply *r)
 {
+    /* The stream is read only once a hello has loaded the room (on_hello):
+     * an entry before that has no place in its order, and the load would
+     * then move seq back under it. */
+    if (!bp->synced)
+        return BP_ENTRY_BAD;
     struct rx_entry e;
     enum rx_cause cause = rx_entry_parse(r, &e);
     if (cause == RX_SHAPE || cause == RX_ID)

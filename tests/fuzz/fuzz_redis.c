@@ -7,6 +7,8 @@
  *   - a stream entry, shaped [id, [field, value...]] or any tree at all,
  *     to backplane_apply_entry; when it answers HOLD, a GET c10k:seq reply
  *     to backplane_take_ceiling and the same entry again;
+ *   - a whole XREAD reply, shaped or not, through rx_read_reply, its
+ *     entries in turn as on_read applies them;
  *   - a hello reply, shaped or not, to backplane_load_snapshot.
  * Strings come from a table of the words the protocol uses, or from the
  * input, or are long runs of one byte (names and texts of thousands of
@@ -147,6 +149,7 @@ struct seen {
 };
 
 static struct seen ann;
+static bool dump; /* C10K_FUZZ_DUMP: show log lines and frames */
 
 /* Every "user":"..." in the JSON names a valid user. */
 static void check_users(const char *json, size_t n)
@@ -177,6 +180,8 @@ static size_t deliver(struct room_member *m, struct rbuf *ev)
     }
     CHECK(off + len == ev->len);
     const char *json = ev->data + off;
+    if (dump)
+        fprintf(stderr, "frame: %.*s\n", (int)(len > 200 ? 200 : len), json);
     CHECK(utf8_validate(UTF8_ACCEPT, (const uint8_t *)json, len) == UTF8_ACCEPT);
     check_users(json, len);
     /* "seq" of a join/message/leave is the first number after "seq":. */
@@ -201,6 +206,7 @@ struct run {
     struct room *room;
     uint64_t confirmed; /* the highest seq c10k:seq has vouched for */
     uint64_t next_ms;   /* stream ids that keep increasing */
+    bool loaded;        /* a hello was taken: later ones leave the room alone */
 };
 
 static redisReply *entry(struct in *in, struct run *run)
@@ -248,47 +254,87 @@ static redisReply *hello(struct in *in)
     return h;
 }
 
-static void take_ceiling(struct run *run, struct in *in)
+static bool take_ceiling(struct run *run, struct in *in)
 {
     uint8_t c = byte(in);
     redisReply *g = c < 0x40 ? reply_new(REDIS_REPLY_NIL)
                   : c < 0xc0 ? decimal(room_stats(run->room).seq + c % 8 * (c & 1 ? 1 : 1000))
                              : any(in, 0);
-    if (backplane_take_ceiling(run->bp, g)) {
+    bool ok = backplane_take_ceiling(run->bp, g);
+    if (ok) {
         uint64_t v = g->type == REDIS_REPLY_NIL ? 0 : strtoull(g->str, NULL, 10);
         if (v > run->confirmed)
             run->confirmed = v;
     }
     freeReplyObject(g);
+    return ok;
 }
 
-static void apply(struct run *run, struct in *in, redisReply *e)
+/* One entry, and on HOLD the GET reply and the same entry again. */
+static enum bp_entry apply_one(struct run *run, struct in *in, const redisReply *e)
 {
     uint64_t before = room_stats(run->room).seq;
     enum bp_entry done = backplane_apply_entry(run->bp, e);
     if (done == BP_ENTRY_HOLD) {
         CHECK(room_stats(run->room).seq == before);
-        take_ceiling(run, in);
-        done = backplane_apply_entry(run->bp, e);
         /* A good GET reply decides the entry; a bad one leaves it held. */
+        bool read = take_ceiling(run, in);
+        done = backplane_apply_entry(run->bp, e);
+        CHECK(!read || done != BP_ENTRY_HOLD);
     }
     uint64_t after = room_stats(run->room).seq;
     CHECK(after >= before);
     CHECK(after <= before + 1 || after <= run->confirmed);
+    return done;
+}
+
+static void apply(struct run *run, struct in *in, redisReply *e)
+{
+    apply_one(run, in, e);
     freeReplyObject(e);
+}
+
+/* A whole XREAD reply, as on_read takes it: entries in order until one is
+ * bad or held (then the ceiling, and that entry again, as the re-read
+ * would start with it). */
+static void read_reply(struct run *run, struct in *in)
+{
+    redisReply *r;
+    if (byte(in) & 1) {
+        size_t n = byte(in) % 6;
+        redisReply *entries = array_of(n);
+        for (size_t i = 0; i < n; i++)
+            entries->element[i] = entry(in, run);
+        redisReply *stream = array_of(2);
+        stream->element[0] = string_of(REDIS_REPLY_STRING, "c10k:room", 9);
+        stream->element[1] = entries;
+        r = array_of(1);
+        r->element[0] = stream;
+    } else {
+        r = any(in, 0);
+    }
+    const redisReply *entries;
+    if (rx_read_reply(r, &entries)) {
+        for (size_t i = 0; entries && i < entries->elements; i++)
+            if (apply_one(run, in, entries->element[i]) != BP_ENTRY_DONE)
+                break;
+    }
+    freeReplyObject(r);
 }
 
 static void load(struct run *run, redisReply *h)
 {
-    bool first = room_stats(run->room).seq == 0;
+    uint64_t before = room_stats(run->room).seq;
     int rc = backplane_load_snapshot(run->bp, h);
     CHECK(rc == RX_OK || rc == RX_SHAPE || rc == RX_SEQ || rc == RX_ID || rc == -1);
     if (rc == RX_OK) {
         uint64_t v = strtoull(h->element[0]->str, NULL, 10);
         if (v > run->confirmed)
             run->confirmed = v;
-        if (first)
-            CHECK(room_stats(run->room).seq == v);
+        CHECK(room_stats(run->room).seq == (run->loaded ? before : v));
+        run->loaded = true;
+    } else {
+        CHECK(room_stats(run->room).seq == before);
     }
     freeReplyObject(h);
 }
@@ -296,8 +342,6 @@ static void load(struct run *run, redisReply *h)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct in in = {data, size};
-    static bool dump;
-    dump = getenv("C10K_FUZZ_DUMP") != NULL;
     struct run run = {0};
     run.room = room_new(&sink, false);
     CHECK(run.room);
@@ -308,7 +352,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     run.next_ms = 1;
 
     for (int ops = 0; in.n > 0 && ops < 64; ops++) {
-        switch (byte(&in) % 5) {
+        switch (byte(&in) % 6) {
         case 0:
         case 1:
         case 2:
@@ -316,6 +360,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         case 3:
             apply(&run, &in, any(&in, 0));
+            break;
+        case 5:
+            read_reply(&run, &in);
             break;
         default:
             load(&run, byte(&in) & 1 ? hello(&in) : any(&in, 0));
@@ -332,5 +379,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
+    dump = getenv("C10K_FUZZ_DUMP") != NULL;
     return 0;
 }

@@ -249,6 +249,8 @@ Test(redis_entry, a_seq_jump_is_applied_only_once_c10k_seq_confirms_it)
 {
     struct room *room = room_new(&sink, false);
     struct backplane *bp = backplane_new_detached(room, "1.5", stderr);
+    cr_assert_eq(apply(bp, entry("1800000000000-0", "1", "join", "a", "", "9.9", "1")),
+                 BP_ENTRY_BAD, "no entry before the snapshot (found by fuzz-redis)");
     redisReply *h = hello("2", arr(0), arr(0));
     cr_assert_eq(backplane_load_snapshot(bp, h), RX_OK);
     freeReplyObject(h);
