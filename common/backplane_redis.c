@@ -429,7 +429,8 @@ static void refused(struct backplane *bp, enum rx_cause cause, const char *what,
     if (!log_limit_pass(&bp->refused[cause], now_ms(), REFUSED_LOG_MS, &held))
         return;
     char line[200];
-    int n = snprintf(line, sizeof line, "refused %s%s (%s", what, id ? id : "", rx_cause_str(cause));
+    int n = snprintf(line, sizeof line, "refused %s%s (%s", what, id ? id : "",
+                     rx_cause_str(cause));
     if (held && n > 0 && (size_t)n < sizeof line)
         snprintf(line + n, sizeof line - (size_t)n, "; %lu more since the last report", held);
     logf_(bp, "%s)", line);
@@ -687,7 +688,8 @@ static void on_hello(redisAsyncContext *ac, void *r, void *priv)
     int rc = backplane_load_snapshot(bp, reply);
     if (rc != RX_OK) {
         char why[80];
-        snprintf(why, sizeof why, "bad hello reply (%s)", rc < 0 ? "out of memory" : rx_cause_str(rc));
+        snprintf(why, sizeof why, "bad hello reply (%s)",
+                 rc < 0 ? "out of memory" : rx_cause_str(rc));
         bp_fail(bp, why);
         return;
     }

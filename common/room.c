@@ -628,9 +628,10 @@ static bool event_ok(const struct room_event *e)
         return false;
     if (!e->user || !user_name_valid(e->user, strnlen(e->user, ROOM_MAX_USER + 1)))
         return false;
-    return !message || (e->text && e->text_len <= ROOM_MAX_TEXT && !text_is_blank(e->text, e->text_len) &&
-                        utf8_validate(UTF8_ACCEPT, (const uint8_t *)e->text, e->text_len) ==
-                            UTF8_ACCEPT);
+    if (!message)
+        return true;
+    return e->text && e->text_len <= ROOM_MAX_TEXT && !text_is_blank(e->text, e->text_len) &&
+           utf8_validate(UTF8_ACCEPT, (const uint8_t *)e->text, e->text_len) == UTF8_ACCEPT;
 }
 
 void room_apply(struct room *r, const struct room_event *e)

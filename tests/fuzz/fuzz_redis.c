@@ -227,8 +227,10 @@ static redisReply *entry(struct in *in, struct run *run)
         for (size_t i = 0; i < 7; i++) {
             fv->element[2 * i] = string_of(REDIS_REPLY_STRING, names[i], strlen(names[i]));
             uint8_t how = byte(in);
-            if (i == 0 && how < 0x80) /* seq: the next one, or a little or far ahead */
-                fv->element[1] = decimal(seq + 1 + (how < 0x60 ? 0 : how % 4 * (how & 1 ? 1 : 1000000)));
+            /* seq: the next one, or a little or far ahead */
+            uint64_t ahead = how < 0x60 ? 0 : how % 4 * (how & 1 ? 1 : 1000000);
+            if (i == 0 && how < 0x80)
+                fv->element[1] = decimal(seq + 1 + ahead);
             else
                 fv->element[2 * i + 1] = string(in, REDIS_REPLY_STRING);
         }
