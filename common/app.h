@@ -23,7 +23,10 @@ struct config {
     const char *users_path;
     const char *secret_path;
     const char *upstream;
-    const char *redis; /* --redis URL: a shared room through Redis (backplane.h) */
+    /* --redis URL: a shared room through Redis (backplane.h); NULL or redis_copy */
+    const char *redis;
+    char redis_copy[2048]; /* the URL, copied: argv's copy has its password blanked */
+    bool redis_insecure;   /* --redis-insecure: a remote Redis without a password */
     unsigned max_conns;
     bool gil;
     bool demo;        /* --demo: demo accounts even on a non-loopback --listen */

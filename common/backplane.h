@@ -39,13 +39,12 @@ struct backplane_loop {
 
 struct backplane;
 
-/* Is URL a redis://HOST[:PORT][/DB] we can use? (flag parsing) */
-bool backplane_url_ok(const char *url);
-
-/* Put `room` in remote mode behind Redis at url and start connecting.
+/* Put `room` in remote mode behind Redis at url (redis_url.h; AUTH with its
+ * password, SELECT its db, on every connection) and start connecting.
  * threaded: room_* calls come from other threads than the one driving the
  * loop; they then only queue and wake the loop through backplane_wake_fd.
- * Returns NULL with a message in err on a bad URL or no memory. */
+ * Returns NULL with a message in err on a bad URL or no memory (the message
+ * never holds the password). */
 struct backplane *backplane_new(const char *url, struct room *room,
                                 const struct backplane_loop *loop, bool threaded, char *err,
                                 size_t errlen);

@@ -39,6 +39,10 @@
 
 #include "app.h"
 #include "backplane.h"
+#include "backplane_internal.h"
+#include "log_limit.h"
+#include "redis_entry.h"
+#include "redis_url.h"
 
 #define STREAM_KEY "c10k:room"
 #define SEQ_KEY "c10k:seq"
@@ -57,6 +61,8 @@
  * even for the largest events (4096 bytes of text escape to ~24 KB of JSON):
  * 32 of those are 768 KB. Bigger batches would cut off readers that keep up. */
 #define READ_COUNT "32"
+/* A refused entry is logged once per cause, then at most this often. */
+#define REFUSED_LOG_MS 60000
 
 /* KEYS: seq, stream, presence:<sid>, op:<sid>; ARGV: op id, type, user, text, sid */
 static const char PUBLISH_LUA[] =
@@ -78,6 +84,11 @@ static const char PUBLISH_LUA[] =
 
 /* KEYS: seq, stream, servers, presence:<sid>, op:<sid>
  * ARGV: sid, our seq, last op id seen, then name, count pairs of our members.
+ * Presence hashes and the stream are data anyone with access to Redis can
+ * write: a count that is not a number would stop the script (every hello
+ * failing, no server able to join), and a message entry without one of its
+ * fields would shift the history's fields by one. Such data is skipped here;
+ * what the script returns is validated again in C (common/redis_entry.c).
  * Returns {seq, last stream id, fresh, {name, count...}, {seq, ts, user, text...}}:
  * the room as of the last entry, atomically. `fresh`: Redis did not know this
  * server (new, or Redis lost its data): our presence is written anew and seq
@@ -99,13 +110,16 @@ static const char HELLO_LUA[] =
     "  local h = redis.call('HGETALL', 'c10k:presence:' .. s)\n"
     "  if #h == 0 and s ~= ARGV[1] then redis.call('SREM', KEYS[3], s) end\n"
     "  for i = 1, #h, 2 do\n"
-    "    if not count[h[i]] then count[h[i]] = 0; names[#names + 1] = h[i] end\n"
-    "    count[h[i]] = count[h[i]] + tonumber(h[i + 1])\n"
+    "    local c = tonumber(h[i + 1])\n"
+    "    if c then\n"
+    "      if not count[h[i]] then count[h[i]] = 0; names[#names + 1] = h[i] end\n"
+    "      count[h[i]] = count[h[i]] + c\n"
+    "    end\n"
     "  end\n"
     "end\n"
     "local users = {}\n"
     "for _, n in ipairs(names) do\n"
-    "  if count[n] > 0 then users[#users + 1] = n; users[#users + 1] = tostring(count[n]) end\n"
+    "  if count[n] > 0 then users[#users + 1] = n; users[#users + 1] = string.format('%.0f', count[n]) end\n"
     "end\n"
     "local back = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 2000)\n"
     "local lastid = '0-0'\n"
@@ -114,7 +128,7 @@ static const char HELLO_LUA[] =
     "for _, e in ipairs(back) do\n"
     "  local f = {}\n"
     "  for i = 1, #e[2], 2 do f[e[2][i]] = e[2][i + 1] end\n"
-    "  if f.type == 'message' then msgs[#msgs + 1] = f end\n"
+    "  if f.type == 'message' and f.seq and f.ts and f.user and f.text then msgs[#msgs + 1] = f end\n"
     "  if #msgs == 50 then break end\n"
     "end\n"
     "local hist = {}\n"
@@ -143,8 +157,8 @@ struct op {
 enum bp_state { BP_DOWN, BP_CONNECTING, BP_UP };
 
 struct backplane {
-    char host[256];
-    int port, db;
+    struct redis_url url; /* holds the password: never printed */
+    FILE *log;            /* stderr; NULL: silent (a detached one, fuzzing) */
     char sid[48];
     char presence_key[80], op_key[80];
     struct room *room;
@@ -169,6 +183,12 @@ struct backplane {
     bool told_down;             /* members were told the room is unreachable */
     bool failing;               /* an outage was logged */
     char last_id[64];           /* the last stream entry applied */
+    struct stream_id last;      /* the same, parsed: entries must come after it */
+    /* c10k:seq as last read: an entry whose seq jumps past the next one is
+     * applied only if Redis's own counter reached it (see apply_entry). */
+    uint64_t seq_ceiling;
+    bool ceiling_fresh;         /* read since the entry now being decided */
+    struct log_limit refused[RX_NCAUSES];
     uint64_t connect_deadline, retry_at, backoff_ms, read_deadline, heartbeat_at;
     unsigned inflight;          /* publishes without an answer */
     uint64_t wr_since;          /* last answer, or the first send after none */
@@ -178,52 +198,12 @@ static uint64_t now_ms(void) { return app_now_ms(); }
 
 static void logf_(const struct backplane *bp, const char *fmt, const char *detail)
 {
-    fprintf(stderr, "backplane (redis://%s:%d/%d): ", bp->host, bp->port, bp->db);
-    fprintf(stderr, fmt, detail ? detail : "");
-    fputc('\n', stderr);
-}
-
-/* ---- URL --------------------------------------------------------------- */
-
-static bool parse_url(const char *url, char *host, size_t hostlen, int *port, int *db)
-{
-    const char *p = url;
-    if (strncmp(p, "redis://", 8) != 0)
-        return false;
-    p += 8;
-    size_t hl = strcspn(p, ":/");
-    if (hl == 0 || hl >= hostlen)
-        return false;
-    memcpy(host, p, hl);
-    host[hl] = '\0';
-    p += hl;
-    *port = 6379;
-    *db = 0;
-    char *end;
-    if (*p == ':') {
-        long v = strtol(p + 1, &end, 10);
-        if (end == p + 1 || v < 1 || v > 65535)
-            return false;
-        *port = (int)v;
-        p = end;
-    }
-    if (*p == '/' && p[1]) {
-        long v = strtol(p + 1, &end, 10);
-        if (end == p + 1 || *end || v < 0 || v > 1000)
-            return false;
-        *db = (int)v;
-        p = end;
-    } else if (*p == '/') {
-        p++;
-    }
-    return *p == '\0';
-}
-
-bool backplane_url_ok(const char *url)
-{
-    char host[256];
-    int port, db;
-    return parse_url(url, host, sizeof host, &port, &db);
+    if (!bp->log)
+        return;
+    /* Host, port and db only: the password stays out of every log line. */
+    fprintf(bp->log, "backplane (redis://%s:%d/%d): ", bp->url.host, bp->url.port, bp->url.db);
+    fprintf(bp->log, fmt, detail ? detail : "");
+    fputc('\n', bp->log);
 }
 
 /* ---- the op queue ------------------------------------------------------- */
@@ -384,11 +364,28 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     bp_fail(bp, ac->err ? ac->errstr : "closed by the server");
 }
 
+/* AUTH and SELECT must succeed before anything else on the connection
+ * counts: a wrong password or a database Redis does not have would
+ * otherwise leave us talking to database 0, or to nothing, unnoticed. The
+ * error text is Redis's (it never repeats the password). */
+static void on_setup(redisAsyncContext *ac, void *r, void *priv)
+{
+    struct backplane *bp = ac->data;
+    redisReply *reply = r;
+    if (!reply || bp->state == BP_DOWN || (ac != bp->wr && ac != bp->rd))
+        return;
+    if (reply->type == REDIS_REPLY_ERROR) {
+        char why[160];
+        snprintf(why, sizeof why, "%s: %.120s", (const char *)priv, reply->str);
+        bp_fail(bp, why);
+    }
+}
+
 /* role names the connection in CLIENT LIST ("c10k-PID-wr"), so an operator
  * (or a test) can tell whose it is and kill it. */
 static redisAsyncContext *open_context(struct backplane *bp, const char *role)
 {
-    redisAsyncContext *ac = redisAsyncConnect(bp->host, bp->port);
+    redisAsyncContext *ac = redisAsyncConnect(bp->url.host, bp->url.port);
     if (!ac)
         return NULL;
     if (ac->err || bp->loop.attach(bp->loop.loop, ac) < 0) {
@@ -398,9 +395,16 @@ static redisAsyncContext *open_context(struct backplane *bp, const char *role)
     ac->data = bp;
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    /* AUTH first: with requirepass, Redis refuses every other command. The
+     * argv form sends the password as one binary-safe argument. */
+    if (bp->url.password_len) {
+        const char *argv[] = {"AUTH", bp->url.password};
+        size_t lens[] = {4, bp->url.password_len};
+        redisAsyncCommandArgv(ac, on_setup, "AUTH", 2, argv, lens);
+    }
     redisAsyncCommand(ac, NULL, NULL, "CLIENT SETNAME c10k-%d-%s", (int)getpid(), role);
-    if (bp->db)
-        redisAsyncCommand(ac, NULL, NULL, "SELECT %d", bp->db);
+    if (bp->url.db)
+        redisAsyncCommand(ac, on_setup, "SELECT", "SELECT %d", bp->url.db);
     return ac;
 }
 
@@ -415,55 +419,105 @@ static void issue_read(struct backplane *bp)
         bp->read_deadline = now_ms() + READ_TIMEOUT_MS;
 }
 
-static const redisReply *field(const redisReply *fv, const char *name)
+/* Something read from Redis refused: logged once per cause, then at most
+ * every REFUSED_LOG_MS with how many more there were. The content is not
+ * printed (it is whatever someone wrote into Redis: escape sequences, 4 KB
+ * names); a stream entry's validated id lets an operator find it (XRANGE). */
+static void refused(struct backplane *bp, enum rx_cause cause, const char *what, const char *id)
 {
-    for (size_t i = 0; i + 1 < fv->elements; i += 2)
-        if (fv->element[i]->type == REDIS_REPLY_STRING && strcmp(fv->element[i]->str, name) == 0)
-            return fv->element[i + 1];
-    return NULL;
+    unsigned long held;
+    if (!log_limit_pass(&bp->refused[cause], now_ms(), REFUSED_LOG_MS, &held))
+        return;
+    char line[200];
+    int n = snprintf(line, sizeof line, "refused %s%s (%s", what, id ? id : "",
+                     rx_cause_str(cause));
+    if (held && n > 0 && (size_t)n < sizeof line)
+        snprintf(line + n, sizeof line - (size_t)n, "; %lu more since the last report", held);
+    logf_(bp, "%s)", line);
 }
 
-static uint64_t field_u64(const redisReply *fv, const char *name)
+/* One stream entry [id, [field, value, ...]]: validated, then applied to the
+ * room (or skipped, and logged). */
+enum bp_entry backplane_apply_entry(struct backplane *bp, const redisReply *r)
 {
-    const redisReply *v = field(fv, name);
-    return v && v->type == REDIS_REPLY_STRING ? strtoull(v->str, NULL, 10) : 0;
-}
-
-/* One stream entry [id, [field, value, ...]]. */
-static void apply_entry(struct backplane *bp, const redisReply *e)
-{
-    if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
-        e->element[0]->type != REDIS_REPLY_STRING || e->element[1]->type != REDIS_REPLY_ARRAY)
-        return;
-    snprintf(bp->last_id, sizeof bp->last_id, "%s", e->element[0]->str);
-    const redisReply *fv = e->element[1];
-    const redisReply *type = field(fv, "type"), *user = field(fv, "user"),
-                     *text = field(fv, "text"), *sid = field(fv, "sid");
-    if (!type || !user || !sid || type->type != REDIS_REPLY_STRING ||
-        user->type != REDIS_REPLY_STRING || sid->type != REDIS_REPLY_STRING)
-        return;
-    struct room_event ev = {
-        .type = type->str,
-        .seq = field_u64(fv, "seq"),
-        .ts = field_u64(fv, "ts"),
-        .user = user->str,
-        .text = text && text->type == REDIS_REPLY_STRING ? text->str : "",
-        .text_len = text && text->type == REDIS_REPLY_STRING ? text->len : 0,
-        .mine = strcmp(sid->str, bp->sid) == 0,
-        .token = field_u64(fv, "tok"),
-    };
-    room_apply(bp->room, &ev);
-    if (ev.mine) {
+    /* The stream is read only once a hello has loaded the room (on_hello):
+     * an entry before that has no place in its order, and the load would
+     * then move seq back under it. */
+    if (!bp->synced)
+        return BP_ENTRY_BAD;
+    struct rx_entry e;
+    enum rx_cause cause = rx_entry_parse(r, &e);
+    if (cause == RX_SHAPE || cause == RX_ID)
+        return BP_ENTRY_BAD; /* no id to skip past: the reply itself is wrong */
+    /* XREAD returns entries after the id asked for. One that is not would
+     * make us read backwards, and loop, on a fake or broken server. */
+    if (stream_id_cmp(e.sid_id, bp->last) <= 0)
+        return BP_ENTRY_BAD;
+    if (cause == RX_OK) {
+        e.ev.mine = strcmp(e.server, bp->sid) == 0;
+        e.ev.token = e.tok;
+        pthread_mutex_lock(&bp->lock);
+        /* Our own op ids are ours to check: one we never issued would
+         * release ops still waiting to be published. */
+        if (e.ev.mine && e.tok > bp->next_op)
+            cause = RX_TOK;
+        pthread_mutex_unlock(&bp->lock);
+    }
+    if (cause == RX_OK) {
+        /* seq is the room's order: a seq past the next one is a gap (events
+         * trimmed from the stream while we were away, or lost by Redis) and
+         * is applied, telling the members, but only if c10k:seq, which
+         * every real event's seq comes from, has reached it. An entry
+         * written around the script with a seq far ahead would otherwise
+         * make every later event look like a redelivery: a frozen room. */
+        uint64_t cur = room_stats(bp->room).seq;
+        if (e.ev.seq > cur + 1 && e.ev.seq > bp->seq_ceiling) {
+            if (!bp->ceiling_fresh)
+                return BP_ENTRY_HOLD; /* read c10k:seq, then this entry again */
+            cause = RX_SEQ_AHEAD;
+        }
+    }
+    bp->ceiling_fresh = false;
+    snprintf(bp->last_id, sizeof bp->last_id, "%s", e.id); /* <= RX_MAX_ID bytes */
+    bp->last = e.sid_id;
+    if (cause != RX_OK) {
+        refused(bp, cause, "stream entry ", e.id);
+        return BP_ENTRY_DONE;
+    }
+    room_apply(bp->room, &e.ev);
+    if (e.ev.mine) {
         /* Seen in the stream: published for good, never to be re-sent. Only
          * after room_apply: backplane_settled must not say "all back" while
          * the event is still on its way to the members. */
         pthread_mutex_lock(&bp->lock);
-        while (bp->head && bp->head->id <= ev.token)
+        while (bp->head && bp->head->id <= e.ev.token)
             op_free_head_locked(bp);
-        if (ev.token > bp->seen_op)
-            bp->seen_op = ev.token;
+        if (e.ev.token > bp->seen_op)
+            bp->seen_op = e.ev.token;
         pthread_mutex_unlock(&bp->lock);
     }
+    return BP_ENTRY_DONE;
+}
+
+bool backplane_take_ceiling(struct backplane *bp, const redisReply *r)
+{
+    uint64_t v = 0;
+    if (!r || (r->type != REDIS_REPLY_NIL && !rx_decimal(r, RX_MAX_SEQ, &v)))
+        return false;
+    bp->seq_ceiling = v;
+    bp->ceiling_fresh = true;
+    return true;
+}
+
+static void on_ceiling(redisAsyncContext *ac, void *r, void *priv)
+{
+    (void)ac;
+    struct backplane *bp = priv;
+    redisReply *reply = r;
+    if (!reply || bp->state != BP_UP)
+        return;
+    if (!backplane_take_ceiling(bp, reply))
+        bp_fail(bp, reply->type == REDIS_REPLY_ERROR ? reply->str : "bad reply to GET " SEQ_KEY);
 }
 
 static void on_read(redisAsyncContext *ac, void *r, void *priv)
@@ -477,13 +531,24 @@ static void on_read(redisAsyncContext *ac, void *r, void *priv)
         bp_fail(bp, reply->str);
         return;
     }
-    /* [[stream, [entry...]]], or nil when BLOCK timed out. */
-    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 1 &&
-        reply->element[0]->type == REDIS_REPLY_ARRAY && reply->element[0]->elements == 2 &&
-        reply->element[0]->element[1]->type == REDIS_REPLY_ARRAY) {
-        const redisReply *entries = reply->element[0]->element[1];
-        for (size_t i = 0; i < entries->elements; i++)
-            apply_entry(bp, entries->element[i]);
+    const redisReply *entries;
+    if (!rx_read_reply(reply, &entries)) {
+        bp_fail(bp, "malformed XREAD reply");
+        return;
+    }
+    for (size_t i = 0; entries && i < entries->elements; i++) {
+        enum bp_entry done = backplane_apply_entry(bp, entries->element[i]);
+        if (done == BP_ENTRY_BAD) {
+            bp_fail(bp, "malformed stream entry in XREAD reply");
+            return;
+        }
+        if (done == BP_ENTRY_HOLD) {
+            /* One connection answers in order: the GET's reply comes, and
+             * sets the ceiling, before the XREAD's that reads this entry
+             * (and the rest of the batch) again. */
+            redisAsyncCommand(bp->rd, on_ceiling, bp, "GET " SEQ_KEY);
+            break;
+        }
     }
     if (bp->state == BP_UP && bp->rd)
         issue_read(bp);
@@ -588,48 +653,25 @@ static void send_hello(struct backplane *bp)
     free(a.nums);
 }
 
-static bool is_string(const redisReply *r)
+/* The hello script's answer: the room as Redis has it, on the first
+ * connection; c10k:seq, on every one. */
+int backplane_load_snapshot(struct backplane *bp, const redisReply *reply)
 {
-    return r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS);
-}
-
-/* First connection: the room as Redis has it. */
-static void load_snapshot(struct backplane *bp, const redisReply *reply)
-{
-    const redisReply *users = reply->element[3], *hist = reply->element[4];
-    size_t nn = users->type == REDIS_REPLY_ARRAY ? users->elements / 2 : 0;
-    size_t nh = hist->type == REDIS_REPLY_ARRAY ? hist->elements / 4 : 0;
-    const char **names = calloc(nn + 1, sizeof *names);
-    unsigned *counts = calloc(nn + 1, sizeof *counts);
-    struct room_event *h = calloc(nh + 1, sizeof *h);
-    if (names && counts && h) {
-        size_t k = 0;
-        for (size_t i = 0; i < nn; i++) {
-            const redisReply *n = users->element[2 * i], *c = users->element[2 * i + 1];
-            if (is_string(n) && is_string(c)) {
-                names[k] = n->str;
-                counts[k++] = (unsigned)strtoul(c->str, NULL, 10);
-            }
-        }
-        size_t m = 0;
-        for (size_t i = 0; i < nh; i++) {
-            redisReply *const *f = &hist->element[4 * i];
-            if (!is_string(f[0]) || !is_string(f[1]) || !is_string(f[2]) || !is_string(f[3]))
-                continue;
-            h[m++] = (struct room_event){.type = "message",
-                                         .seq = strtoull(f[0]->str, NULL, 10),
-                                         .ts = strtoull(f[1]->str, NULL, 10),
-                                         .user = f[2]->str,
-                                         .text = f[3]->str,
-                                         .text_len = f[3]->len};
-        }
-        room_load(bp->room, strtoull(reply->element[0]->str, NULL, 10), names, counts, k, h, m);
-        snprintf(bp->last_id, sizeof bp->last_id, "%s", reply->element[1]->str);
+    struct rx_hello h;
+    int rc = rx_hello_parse(reply, &h);
+    if (rc != RX_OK)
+        return rc;
+    if (h.refused)
+        refused(bp, h.first_cause, "part of the hello snapshot", NULL);
+    bp->seq_ceiling = h.seq;
+    if (!bp->synced) {
+        room_load(bp->room, h.seq, h.names, h.counts, h.nnames, h.history, h.nhistory);
+        snprintf(bp->last_id, sizeof bp->last_id, "%s", h.last_id); /* <= RX_MAX_ID bytes */
+        stream_id_parse(h.last_id, strlen(h.last_id), &bp->last);
         bp->synced = true;
     }
-    free(names);
-    free(counts);
-    free(h);
+    rx_hello_free(&h);
+    return RX_OK;
 }
 
 static void on_hello(redisAsyncContext *ac, void *r, void *priv)
@@ -639,17 +681,17 @@ static void on_hello(redisAsyncContext *ac, void *r, void *priv)
     redisReply *reply = r;
     if (!reply || bp->state != BP_CONNECTING)
         return;
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 5 ||
-        !is_string(reply->element[0]) || !is_string(reply->element[1])) {
-        bp_fail(bp, reply->type == REDIS_REPLY_ERROR ? reply->str : "bad hello reply");
+    if (reply->type == REDIS_REPLY_ERROR) {
+        bp_fail(bp, reply->str);
         return;
     }
-    if (!bp->synced) {
-        load_snapshot(bp, reply);
-        if (!bp->synced) {
-            bp_fail(bp, "out of memory");
-            return;
-        }
+    int rc = backplane_load_snapshot(bp, reply);
+    if (rc != RX_OK) {
+        char why[80];
+        snprintf(why, sizeof why, "bad hello reply (%s)",
+                 rc < 0 ? "out of memory" : rx_cause_str(rc));
+        bp_fail(bp, why);
+        return;
     }
     /* Reconnecting, we read on from our own last entry: what was published
      * while we were away is still in the stream (within its ~10 000 last
@@ -694,6 +736,8 @@ static void bp_connect(struct backplane *bp)
     send_hello(bp);
 }
 
+static void bp_init(struct backplane *bp, struct room *room, const char *sid);
+
 /* ---- public ------------------------------------------------------------------ */
 
 struct backplane *backplane_new(const char *url, struct room *room,
@@ -705,8 +749,9 @@ struct backplane *backplane_new(const char *url, struct room *room,
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    if (!parse_url(url, bp->host, sizeof bp->host, &bp->port, &bp->db)) {
-        snprintf(err, errlen, "--redis: expected redis://HOST[:PORT][/DB], got %s", url);
+    char why[160];
+    if (redis_url_parse(url, &bp->url, why, sizeof why) < 0) {
+        snprintf(err, errlen, "--redis: %s", why); /* never the URL: it may hold the password */
         free(bp);
         return NULL;
     }
@@ -716,23 +761,46 @@ struct backplane *backplane_new(const char *url, struct room *room,
     bp->wake_fd = threaded ? eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC) : -1;
     if (threaded && bp->wake_fd < 0) {
         snprintf(err, errlen, "eventfd: %s", strerror(errno));
+        redis_url_wipe(&bp->url);
         free(bp);
         return NULL;
     }
-    pthread_mutex_init(&bp->lock, NULL);
     /* A server id unique among live servers: Redis keeps presence and the
      * last op per server id. */
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    snprintf(bp->sid, sizeof bp->sid, "%d.%lld%09ld", (int)getpid(), (long long)ts.tv_sec,
-             ts.tv_nsec);
+    char sid[sizeof bp->sid];
+    snprintf(sid, sizeof sid, "%d.%lld%09ld", (int)getpid(), (long long)ts.tv_sec, ts.tv_nsec);
+    srand((unsigned)(ts.tv_nsec ^ getpid()));
+    bp_init(bp, room, sid);
+    bp->log = stderr;
+    bp_connect(bp);
+    return bp;
+}
+
+/* What both constructors share: the room goes remote, reading starts at the
+ * stream's beginning. */
+static void bp_init(struct backplane *bp, struct room *room, const char *sid)
+{
+    bp->room = room;
+    pthread_mutex_init(&bp->lock, NULL);
+    snprintf(bp->sid, sizeof bp->sid, "%s", sid);
     snprintf(bp->presence_key, sizeof bp->presence_key, "c10k:presence:%s", bp->sid);
     snprintf(bp->op_key, sizeof bp->op_key, "c10k:op:%s", bp->sid);
     snprintf(bp->last_id, sizeof bp->last_id, "0-0");
-    srand((unsigned)(ts.tv_nsec ^ getpid()));
     bp->backoff_ms = BACKOFF_MIN_MS;
     room_set_remote(room, &(struct room_remote){publish, bp});
-    bp_connect(bp);
+}
+
+struct backplane *backplane_new_detached(struct room *room, const char *sid, FILE *log)
+{
+    struct backplane *bp = calloc(1, sizeof *bp);
+    if (!bp)
+        return NULL;
+    bp->wake_fd = -1;
+    bp->log = log;
+    snprintf(bp->url.host, sizeof bp->url.host, "detached");
+    bp_init(bp, room, sid);
     return bp;
 }
 
@@ -790,10 +858,10 @@ bool backplane_settled(struct backplane *bp)
  * are skipped by the script. */
 static void final_flush(struct backplane *bp)
 {
-    if (!bp->head)
+    if (!bp->head || !bp->loop.attach) /* detached: there is no Redis */
         return;
     struct timeval tv = {0, 500 * 1000};
-    redisContext *c = redisConnectWithTimeout(bp->host, bp->port, tv);
+    redisContext *c = redisConnectWithTimeout(bp->url.host, bp->url.port, tv);
     if (!c || c->err) {
         logf_(bp, "cannot send the last leaves: %s", c ? c->errstr : "out of memory");
         redisFree(c);
@@ -801,8 +869,14 @@ static void final_flush(struct backplane *bp)
     }
     redisSetTimeout(c, (struct timeval){1, 0});
     unsigned sent = 0;
-    if (bp->db)
-        redisAppendCommand(c, "SELECT %d", bp->db), sent++;
+    if (bp->url.password_len) {
+        const char *argv[] = {"AUTH", bp->url.password};
+        size_t lens[] = {4, bp->url.password_len};
+        redisAppendCommandArgv(c, 2, argv, lens);
+        sent++;
+    }
+    if (bp->url.db)
+        redisAppendCommand(c, "SELECT %d", bp->url.db), sent++;
     for (struct op *o = bp->head; o; o = o->next) {
         char id[24];
         snprintf(id, sizeof id, "%" PRIu64, o->id);
@@ -814,10 +888,15 @@ static void final_flush(struct backplane *bp)
         redisAppendCommandArgv(c, 12, argv, lens);
         sent++;
     }
+    bool told = false;
     for (unsigned i = 0; i < sent; i++) {
-        void *reply;
-        if (redisGetReply(c, &reply) != REDIS_OK)
+        redisReply *reply;
+        if (redisGetReply(c, (void **)&reply) != REDIS_OK)
             break;
+        if (reply->type == REDIS_REPLY_ERROR && !told) {
+            logf_(bp, "cannot send the last leaves: %s", reply->str);
+            told = true;
+        }
         freeReplyObject(reply);
     }
     redisFree(c);
@@ -836,5 +915,6 @@ void backplane_free(struct backplane *bp)
     if (bp->wake_fd >= 0)
         close(bp->wake_fd);
     pthread_mutex_destroy(&bp->lock);
+    redis_url_wipe(&bp->url);
     free(bp);
 }

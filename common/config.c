@@ -13,13 +13,15 @@
 #include "backplane.h"
 #include "gil.h"
 #include "http_request.h"
+#include "redis_url.h"
 #include "upstream_url.h"
 
 static void usage(const char *model)
 {
     fprintf(stderr,
             "usage: chat-%s [--listen HOST:PORT] [--users FILE] [--secret FILE]\n"
-            "       [--upstream PREFIX] [--max-conns N] [--gil] [--redis URL] [--demo]%s\n"
+            "       [--upstream PREFIX] [--max-conns N] [--gil] [--redis URL [--redis-insecure]]\n"
+            "       [--demo]%s\n"
             "  --listen HOST:PORT  where to listen (default 127.0.0.1:8080; port 0 picks one)\n"
             "  --users FILE        users file (default: demo accounts coco, cc, aa / 123456,\n"
             "                      only on a loopback --listen unless --demo)\n"
@@ -29,8 +31,10 @@ static void usage(const char *model)
             "                      /search is 503); it must end the host with '/', '?' or '#'\n"
             "  --max-conns N       open connections beyond N get 503 (default 10000)\n"
             "  --gil               emulate CPython's global interpreter lock\n"
-            "  --redis URL         share one room with other servers through Redis,\n"
-            "                      e.g. redis://127.0.0.1:6379/0 (docs/scaling-out.md)\n",
+            "  --redis URL         share one room with other servers through Redis:\n"
+            "                      redis://[:PASSWORD@]HOST[:PORT][/DB], e.g. redis://127.0.0.1:6379/0\n"
+            "                      (no TLS: keep Redis on a private network; docs/scaling-out.md)\n"
+            "  --redis-insecure    allow --redis to a host other than this one without a password\n",
             model,
             strcmp(model, "async") == 0      ? " [--cpu-pool]\n  --cpu-pool          run /cpu on libuv's thread pool"
             : strcmp(model, "threaded") == 0 ? " [--threads N] [--queue N]\n  --threads N         worker pool size (default 64; 0 = a thread per connection)\n  --queue N           accepted connections waiting for a worker (default 1024)"
@@ -65,6 +69,52 @@ static bool parse_listen(const char *s, struct config *cfg)
     cfg->listen_host[hl] = '\0';
     cfg->listen_port = (unsigned short)port;
     return true;
+}
+
+/* --redis: checked here so that a bad URL stops the server at start. The
+ * URL is copied and the password in argv overwritten, so that it does not
+ * show in ps or /proc/PID/cmdline for the server's lifetime; no message
+ * quotes it. */
+static bool take_redis_url(struct config *cfg, const char *model, char *val)
+{
+    char shown[256], why[160];
+    redis_url_redacted(val, shown, sizeof shown);
+    struct redis_url u;
+    size_t len = strlen(val);
+    if (len >= sizeof cfg->redis_copy)
+        snprintf(why, sizeof why, "longer than %zu bytes", sizeof cfg->redis_copy - 1);
+    if (len >= sizeof cfg->redis_copy || redis_url_parse(val, &u, why, sizeof why) < 0) {
+        fprintf(stderr, "chat-%s: bad value for --redis (%s): %s\n", model, shown, why);
+        return false;
+    }
+    redis_url_wipe(&u);
+    memcpy(cfg->redis_copy, val, len + 1);
+    cfg->redis = cfg->redis_copy;
+    size_t off, n;
+    if (redis_url_secret_span(val, &off, &n))
+        memset(val + off, '*', n);
+    return true;
+}
+
+/* hiredis 0.14 has no TLS: what goes to Redis, the password included, is
+ * clear text. A Redis on another machine without even a password lets
+ * anyone who can reach it read the chat and write into the room; that
+ * takes an explicit --redis-insecure. True if the server must refuse. */
+static bool redis_exposed(const struct config *cfg, const char *model)
+{
+    struct redis_url u;
+    if (!cfg->redis || redis_url_parse(cfg->redis, &u, NULL, 0) < 0)
+        return false;
+    bool exposed = !redis_url_loopback(&u) && u.password_len == 0 && !cfg->redis_insecure;
+    if (exposed)
+        fprintf(stderr,
+                "chat-%s: refusing --redis to %s without a password: Redis is not on this machine, "
+                "and anyone who can reach it could read the chat and write into the room. Give "
+                "redis://:PASSWORD@%s/... (Redis's requirepass) and keep Redis on a private "
+                "network (there is no TLS), or pass --redis-insecure to run this way anyway.\n",
+                model, u.host, u.host);
+    redis_url_wipe(&u);
+    return exposed;
 }
 
 static int parse_flags(struct config *cfg, const char *model, int argc, char **argv)
@@ -111,7 +161,9 @@ static int parse_flags(struct config *cfg, const char *model, int argc, char **a
             cfg->upstream = val;
         }
         else if (strcmp(name, "--redis") == 0)
-            ok = backplane_url_ok(val) && (cfg->redis = val) != NULL;
+            ok = take_redis_url(cfg, model, val);
+        else if (strcmp(name, "--redis-insecure") == 0)
+            cfg->redis_insecure = true;
         else if (strcmp(name, "--max-conns") == 0)
             ok = parse_uint(val, 1000000, &cfg->max_conns) && cfg->max_conns > 0;
         else if (strcmp(name, "--threads") == 0)
@@ -133,11 +185,12 @@ static int parse_flags(struct config *cfg, const char *model, int argc, char **a
             return 2;
         }
         if (!ok) {
-            fprintf(stderr, "chat-%s: bad value for %s: %s\n", model, name, val);
+            if (strcmp(name, "--redis") != 0) /* take_redis_url said why, without the password */
+                fprintf(stderr, "chat-%s: bad value for %s: %s\n", model, name, val);
             return 2;
         }
     }
-    return 0;
+    return redis_exposed(cfg, model) ? 2 : 0;
 }
 
 bool listen_host_is_loopback(const char *host)

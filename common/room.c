@@ -2,12 +2,15 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "json.h"
+#include "text.h"
+#include "users.h"
 #include "ws_codec.h"
 
 /* No event may be larger than the backlog that cuts a member off: it would
@@ -115,28 +118,43 @@ static size_t presence_find(const struct room *r, const char *name, bool *found)
     return lo;
 }
 
-static int presence_add(struct room *r, const char *name)
+/* Adds n connections of name. The name is checked here, not only where it
+ * came in: a remote room takes names from Redis (room_apply, room_load), and
+ * the slot is a fixed ROOM_MAX_USER + 1 bytes, so a name that slipped past a
+ * caller would overflow the heap. Returns -1 with errno EINVAL (bad name) or
+ * ENOMEM. */
+static int presence_add_n(struct room *r, const char *name, unsigned n)
 {
+    size_t len = strnlen(name, ROOM_MAX_USER + 1);
+    if (!user_name_valid(name, len) || n == 0) {
+        errno = EINVAL;
+        return -1;
+    }
     bool found;
     size_t i = presence_find(r, name, &found);
     if (found) {
-        r->users[i].count++;
+        /* Saturate: a count from Redis must not wrap to a small number. */
+        r->users[i].count = n > UINT_MAX - r->users[i].count ? UINT_MAX : r->users[i].count + n;
         return 0;
     }
     if (r->nusers == r->users_cap) {
         size_t cap = r->users_cap ? r->users_cap * 2 : 16;
         struct presence *p = realloc(r->users, cap * sizeof *p);
-        if (!p)
+        if (!p) {
+            errno = ENOMEM;
             return -1;
+        }
         r->users = p;
         r->users_cap = cap;
     }
     memmove(&r->users[i + 1], &r->users[i], (r->nusers - i) * sizeof *r->users);
-    memcpy(r->users[i].name, name, strlen(name) + 1); /* <= ROOM_MAX_USER: checked on join */
-    r->users[i].count = 1;
+    memcpy(r->users[i].name, name, len + 1);
+    r->users[i].count = n;
     r->nusers++;
     return 0;
 }
+
+static int presence_add(struct room *r, const char *name) { return presence_add_n(r, name, 1); }
 
 /* Never allocates: a leave must always be able to update presence, even
  * when its event cannot be encoded. */
@@ -389,19 +407,6 @@ static void settle_cut_offs(struct room *r)
     }
 }
 
-static bool is_blank(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        switch (s[i]) {
-        case ' ': case '\t': case '\n': case '\r': case '\f': case '\v':
-            break;
-        default:
-            return false;
-        }
-    }
-    return true;
-}
-
 /* ---- API ---------------------------------------------------------------- */
 
 struct room *room_new(const struct room_sink *sink, bool threaded)
@@ -434,7 +439,7 @@ void room_free(struct room *r)
 int room_join(struct room *r, struct room_member *m, const char *user)
 {
     size_t ulen = strnlen(user, ROOM_MAX_USER + 1);
-    if (ulen == 0 || ulen > ROOM_MAX_USER) {
+    if (!user_name_valid(user, ulen)) {
         errno = EINVAL;
         return -1;
     }
@@ -490,7 +495,7 @@ nomem:
 
 void room_post(struct room *r, struct room_member *m, const char *text, size_t len)
 {
-    if (is_blank(text, len))
+    if (text_is_blank(text, len))
         return;
     room_lock(r);
     /* joined is read under the lock: another thread's fan-out may have cut
@@ -612,8 +617,27 @@ static void system_locked(struct room *r, const char *text)
     }
 }
 
+/* What room_apply can take. The backplane validates every entry it reads
+ * (common/redis_entry.c); this is the room's own last line: an event it
+ * cannot show must not consume a seq either, or members would see a gap
+ * that nothing explains. */
+static bool event_ok(const struct room_event *e)
+{
+    bool message = strcmp(e->type, "message") == 0;
+    if (!message && strcmp(e->type, "join") != 0 && strcmp(e->type, "leave") != 0)
+        return false;
+    if (!e->user || !user_name_valid(e->user, strnlen(e->user, ROOM_MAX_USER + 1)))
+        return false;
+    if (!message)
+        return true;
+    return e->text && e->text_len <= ROOM_MAX_TEXT && !text_is_blank(e->text, e->text_len) &&
+           utf8_validate(UTF8_ACCEPT, (const uint8_t *)e->text, e->text_len) == UTF8_ACCEPT;
+}
+
 void room_apply(struct room *r, const struct room_event *e)
 {
+    if (!event_ok(e))
+        return;
     room_lock(r);
     if (e->seq <= r->seq) { /* seen already: a redelivery */
         room_unlock(r);
@@ -660,19 +684,15 @@ void room_load(struct room *r, uint64_t seq, const char *const *names, const uns
 {
     room_lock(r);
     r->nusers = 0;
-    for (size_t i = 0; i < nnames; i++) {
-        size_t n = strnlen(names[i], ROOM_MAX_USER + 1);
-        if (n == 0 || n > ROOM_MAX_USER)
-            continue;
-        for (unsigned k = 0; k < counts[i]; k++)
-            if (presence_add(r, names[i]) < 0)
-                break;
-    }
+    for (size_t i = 0; i < nnames; i++)
+        presence_add_n(r, names[i], counts[i]); /* a bad name is left out */
     for (unsigned i = 0; i < r->hist_len; i++)
         rbuf_unref(history_at(r, i)->ev);
     r->hist_first = r->hist_len = 0;
     for (size_t i = 0; i < nhistory; i++) {
         const struct room_event *e = &history[i];
+        if (!event_ok(e))
+            continue;
         size_t json_off;
         struct rbuf *ev = encode_event_at(r, "message", e->seq, e->ts, e->user, e->text,
                                           e->text_len, &json_off);

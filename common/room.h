@@ -28,6 +28,7 @@
 #define ROOM_MAX_BACKLOG (1024 * 1024) /* contract: cut off past 1 MiB unsent */
 #define ROOM_HISTORY 50
 #define ROOM_MAX_USER 32
+#define ROOM_MAX_TEXT 4096 /* contract: a chat message is at most 4096 bytes */
 
 struct room_member {
     struct room_member *prev, *next; /* intrusive list; the room owns links */
@@ -109,11 +110,15 @@ struct room_event {
 };
 /* One sequenced event from the backplane. An event with a seq already seen
  * is dropped (at-least-once delivery below); a seq past the next one tells
- * the members, with a `system` event, how many were lost. */
+ * the members, with a `system` event, how many were lost. An event the room
+ * could not show (unknown type, a user that is not 1..32 of [A-Za-z0-9_.-],
+ * text that is blank, over ROOM_MAX_TEXT or not UTF-8) is dropped before its
+ * seq is taken: the caller validates, this is the room's own guard. */
 void room_apply(struct room *r, const struct room_event *ev);
 /* The shared room's state when this server first connects: seq so far,
  * presence (names with their connection counts) and the last messages,
- * oldest first. Replaces presence, history and seq; members are kept. */
+ * oldest first. Replaces presence, history and seq; members are kept.
+ * Names and messages room_apply would refuse are left out. */
 void room_load(struct room *r, uint64_t seq, const char *const *names, const unsigned *counts,
                size_t nnames, const struct room_event *history, size_t nhistory);
 /* Calls fn for each distinct user among this server's own members (linked,

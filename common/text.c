@@ -31,6 +31,19 @@ bool parse_decimal(const char *s, size_t n, size_t max_digits, unsigned long max
     return true;
 }
 
+bool text_is_blank(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        switch (s[i]) {
+        case ' ': case '\t': case '\n': case '\r': case '\f': case '\v':
+            break;
+        default:
+            return false;
+        }
+    }
+    return true;
+}
+
 void set_err(char *err, size_t errlen, const char *fmt, ...)
 {
     if (err == NULL || errlen == 0)

@@ -20,11 +20,12 @@ build=$1 secs=$2
 shift 2
 [[ $secs =~ ^[0-9]+$ ]] || { echo "run.sh: SECONDS must be a whole number" >&2; exit 2; }
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(http ws cookie urlcode)
+[ ${#targets[@]} -gt 0 ] || targets=(http ws cookie urlcode redis)
 
 # The longest input worth trying: past the 8 KiB head limit for http, past
-# a 4 KiB message plus its framing for ws.
-declare -A max_len=([http]=12000 [ws]=5000 [cookie]=300 [urlcode]=1024)
+# a 4 KiB message plus its framing for ws; redis makes long strings from
+# three bytes, so its programs stay short.
+declare -A max_len=([http]=12000 [ws]=5000 [cookie]=300 [urlcode]=1024 [redis]=2048)
 
 crashes=$build/fuzz-crashes logs=$build/fuzz-logs
 mkdir -p "$crashes" "$logs"

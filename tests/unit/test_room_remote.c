@@ -1,6 +1,7 @@
 /* The room in remote mode (room.h): what it publishes, and what it makes of
  * the sequenced events that come back (room_apply), without Redis. */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,6 +85,20 @@ static void apply(struct room *r, const char *type, uint64_t seq, const char *us
     struct room_event ev = {type, seq, 5000 + seq, user, text, text ? strlen(text) : 0,
                             mine, token};
     room_apply(r, &ev);
+}
+
+/* A newcomer's welcome lists these users (JSON array body), carol among
+ * them: she joins, her join comes back at seq, and she leaves again. */
+static void expect_users_for_carol(struct room *r, uint64_t seq, const char *users)
+{
+    struct rm c = {0};
+    room_join(r, &c.m, "carol");
+    apply(r, "join", seq, "carol", NULL, true, pubs[npubs - 1].token);
+    char want[256];
+    snprintf(want, sizeof want, "\"users\":[%s]", users);
+    cr_assert(c.n > 0 && strstr(c.json[0], want), "want %s in %s", want, c.n ? c.json[0] : "");
+    room_leave(r, &c.m);
+    rm_free(&c);
 }
 
 TestSuite(room_remote);
@@ -198,15 +213,98 @@ Test(room_remote, a_member_that_leaves_before_its_join_is_back_is_forgotten)
     cr_assert_eq(b.n, 4); /* welcome, its join, alice's join and leave */
 
     /* Presence came back to bob alone. */
-    struct rm c = {0};
-    room_join(r, &c.m, "carol");
-    apply(r, "join", 4, "carol", NULL, true, pubs[3].token);
-    cr_assert(strstr(c.json[0], "\"users\":[\"bob\",\"carol\"]"), "%s", c.json[0]);
+    expect_users_for_carol(r, 4, "\"bob\",\"carol\"");
     room_leave(r, &b.m);
-    room_leave(r, &c.m);
     room_set_remote(r, NULL);
     room_free(r);
     rm_free(&a);
     rm_free(&b);
-    rm_free(&c);
+}
+
+/* Issue 16: a name from Redis reached presence_add unchecked and was copied
+ * into its 33-byte slot. The room now refuses it itself, before the event
+ * takes a seq, so the next real event is neither lost nor seen as a gap. */
+Test(room_remote, an_event_with_a_name_the_room_cannot_hold_is_dropped_without_its_seq)
+{
+    struct room *r = remote_room();
+    struct rm a = {0};
+    room_join(r, &a.m, "alice");
+    apply(r, "join", 1, "alice", NULL, true, pubs[0].token);
+    cr_assert_eq(a.n, 2);
+
+    char huge[4097];
+    memset(huge, 'A', sizeof huge - 1);
+    huge[sizeof huge - 1] = '\0';
+    const char *bad[] = {huge, "123456789012345678901234567890123", "", "a b", "<b>", "caf\xc3\xa9"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        apply(r, "join", 2, bad[i], NULL, false, 0);
+        apply(r, "message", 2, bad[i], "hi", false, 0);
+        apply(r, "leave", 2, bad[i], NULL, false, 0);
+    }
+    apply(r, "system", 2, "bob", "hi", false, 0);    /* not a room event */
+    apply(r, "message", 2, "bob", "", false, 0);     /* blank */
+    apply(r, "message", 2, "bob", "\xff", false, 0); /* not UTF-8 */
+    char big[4098];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    apply(r, "message", 2, "bob", big, false, 0); /* 4097 bytes */
+    cr_assert_eq(a.n, 2, "nothing of the refused events reached the member");
+    cr_assert_eq(room_stats(r).seq, 1, "no refused event took a seq");
+
+    apply(r, "join", 2, "bob", NULL, false, 0);
+    cr_assert_eq(a.n, 3);
+    cr_assert_str_eq(a.json[2], "{\"type\":\"join\",\"seq\":2,\"ts\":5002,\"user\":\"bob\"}",
+                     "the next real event follows without a gap note");
+    big[4096] = '\0';
+    apply(r, "message", 3, "bob", big, false, 0); /* 4096 bytes: the limit itself */
+    cr_assert_eq(a.n, 4);
+
+    expect_users_for_carol(r, 4, "\"alice\",\"bob\",\"carol\"");
+    room_leave(r, &a.m);
+    room_set_remote(r, NULL);
+    room_free(r);
+    rm_free(&a);
+}
+
+Test(room_remote, load_leaves_out_bad_names_and_takes_counts_without_looping)
+{
+    struct room *r = remote_room();
+    char huge[4097];
+    memset(huge, 'A', sizeof huge - 1);
+    huge[sizeof huge - 1] = '\0';
+    const char *names[] = {huge, "bob", "a b", "zed", "nobody"};
+    /* zed's count would take 4 billion presence_add calls if it were
+     * counted one by one; nobody's 0 is no presence at all. */
+    unsigned counts[] = {1, 2, 1, 4000000000u, 0};
+    struct room_event hist[] = {{"message", 5, 4000, huge, "hi", 2, false, 0},
+                                {"message", 6, 4001, "bob", "\xc3", 1, false, 0},
+                                {"message", 7, 4002, "bob", "ok", 2, false, 0}};
+    room_load(r, 7, names, counts, 5, hist, 3);
+
+    struct rm a = {0};
+    room_join(r, &a.m, "alice");
+    apply(r, "join", 8, "alice", NULL, true, pubs[0].token);
+    cr_assert_eq(a.n, 2);
+    cr_assert_str_eq(a.json[0], "{\"type\":\"welcome\",\"user\":\"alice\",\"users\":[\"alice\","
+                                "\"bob\",\"zed\"],\"history\":[{\"type\":\"message\",\"seq\":7,"
+                                "\"ts\":4002,\"user\":\"bob\",\"text\":\"ok\"}]}");
+    /* bob had 2 connections: one leave keeps him online. */
+    apply(r, "leave", 9, "bob", NULL, false, 0);
+    expect_users_for_carol(r, 10, "\"alice\",\"bob\",\"carol\",\"zed\"");
+    room_leave(r, &a.m);
+    room_set_remote(r, NULL);
+    room_free(r);
+    rm_free(&a);
+}
+
+Test(room_remote, a_local_join_with_a_name_outside_the_alphabet_is_refused)
+{
+    struct room *r = room_new(&sink, false);
+    struct rm a = {0};
+    errno = 0;
+    cr_assert_eq(room_join(r, &a.m, "a b"), -1);
+    cr_assert_eq(errno, EINVAL);
+    cr_assert_eq(a.n, 0);
+    cr_assert_eq(room_stats(r).members, 0);
+    room_free(r);
 }
