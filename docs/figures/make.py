@@ -69,8 +69,11 @@ class Run:
         self.doc = self.res.doc
 
     def has(self, scenario, case):
-        return any(r.get("ok") for r in self.res.runs
-                   if r.get("scenario") == scenario and r.get("case") == case)
+        """Has the run any repetition of the case, completed or not? A case
+        whose every repetition failed is still that run's finding: the page
+        says the failure in words rather than fall back to another run."""
+        return any(r.get("scenario") == scenario and r.get("case") == case
+                   for r in self.res.runs)
 
     def source_line(self):
         """Where a fragment's figures come from: date, machine, command, file."""
@@ -197,8 +200,7 @@ def c10k_fragment(runs):
                     continue
                 run = pick(runs, scenario, case)
                 if run is None or not run.res.ok_runs(scenario, case, v):
-                    failed = run.res.failed_runs(scenario, case, v) if run else []
-                    why = (f"failed: {failed[0].get('error')}" if failed else ABSENT)
+                    why = (run.res.failures(scenario, case, v) if run else "") or ABSENT
                     rows.append([v, n, scenario, why] + [""] * (len(head) - 4))
                     continue
                 used.append(run)
@@ -282,12 +284,17 @@ def resolve(runs, key):
         a, b = (value(runs, k) for k in parts[1:])
         if a is False or b is False:
             return None
+        for x in (a, b):
+            if isinstance(x, Failed):
+                return str(x)
         return ABSENT if a is None or b is None else report.ratio(report.div(a, b))
     x = value(runs, key)
     if x is False:
         return None
     if x is None:
         return ABSENT
+    if isinstance(x, Failed):
+        return str(x)
     parts = key.split("/")
     if parts[0] == "machine":
         if parts[1] == "mem_gib":
@@ -305,8 +312,21 @@ def resolve(runs, key):
     return NUM_METRICS[metric][1](x)
 
 
+class Failed(str):
+    """The value of a case whose every repetition failed or did not finish:
+    the guide says so in words, never a number (bench/report.py:failure)."""
+
+
+def failed_value(res, scenario, case, variant):
+    words = res.failures(scenario, case, variant)
+    if not words or res.ok_runs(scenario, case, variant):
+        return None
+    return Failed(words.split(":", 1)[0] + " in this run")
+
+
 def value(runs, key):
-    """The raw value of a key; None when no run has it, False for a bad key."""
+    """The raw value of a key; None when no run has it, False for a bad key,
+    a Failed when every repetition of it failed."""
     parts = key.split("/")
     if parts[0] == "machine" and len(parts) == 2:
         run = runs[0] if runs else None
@@ -334,6 +354,9 @@ def value(runs, key):
     run = pick(runs, scenario, case)
     if run is None:
         return None
+    failed = failed_value(run.res, scenario, case, variant)
+    if failed:
+        return failed
     if metric in USAGE_METRICS:
         return report.Spread(report.get(r, "server_usage", USAGE_METRICS[metric])
                              for r in run.res.ok_runs(scenario, case, variant)).median
