@@ -2,7 +2,7 @@
 """./lab bench: run the side-by-side comparison of the three chat models.
 
 usage: lab_bench.py [--quick | --full] [--models async,threaded,forked,nginx,tornado]
-                    [--scenarios fanout,hold,...] [--build DIR] [--out DIR] [--reps N]
+                    [--scenarios fanout,seat,idle,...] [--build DIR] [--out DIR] [--reps N]
                     [--smoke]
 
 Writes OUT/<UTC timestamp>/results.json (the contract is bench/RESULTS.md),
@@ -114,18 +114,18 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 # http_t: seconds per HTTP run; fanout_m: messages of the one sender at 10/s.
 PROFILES = {
     "smoke":   dict(reps=1, http_t=0.6, sleep_t=0.6, sleep_cs=[100], cpu_cs=[2], search_c=50,
-                    fanout_ns=[20], fanout_m=5, hold_ns=[50], hold_t=1, hold_sources=1,
+                    fanout_ns=[20], fanout_m=5, seat_ns=[50], seat_t=1, sources=1,
                     fork_n=300, sha_n=50000, write_ns=[100]),
     "quick":   dict(reps=1, http_t=0.5, sleep_t=0.6, sleep_cs=[1000], cpu_cs=[2, 4], search_c=200,
-                    fanout_ns=[1000], fanout_m=10, hold_ns=[], hold_t=10,
-                    hold_sources=8, fork_n=1000, sha_n=200000, write_ns=[100, 1000]),
+                    fanout_ns=[1000], fanout_m=10, seat_ns=[300, 1000], seat_t=3,
+                    sources=8, fork_n=1000, sha_n=200000, write_ns=[100, 1000]),
     "default": dict(reps=3, http_t=0.8, sleep_t=1.0, sleep_cs=[100, 1000], cpu_cs=[2, 4], search_c=200,
-                    fanout_ns=[100, 1000], fanout_m=50, hold_ns=[], hold_t=10,
-                    hold_sources=8, fork_n=2000, sha_n=500000,
+                    fanout_ns=[100, 1000], fanout_m=50, seat_ns=[], seat_t=3,
+                    sources=8, fork_n=2000, sha_n=500000,
                     write_ns=[100, 1000, 10000]),
     "full":    dict(reps=5, http_t=5.0, sleep_t=5.0, sleep_cs=[100, 1000, 10000], cpu_cs=[2, 4],
                     search_c=200, fanout_ns=[100, 1000, 10000], fanout_m=50,
-                    hold_ns=[10000], hold_t=10, hold_sources=8, fork_n=5000,
+                    seat_ns=[1000, 3000, 10000], seat_t=3, sources=8, fork_n=5000,
                     sha_n=2000000, write_ns=[100, 1000, 10000]),
 }
 
@@ -336,7 +336,7 @@ def prepare_machine(notes, want_ports):
            lambda v: int(v) >= 4096, "4096")
     pr = read("/proc/sys/net/ipv4/ip_local_port_range", "0 0").split()
     if int(pr[1]) - int(pr[0]) < want_ports + 1000:
-        notes.append("ip_local_port_range %s-%s is narrow for %d connections (chatbench hold "
+        notes.append("ip_local_port_range %s-%s is narrow for %d connections (chatbench seat and idle "
                      "uses several source addresses for that)" % (pr[0], pr[1], want_ports))
     pm = int(read("/proc/sys/kernel/pid_max", "0") or 0)
     if pm and pm < want_ports + 2000:
@@ -891,7 +891,7 @@ class Bench:
             self.notes.append("ab (apache2-utils) not installed: no ab-vs-* cross-check")
         # Which chatbench modes work? (they were being written when this was)
         self.modes = self.probe_chatbench()
-        for m in ("http", "ws", "hold"):
+        for m in ("http", "ws", "seat"):
             if not self.modes[m]:
                 self.notes.append("chatbench %s mode failed its probe: %s" % (m, self.modes_err[m])
                                   + ("; wrk stands in for it" if m == "http" and self.wrk else ""))
@@ -943,7 +943,7 @@ class Bench:
         base = "127.0.0.1:%d" % srv.port
         for mode, argv in (("http", ["http", "http://%s/hello" % base, "-c", "1", "-n", "3", "-k"]),
                            ("ws", ["ws", "ws://%s/chat/ws" % base, "-c", "2", "-m", "1", "-s", "1"]),
-                           ("hold", ["hold", "ws://%s/chat/ws" % base, "-c", "2", "-t", "0.3"])):
+                           ("seat", ["seat", "ws://%s/chat/ws" % base, "-c", "2", "-t", "0.3"])):
             try:
                 r = subprocess.run([self.chatbench] + argv + ["--json"], capture_output=True,
                                    timeout=10, text=True)
@@ -990,21 +990,23 @@ class Bench:
         n, m = (50, 5) if smoke else (1000, 30)
         add("chat-rate", "n=%d" % n, ["async"] + (["threaded-unpooled", "forked"] if full else []),
             ws=True, c=n, s=20, m=m, t=m / 10.0 + 1 + n / 2000.0)
-        for n in P["hold_ns"]:
-            add("hold", "n=%d" % n, ["async", "threaded-unpooled", "forked"], hold=True, c=n,
-                t=P["hold_t"], sources=P["hold_sources"])
+        # seat: n members join the room, n(n+1)/2 join frames; the time to
+        # seat them against n, then a short stay for the settled PSS.
+        for n in P["seat_ns"]:
+            add("seat", "n=%d" % n, ["async", "threaded-unpooled", "forked", "tornado"], seat=True,
+                c=n, t=P["seat_t"], sources=P["sources"])
         return out
 
     def est_run(self, item, variant=None):
         """Seconds one run will take: what this case and variant took before,
         else its T plus the median overhead so far, plus seating the room for
-        ws and hold (every join goes to every member: O(n^2), about 50 s at
+        ws and seat (every join goes to every member: O(n^2), about 50 s at
         10 000 here)."""
         walls = self.walls.get((item["scenario"], item["case"], variant))
         if walls:
             return statistics.mean(walls)
         est = item["t"] + (statistics.median(self.overhead) if self.overhead else 0.5)
-        if item.get("ws") or item.get("hold"):
+        if item.get("ws") or item.get("seat"):
             est += 0.5 * (item["c"] / 1000.0) ** 2
         return est
 
@@ -1053,8 +1055,8 @@ class Bench:
             if not item.get("keep", True):
                 cmd += ["-H", "Connection: close"]
             return cmd + ["http://%s%s" % (base, item["path"])]
-        if item.get("hold"):
-            return [self.chatbench, "hold", "ws://%s/chat/ws" % base, "-c", str(item["c"]),
+        if item.get("seat"):
+            return [self.chatbench, "seat", "ws://%s/chat/ws" % base, "-c", str(item["c"]),
                     "-t", "%g" % item["t"], "--sources", str(item["sources"]), "--json"]
         if item.get("ws"):
             return [self.chatbench, "ws", "ws://%s/chat/ws" % base, "-c", str(item["c"]),
@@ -1098,7 +1100,7 @@ class Bench:
         pin_g = None if unpinned else self.pin_gen
         tool = cross_tool(variant) or "chatbench"
         target = cross_target(variant)
-        need = "hold" if item.get("hold") else "ws" if item.get("ws") else "http"
+        need = "seat" if item.get("seat") else "ws" if item.get("ws") else "http"
         if tool == "chatbench" and not self.modes[need]:
             if need == "http" and self.wrk:
                 tool = "wrk"
@@ -1304,7 +1306,7 @@ class Bench:
     # ---- all
     def run(self):
         started = utcnow()
-        max_c = max([1000] + self.p["sleep_cs"] + self.p["fanout_ns"] + self.p["hold_ns"])
+        max_c = max([1000] + self.p["sleep_cs"] + self.p["fanout_ns"] + self.p["seat_ns"])
         prepare_machine(self.notes, max_c)
         self.write_users()
         self.detect()
@@ -1347,7 +1349,7 @@ class Bench:
             r = self.one_run(item, v, rep)
             r["wall_s"] = round(time.monotonic() - t0, 2)
             self.walls.setdefault((item["scenario"], item["case"], v), []).append(r["wall_s"])
-            if not (item.get("ws") or item.get("hold")):
+            if not (item.get("ws") or item.get("seat")):
                 self.overhead.append(max(0.0, time.monotonic() - t0 - item["t"]))
             if not r["ok"] or r.get("cut_off_s") is not None:
                 prog.say("  %s: %s %s %s rep %d: %s" % (
@@ -1418,7 +1420,7 @@ PROFILE_NOTES = {
     "quick": "1 repetition, 0.5 s HTTP runs (0.6 s for sleep and search), only the larger sleep (c=1000) and fan-out (n=1000) cases, fan-out of 10 messages: a first look, noisy",
     "default": "3 repetitions, 0.8 s HTTP runs (1 s for sleep and search), fan-out of 50 "
                "messages (5 s), chat-rate with chat-async only: about 6 to 7 minutes on 2 cores",
-    "full": "5 repetitions (3 for the 10 000-connection cases: sleep, fan-out, hold), 5 s HTTP "
+    "full": "5 repetitions (3 for the 10 000-connection cases: sleep, fan-out, seat), 5 s HTTP "
             "runs, fan-out of 50 messages (5 s), chat-rate for all three models: about an hour "
             "on 2 cores",
 }
@@ -1496,7 +1498,7 @@ def main():
     ap.add_argument("--build", default=os.path.join(ROOT, "build-release"))
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
     ap.add_argument("--reps", type=int)
-    ap.add_argument("--scenarios", help="comma list: only these scenarios (e.g. fanout,hold)")
+    ap.add_argument("--scenarios", help="comma list: only these scenarios (e.g. fanout,seat)")
     ap.add_argument("--no-build", action="store_true", help="use --build as it is")
     args = ap.parse_args()
     args.out = os.path.abspath(args.out)

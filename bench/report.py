@@ -67,13 +67,17 @@ SCENARIOS = [
              "each for 3 s (200 000 receipts/s offered); chatbench's own CPU per receipt "
              "shows what one core of it can take in", ["n=1000"],
              ["async", "threaded-unpooled", "forked"], "receipts/s"),
-    Scenario("hold", "hold n idle WebSockets for 10 s (C10K)", ["n=10000"],
-             ["async", "threaded-unpooled", "forked"], "opens/s"),
+    Scenario("seat", "seat n members in the chat room: every one a WebSocket that joins, "
+             "n(n+1)/2 join frames in all; the time to seat them all, then a short stay "
+             "for the settled memory", ["n=300", "n=1000", "n=3000", "n=10000"],
+             ["async", "threaded-unpooled", "forked", "tornado"], "seats/s"),
 ]
 KNOWN = {s.name: s for s in SCENARIOS}
-# The scenario that seats n members in the room was called `hold` before it
-# was `seat`: results.json files recorded then still say `hold`.
-SEAT_NAMES = ("seat", "hold")
+# Scenarios renamed since: results.json files recorded before still use the
+# old name, and are read under the new one (their data is not rewritten).
+# `seat` was `hold`: it seats members in the room, it does not hold idle
+# connections (that is `idle`).
+OLD_NAMES = {"hold": "seat"}
 
 GOAL_PSS_PER_CONN = 3 * 1024  # bytes: goal (c)'s "3 KB per connection"
 
@@ -140,7 +144,7 @@ def failure(run):
     sc, n = run.get("scenario"), case_n(run.get("case", ""))
     done, expected = res.get("completed") or 0, res.get("expected") or 0
     cut = run.get("cut_off_s")
-    if sc in SEAT_NAMES:
+    if sc == "seat":
         k = res.get("seated", done)
         if cut is not None:
             return f"not finished: {k} of {n} seated at {fmt_s(cut)} s"
@@ -189,7 +193,7 @@ def open_at_end(run):
     scenario's members opened less those dropped; a fan-out that delivered
     every receipt had all n members; else unknown (None)."""
     res, n = run.get("result") or {}, case_n(run.get("case", ""))
-    if run.get("scenario") in SEAT_NAMES:
+    if run.get("scenario") == "seat":
         opened = res.get("seated", res.get("completed"))
         return None if opened is None else opened - (res.get("failed_by") or {}).get("dropped", 0)
     if run.get("scenario") == "idle":
@@ -279,7 +283,8 @@ class Spread:
 class Results:
     def __init__(self, doc):
         self.doc = doc
-        self.runs = doc.get("runs") or []
+        self.runs = [dict(r, scenario=OLD_NAMES[r["scenario"]]) if r.get("scenario") in OLD_NAMES
+                     else r for r in doc.get("runs") or []]
         self.anchors = doc.get("anchors") or {}
         self.profile = doc.get("profile") or "?"
 
@@ -296,10 +301,19 @@ class Results:
                 and scenario in (None, r.get("scenario")) and case in (None, r.get("case"))
                 and variant in (None, r.get("variant"))]
 
+    def failure_list(self, scenario, case, variant):
+        """What went wrong in the variant's failed repetitions, in words, one
+        entry per kind: "not finished: 2056 of 10000 seated at 73 s; 2016 of …"."""
+        kinds = {}
+        for r in self.failed_runs(scenario, case, variant):
+            head, _, rest = failure(r).partition(": ")
+            kinds.setdefault(head, [])
+            if rest not in kinds[head]:
+                kinds[head].append(rest)
+        return [f"{head}: {'; '.join(rests)}" for head, rests in kinds.items()]
+
     def failures(self, scenario, case, variant):
-        """What went wrong in the variant's failed repetitions, in words."""
-        return "; ".join(dict.fromkeys(failure(r) for r in
-                                       self.failed_runs(scenario, case, variant)))
+        return "; ".join(self.failure_list(scenario, case, variant))
 
     def spread(self, scenario, case, variant, metric, wrk=False):
         return Spread(METRICS[metric](r) for r in self.ok_runs(scenario, case, variant, wrk))
@@ -395,8 +409,8 @@ def primary(scenario, case):
     """What "best" means in a table: (metric, higher is better, words)."""
     if scenario == "fanout" or case.endswith("-hello"):
         return "p99", False, "p99 latency"
-    if scenario == "hold":
-        return "pss_conn", False, "PSS per connection"
+    if scenario == "seat":
+        return "seat_s", False, "seat time"
     return "rate", True, "throughput"
 
 
@@ -424,10 +438,10 @@ def scenario_table(res, sc, case):
     """The markdown lines of one scenario/case table, with its notes."""
     variants = res.variants(sc.name, case)
     metric, higher, words = primary(sc.name, case)
-    ws = sc.name in ("fanout", "hold", "chat-rate") or any(
+    ws = sc.name in ("fanout", "seat", "chat-rate") or any(
         get(r, "result", "expected") for r in res.runs
         if r.get("scenario") == sc.name and r.get("case") == case)
-    per_conn = sc.name in ("fanout", "hold")
+    per_conn = sc.name in ("fanout", "seat")
     ideal_col = ideal(res, sc.name, case)
 
     medians = {v: {m: res.median(sc.name, case, v, m) for m in METRICS} for v in variants}
@@ -437,9 +451,11 @@ def scenario_table(res, sc, case):
     head = ["variant", "reps ok", f"throughput {sc.unit}", f"vs best ({words})"]
     if ideal_col:
         head.append(ideal_col[0])
+    if sc.name == "seat":
+        head.append("seat s")
     head += ["p50 ms", "p99 ms"]
     if ws:
-        head.append("held %" if sc.name == "hold" else "delivered %")
+        head.append("seated %" if sc.name == "seat" else "delivered %")
     head += ["server CPU µs/op", "chatbench CPU µs/op", "peak PSS MiB"]
     if per_conn:
         head.append("PSS/conn KiB")
@@ -461,7 +477,7 @@ def scenario_table(res, sc, case):
                          f"disturbed machine ({disturbed(flagged[0])}).")
             reps += " (disturbed)"
         if not ok:
-            words = res.failures(sc.name, case, v).split("; ")
+            words = res.failure_list(sc.name, case, v)
             rows.append([v, reps, "; ".join(bold_failure(w) for w in words)]
                         + [""] * (len(head) - 3))
             continue
@@ -476,6 +492,8 @@ def scenario_table(res, sc, case):
             x = ideal_col[1](m)
             row.append("—" if x is None else
                        (f"{pct(100 * x)} %" if sc.name == "sleep" else ratio(x)))
+        if sc.name == "seat":
+            row.append(spread_text(s("seat_s")))
         row += [spread_text(s("p50")), spread_text(s("p99"))]
         if ws:
             row.append(spread_text(s("delivered"), pct))
@@ -729,7 +747,7 @@ class Goals:
 
     def seat(self):
         res, case = self.res, "n=10000"
-        sc = next((x for x in SEAT_NAMES if res.has(x, case)), SEAT_NAMES[0])
+        sc = "seat"
         for v in ("async", "threaded-unpooled", "forked"):
             g = f"(e) seat: chat-{v} seats 10000 members in the room (every repetition)"
             if self.every_rep(g, sc, case, v):
@@ -892,6 +910,68 @@ class Panel:
         return out
 
 
+class LinePanel:
+    """Lines against n on log–log axes: one line per variant through the
+    medians, min–max as error bars; a case where a variant has no completed
+    run is a red word at its n, never a point."""
+
+    def __init__(self, title, ylabel, xlabel="connections n"):
+        self.title, self.ylabel, self.xlabel = title, ylabel, xlabel
+        self.series = {}      # variant -> [(n, Spread)]
+        self.failed = []      # (n, variant, words)
+
+    def point(self, variant, n, spread, failed=None):
+        if spread.median is not None and spread.median > 0:
+            self.series.setdefault(variant, []).append((n, spread))
+        elif failed:
+            self.failed.append((n, variant, failed))
+
+    def gnuplot(self, name):
+        if not self.series and not self.failed:
+            return Panel(self.title, self.ylabel).gnuplot(name)
+        ns = [n for pts in self.series.values() for n, _ in pts] + [n for n, _, _ in self.failed]
+        ys = [x for pts in self.series.values() for _, sp in pts for x in (sp.lo, sp.hi)
+              if x and x > 0] or [1]
+        out, plots = [], []
+        variants = [v for v in ORDER if v in self.series]
+        variants += sorted(set(self.series) - set(variants))
+        for vi, v in enumerate(variants):
+            block = f"${name}_{vi}"
+            out += [f"{block} << EOD"] + [f"{n} {sp.median!r} {sp.lo!r} {sp.hi!r}"
+                                          for n, sp in sorted(self.series[v], key=lambda p: p[0])]
+            out.append("EOD")
+            plots.append(f"{block} using 1:2:3:4 with yerrorlines lc rgb {q(colour(v))} "
+                         f"pt 7 title {q(v)}")
+        for k, (n, v, words) in enumerate(self.failed):
+            out.append(f"set label {k + 10} {q(v + ': ' + words)} at {n}, graph "
+                       f"{0.05 + 0.06 * k} center textcolor rgb 'red' front")
+        out += [f"set title {q(self.title)}", f"set ylabel {q(self.ylabel)}",
+                f"set xlabel {q(self.xlabel)}", "set logscale xy", "set key top left",
+                "set grid xtics ytics",
+                f"set xrange [{min(ns) / 1.5!r}:{max(ns) * 1.5!r}]",
+                f"set yrange [{min(ys) / 2!r}:{max(ys) * 2!r}]"]
+        out.append("plot " + ", \\\n     ".join(plots or ["NaN notitle"]))
+        return out
+
+
+def line_panel(res, scenario, cases, metric, title, ylabel, scale=1.0):
+    """metric of each variant against n over the scenario's cases."""
+    p = LinePanel(title, ylabel)
+    for case in cases:
+        n, marks = case_n(case), failed_marks(res, scenario, case)
+        for v in res.variants(scenario, case):
+            sp = res.spread(scenario, case, v, metric)
+            if sp.median is not None:
+                sp.median, sp.lo, sp.hi = sp.median * scale, sp.lo * scale, sp.hi * scale
+            p.point(v, n, sp, marks.get(v))
+    return p
+
+
+def seat_panel(res, cases):
+    return line_panel(res, "seat", cases, "seat_s", "seat: time to seat n members "
+                      "(n(n+1)/2 join frames), log–log", "seconds")
+
+
 def q(s):
     return '"' + str(s).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -978,7 +1058,7 @@ def make_plots(res, outdir):
     present = lambda name: [c for c in res.cases(KNOWN[name]) if res.has(name, c)]
     for sc in res.scenarios():
         cases = [c for c in res.cases(sc) if res.has(sc.name, c)]
-        if not cases or sc.name in ("fanout", "hold"):
+        if not cases or sc.name in ("fanout", "seat"):
             continue
         if sc.name == "sleep":
             panels = [sleep_panel(res, cases)]
@@ -999,11 +1079,14 @@ def make_plots(res, outdir):
     if fan:
         plot(os.path.join(outdir, "fanout-latency.png"), [fanout_panel(res, fan)])
         made["fanout"] = "fanout-latency.png"
-    mem = [("fanout", c) for c in fan] + [("hold", c) for c in present("hold")]
+    seat = present("seat")
+    if seat:
+        plot(os.path.join(outdir, "seat.png"), [seat_panel(res, seat)])
+        made["seat"] = "seat.png"
+    mem = [("fanout", c) for c in fan] + [("seat", c) for c in seat]
     if mem:
         plot(os.path.join(outdir, "memory-per-connection.png"), [memory_panel(res, mem)])
         made["memory"] = "memory-per-connection.png"
-        made["hold"] = "memory-per-connection.png"
     plot(os.path.join(outdir, "headline.png"), headline_panels(res), (2, 2), (1200, 900))
     made["headline"] = "headline.png"
     return made
@@ -1105,7 +1188,7 @@ def report(res, plots, plot_error=None):
     out += ["", "## Goals", ""] + goals_section(res)
     for sc in res.scenarios():
         out += ["", f"## {sc.name}", "", sc.title + ".", ""]
-        if sc.name in plots and sc.name != "hold":
+        if sc.name in plots:
             out += [f"![{sc.name}]({plots[sc.name]})", ""]
         if sc.name == "fanout" and "memory" in plots:
             out += [f"![memory per connection]({plots['memory']})", ""]

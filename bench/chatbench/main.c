@@ -11,9 +11,10 @@
  *       log in, connect CLIENTS WebSockets to the room, then SENDERS of them
  *       (default all) send MESSAGES each at RATE per second; every receipt
  *       at every client is timed from its send: the fan-out latency.
- *   chatbench hold URL -c CONNS -t SECONDS [--sources N] [--json]
- *       open CONNS WebSockets (from N source addresses 127.0.0.2.., so the
- *       ephemeral port range is no limit) and keep them for SECONDS.
+ *   chatbench seat URL -c CONNS [-t SECONDS] [--sources N] [--json]
+ *       join CONNS members to the chat room (WebSockets from N source
+ *       addresses 127.0.0.2.., so the ephemeral port range is no limit),
+ *       time the seating (n(n+1)/2 join frames), then stay SECONDS (0).
  *
  * Output: a short summary, or with --json one object: completed, failed,
  * elapsed, rate, latency p50/p90/p99/p999/max in ms, and the generator's own
@@ -75,11 +76,11 @@ static void usage(void)
 {
     fputs("usage: chatbench http URL -c CONC (-n REQUESTS | -t SECONDS) [-k] [-r RATE] [--json]\n"
           "       chatbench ws URL -c CLIENTS -m MESSAGES [-r RATE] [-s SENDERS] [--json]\n"
-          "       chatbench hold URL -c CONNS -t SECONDS [--json]\n"
-          "  (ws, hold: --sources N spreads clients over 127.0.0.2..; hold: elapsed and\n"
-          "   rate are of the opening phase, connections opened per second)\n"
-          "  (ws, hold: --user NAME --password PW, default coco / 123456)\n"
-          "  (ws, hold: --also URL sends every other client to a second server)\n",
+          "       chatbench seat URL -c CONNS [-t SECONDS] [--json]\n"
+          "  (ws, seat: --sources N spreads clients over 127.0.0.2..; seat: elapsed and\n"
+          "   rate are of the seating, members seated per second)\n"
+          "  (ws, seat: --user NAME --password PW, default coco / 123456)\n"
+          "  (ws, seat: --also URL sends every other client to a second server)\n",
           stderr);
     exit(2);
 }
@@ -115,6 +116,8 @@ static void print_result(const struct opts *o, const struct result *r)
             printf("%s\"%s\":%llu", i ? "," : "", r->why[i].reason,
                    (unsigned long long)r->why[i].count);
         printf("}");
+        if (r->has_seated)
+            printf(",\"seated\":%llu", (unsigned long long)r->seated);
         if (r->window_s > 0)
             printf(",\"rate_in_t\":%.1f", (double)r->completed_in_t / r->window_s);
         printf("}\n");
@@ -209,10 +212,8 @@ int main(int argc, char **argv)
         if (!o.messages)
             usage();
         rc = run_ws(&o, &r);
-    } else if (strcmp(mode, "hold") == 0) {
-        if (!o.seconds)
-            usage();
-        rc = run_hold(&o, &r);
+    } else if (strcmp(mode, "seat") == 0) {
+        rc = run_seat(&o, &r);
     } else {
         usage();
     }

@@ -194,9 +194,9 @@ def c10k_fragment(runs):
     rows, used = [], []
     for n in (100, 1000, 10000):
         for v in C10K_MODELS:
-            for scenario in ("fanout", "hold"):
+            for scenario in ("fanout", "seat"):
                 case = f"n={n}"
-                if scenario == "hold" and n != 10000:
+                if scenario == "seat" and n != 10000:
                     continue
                 run = pick(runs, scenario, case)
                 if run is None or not run.res.ok_runs(scenario, case, v):
@@ -210,7 +210,7 @@ def c10k_fragment(runs):
                                         for r in res.ok_runs(scenario, case, v))
                 procs = report.Spread(report.get(r, "server_usage", "peak_processes")
                                       for r in res.ok_runs(scenario, case, v))
-                if scenario == "hold":
+                if scenario == "seat":
                     done = report.div(med("completed"), n)
                     done = None if done is None else 100 * done
                 else:
@@ -225,8 +225,9 @@ def c10k_fragment(runs):
     return with_sources(used, report.md_table(head, rows) + [
         "", "Medians over the repetitions. PSS/conn is computed as in the scenario tables "
         "(`bench/report.py:pss_per_conn`); threads and processes are the peak counts over "
-        "the server's whole process tree. `hold` opens n WebSockets and keeps them idle "
-        "for 10 s; `fanout` seats n members and broadcasts to them."])
+        "the server's whole process tree. `seat` seats n members in the room (n(n+1)/2 join "
+        "frames; runs recorded before the rename call it `hold`); `fanout` seats n members "
+        "and broadcasts to them."])
 
 
 def fragments(runs):
@@ -240,7 +241,7 @@ def fragments(runs):
         "cpu": scenario_fragment(runs, "cpu", ["c=2", "c=2-hello", "c=4", "c=4-hello"], full),
         "search": scenario_fragment(runs, "search", ["c=200"], full),
         "fanout": scenario_fragment(runs, "fanout", ["n=100", "n=1000", "n=10000"], full),
-        "hold": scenario_fragment(runs, "hold", ["n=10000"], full),
+        "seat": scenario_fragment(runs, "seat", ["n=1000", "n=3000", "n=10000"], full),
         "crosscheck": wrk_fragment(runs),
         "chat-rate": scenario_fragment(runs, "chat-rate", ["n=1000"], full),
         "fanout-redis": redis_fragment(runs),

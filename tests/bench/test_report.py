@@ -93,7 +93,7 @@ class CannedReport(unittest.TestCase):
     def test_a_table_per_scenario_and_case_in_the_data(self):
         for heading in ["### hello-keepalive c=50", "### sleep c=100", "### sleep c=1000",
                         "### cpu c=2", "### cpu c=2-hello", "### fanout n=1000",
-                        "### fanout n=10000", "### hold n=10000"]:
+                        "### fanout n=10000", "### seat n=10000"]:
             self.assertIn("| variant |", section(self.md, heading), heading)
 
     def test_what_was_not_run_is_named(self):
@@ -162,7 +162,7 @@ class CannedReport(unittest.TestCase):
             [("hello-keepalive", "c=50", "threaded", "3"),
              ("hello-keepalive", "c=50", "threaded-gil", "1"),
              ("fanout", "n=10000", "tornado", "1"),
-             ("hold", "n=10000", "forked", "1")])
+             ("seat", "n=10000", "forked", "1")])
         self.assertIn("failed: server exited with status 1 before the run: bind: Address "
                       "already in use", failed[0]["what happened"])
         self.assertIn("failed: chatbench exited with status 1: login: HTTP 500",
@@ -222,7 +222,7 @@ class CannedReport(unittest.TestCase):
                 "met",
         }
         self.assertEqual(status, expect)
-        self.assertIn("forked hold n=10000: not finished: 8000 of 10000 seated at 0 s",
+        self.assertIn("forked seat n=10000: not finished: 8000 of 10000 seated at 0 s",
                       goals["(e) seat: chat-forked seats 10000 members in the room (every "
                             "repetition)"]["figures"])
         self.assertIn("15 met, 5 not met, 0 not measured.", section(self.md, "## Goals"))
@@ -323,10 +323,10 @@ class FailuresInWords(unittest.TestCase):
         row = by_variant(self.md, "### fanout n=10000")["tornado"]
         self.assertEqual(row["reps ok"], "0 of 2")
         self.assertIn("**not finished**: 4000 of 10000 seated at 65 s", row["throughput receipts/s"])
-        hold = by_variant(self.md, "### hold n=10000")["threaded-unpooled"]
+        hold = by_variant(self.md, "### seat n=10000")["threaded-unpooled"]
         self.assertEqual(hold["reps ok"], "1 of 2")
         self.assertIn("threaded-unpooled rep 2: not finished: 4000 of 10000 seated at 245 s.",
-                      section(self.md, "### hold n=10000"))
+                      section(self.md, "### seat n=10000"))
         goals = {r["goal"]: r for r in table(section(self.md, "## Goals"))}
         g = goals["(e) seat: chat-threaded-unpooled seats 10000 members in the room (every "
                   "repetition)"]
@@ -394,7 +394,7 @@ class EmptyReport(unittest.TestCase):
             self.assertEqual(statuses, {"not measured"})
             self.assertIn("not run in this profile", section(md, "## Goals"))
             for sc in ["hello-keepalive", "hello-close", "sleep", "cpu", "search", "fanout",
-                       "hold"]:
+                       "seat"]:
                 self.assertIn("Not run in this profile.", section(md, f"## {sc}"), sc)
             self.assertIn("None: every run completed.", section(md, FAILED))
             self.assertTrue(os.path.exists(os.path.join(outdir, "headline.png")))
