@@ -115,17 +115,19 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 PROFILES = {
     "smoke":   dict(reps=1, http_t=0.6, sleep_t=0.6, sleep_cs=[100], cpu_cs=[2], search_c=50,
                     fanout_ns=[20], fanout_m=5, seat_ns=[50], seat_t=1, sources=1,
+                    idle_ns=[20], idle_t=1,
                     fork_n=300, sha_n=50000, write_ns=[100]),
     "quick":   dict(reps=1, http_t=0.5, sleep_t=0.6, sleep_cs=[1000], cpu_cs=[2, 4], search_c=200,
                     fanout_ns=[1000], fanout_m=10, seat_ns=[300, 1000], seat_t=3,
-                    sources=8, fork_n=1000, sha_n=200000, write_ns=[100, 1000]),
+                    sources=8, idle_ns=[100, 1000], idle_t=5, fork_n=1000, sha_n=200000, write_ns=[100, 1000]),
     "default": dict(reps=3, http_t=0.8, sleep_t=1.0, sleep_cs=[100, 1000], cpu_cs=[2, 4], search_c=200,
                     fanout_ns=[100, 1000], fanout_m=50, seat_ns=[], seat_t=3,
-                    sources=8, fork_n=2000, sha_n=500000,
+                    sources=8, idle_ns=[], idle_t=20, fork_n=2000, sha_n=500000,
                     write_ns=[100, 1000, 10000]),
     "full":    dict(reps=5, http_t=5.0, sleep_t=5.0, sleep_cs=[100, 1000, 10000], cpu_cs=[2, 4],
                     search_c=200, fanout_ns=[100, 1000, 10000], fanout_m=50,
-                    seat_ns=[1000, 3000, 10000], seat_t=3, sources=8, fork_n=5000,
+                    seat_ns=[1000, 3000, 10000], seat_t=3, sources=8,
+                    idle_ns=[1000, 3000, 10000], idle_t=20, fork_n=5000,
                     sha_n=2000000, write_ns=[100, 1000, 10000]),
 }
 
@@ -562,6 +564,13 @@ def session_members(sid):
     return out
 
 
+def idle_bound(n, hold_s):
+    """The longest `chatbench idle -c n -t hold_s` runs by itself: its open
+    phase (10 s + 2 ms a connection), the hold, and the verification (5 s +
+    0.5 ms a connection); the same constants as bench/chatbench/idle.c."""
+    return 10.0 + n / 500.0 + hold_s + 5.0 + n / 2000.0
+
+
 # ------------------------------------------------------------- disturbance --
 QUIET_S = 0.3           # the look at the machine before each run's load
 DISTURBED_PCT = 25.0    # others' CPU, % of one core, that flags a run
@@ -891,7 +900,7 @@ class Bench:
             self.notes.append("ab (apache2-utils) not installed: no ab-vs-* cross-check")
         # Which chatbench modes work? (they were being written when this was)
         self.modes = self.probe_chatbench()
-        for m in ("http", "ws", "seat"):
+        for m in ("http", "ws", "seat", "idle"):
             if not self.modes[m]:
                 self.notes.append("chatbench %s mode failed its probe: %s" % (m, self.modes_err[m])
                                   + ("; wrk stands in for it" if m == "http" and self.wrk else ""))
@@ -943,7 +952,8 @@ class Bench:
         base = "127.0.0.1:%d" % srv.port
         for mode, argv in (("http", ["http", "http://%s/hello" % base, "-c", "1", "-n", "3", "-k"]),
                            ("ws", ["ws", "ws://%s/chat/ws" % base, "-c", "2", "-m", "1", "-s", "1"]),
-                           ("seat", ["seat", "ws://%s/chat/ws" % base, "-c", "2", "-t", "0.3"])):
+                           ("seat", ["seat", "ws://%s/chat/ws" % base, "-c", "2", "-t", "0.3"]),
+                           ("idle", ["idle", "http://%s/hello" % base, "-c", "2", "-t", "0.3"])):
             try:
                 r = subprocess.run([self.chatbench] + argv + ["--json"], capture_output=True,
                                    timeout=10, text=True)
@@ -995,6 +1005,12 @@ class Bench:
         for n in P["seat_ns"]:
             add("seat", "n=%d" % n, ["async", "threaded-unpooled", "forked", "tornado"], seat=True,
                 c=n, t=P["seat_t"], sources=P["sources"])
+        # idle: the C10K experiment proper. n keep-alive connections, one
+        # GET /hello each, then quiet (re-asking inside the 15 s idle rule)
+        # for idle_t; held = those that still answer at the end.
+        for n in P["idle_ns"]:
+            add("idle", "n=%d" % n, ALL6 + ["tornado"], idle=True, c=n, t=P["idle_t"],
+                sources=P["sources"])
         return out
 
     def est_run(self, item, variant=None):
@@ -1008,6 +1024,8 @@ class Bench:
         est = item["t"] + (statistics.median(self.overhead) if self.overhead else 0.5)
         if item.get("ws") or item.get("seat"):
             est += 0.5 * (item["c"] / 1000.0) ** 2
+        if item.get("idle"):
+            est += 1 + item["c"] / 2000.0
         return est
 
     # ---- one run
@@ -1055,6 +1073,9 @@ class Bench:
             if not item.get("keep", True):
                 cmd += ["-H", "Connection: close"]
             return cmd + ["http://%s%s" % (base, item["path"])]
+        if item.get("idle"):
+            return [self.chatbench, "idle", "http://%s/hello" % base, "-c", str(item["c"]),
+                    "-t", "%g" % item["t"], "--sources", str(item["sources"]), "--json"]
         if item.get("seat"):
             return [self.chatbench, "seat", "ws://%s/chat/ws" % base, "-c", str(item["c"]),
                     "-t", "%g" % item["t"], "--sources", str(item["sources"]), "--json"]
@@ -1100,7 +1121,8 @@ class Bench:
         pin_g = None if unpinned else self.pin_gen
         tool = cross_tool(variant) or "chatbench"
         target = cross_target(variant)
-        need = "seat" if item.get("seat") else "ws" if item.get("ws") else "http"
+        need = ("seat" if item.get("seat") else "ws" if item.get("ws") else
+                "idle" if item.get("idle") else "http")
         if tool == "chatbench" and not self.modes[need]:
             if need == "http" and self.wrk:
                 tool = "wrk"
@@ -1189,7 +1211,7 @@ class Bench:
         members costs n(n+1)/2 join frames (chat-threaded --threads 0 and
         tornado took 8-11 s for 1000, chat-async 50 s for 10 000), so
         5 s + 20 s x (n/1000)^2, at most 240 s; idle: chatbench's own phases
-        (idle_bound)."""
+        (idle_bound) + 5 s."""
         n = item["c"]
         if need == "http":
             return item["t"] + 12.0 + n / 1000.0
@@ -1306,7 +1328,7 @@ class Bench:
     # ---- all
     def run(self):
         started = utcnow()
-        max_c = max([1000] + self.p["sleep_cs"] + self.p["fanout_ns"] + self.p["seat_ns"])
+        max_c = max([1000] + self.p["sleep_cs"] + self.p["fanout_ns"] + self.p["seat_ns"] + self.p["idle_ns"])
         prepare_machine(self.notes, max_c)
         self.write_users()
         self.detect()
@@ -1349,7 +1371,7 @@ class Bench:
             r = self.one_run(item, v, rep)
             r["wall_s"] = round(time.monotonic() - t0, 2)
             self.walls.setdefault((item["scenario"], item["case"], v), []).append(r["wall_s"])
-            if not (item.get("ws") or item.get("seat")):
+            if not (item.get("ws") or item.get("seat") or item.get("idle")):
                 self.overhead.append(max(0.0, time.monotonic() - t0 - item["t"]))
             if not r["ok"] or r.get("cut_off_s") is not None:
                 prog.say("  %s: %s %s %s rep %d: %s" % (
@@ -1417,10 +1439,11 @@ class Bench:
 
 PROFILE_NOTES = {
     "smoke": "one short run per scenario against the given build: checks the harness, not speed",
-    "quick": "1 repetition, 0.5 s HTTP runs (0.6 s for sleep and search), only the larger sleep (c=1000) and fan-out (n=1000) cases, fan-out of 10 messages: a first look, noisy",
+    "quick": "1 repetition, 0.5 s HTTP runs (0.6 s for sleep and search), only the larger sleep (c=1000) and fan-out (n=1000) cases, fan-out of 10 messages, seat n=300 and 1000, idle n=100 and 1000 held 5 s: a first look, noisy",
     "default": "3 repetitions, 0.8 s HTTP runs (1 s for sleep and search), fan-out of 50 "
                "messages (5 s), chat-rate with chat-async only: about 6 to 7 minutes on 2 cores",
-    "full": "5 repetitions (3 for the 10 000-connection cases: sleep, fan-out, seat), 5 s HTTP "
+    "full": "5 repetitions (3 for the 10 000-connection cases: sleep, fan-out, seat, idle), "
+            "seat and idle at n=1000, 3000, 10000 (idle held 20 s, past the 15 s idle rule), 5 s HTTP "
             "runs, fan-out of 50 messages (5 s), chat-rate for all three models: about an hour "
             "on 2 cores",
 }

@@ -71,6 +71,10 @@ SCENARIOS = [
              "n(n+1)/2 join frames in all; the time to seat them all, then a short stay "
              "for the settled memory", ["n=300", "n=1000", "n=3000", "n=10000"],
              ["async", "threaded-unpooled", "forked", "tornado"], "seats/s"),
+    Scenario("idle", "hold n idle keep-alive connections (C10K): each asks `GET /hello` once, "
+             "then stays quiet, asking again inside the 15 s idle rule; held = connections "
+             "that still answer at the end of the hold (verified by one more request each)",
+             ["n=100", "n=1000", "n=3000", "n=10000"], MODELS + ["tornado"], "opens/s"),
 ]
 KNOWN = {s.name: s for s in SCENARIOS}
 # Scenarios renamed since: results.json files recorded before still use the
@@ -265,6 +269,11 @@ METRICS = {
     "pss_conn": pss_per_conn,
     "completed": lambda r: get(r, "result", "completed"),
     "seat_s": lambda r: get(r, "result", "seat_s"),
+    "open_all_s": lambda r: get(r, "result", "open_all_s"),
+    "opened": lambda r: get(r, "result", "opened"),
+    "threads": lambda r: get(r, "server_usage", "peak_threads"),
+    "processes": lambda r: get(r, "server_usage", "peak_processes"),
+    "server_cpu_s": lambda r: get(r, "server_usage", "cpu_s"),
     "failed": lambda r: get(r, "result", "failed"),
 }
 
@@ -366,6 +375,11 @@ def num(x):
     return f"{x:.{digits}f}"
 
 
+def whole(x):
+    """A count: 10000, never 1.00e4 or 20.0 (a median of two may end in .5)."""
+    return "—" if x is None else (f"{x:.0f}" if x == int(x) else f"{x:.1f}")
+
+
 def pct(x):
     """A percentage that never rounds up to 100: 99.996 shows as 99.99."""
     if x is None:
@@ -434,8 +448,71 @@ def ideal(res, scenario, case):
     return None
 
 
+def idle_table(res, sc, case):
+    """The idle scenario: what holding n quiet connections cost each server."""
+    n = case_n(case)
+    head = ["variant", "reps ok", f"held at the end (of {n})", "time to open all s",
+            "PSS/conn KiB", "peak threads", "peak processes", "server CPU s",
+            "chatbench CPU s"]
+    rows, notes = [], []
+    for v in res.variants(sc.name, case):
+        ok, bad = res.ok_runs(sc.name, case, v), res.failed_runs(sc.name, case, v)
+        reps = f"{len(ok)} of {len(ok) + len(bad)}"
+        if any(disturbed(r) for r in ok):
+            reps += " (disturbed)"
+        for r in bad:
+            if ok:
+                notes.append(f"{v} rep {r.get('rep', '?')}: {failure(r)}.")
+        if not ok:
+            rows.append([v, reps, "; ".join(bold_failure(w) for w in
+                                            res.failure_list(sc.name, case, v))]
+                        + [""] * (len(head) - 3))
+            continue
+        s = lambda name, v=v: res.spread(sc.name, case, v, name)
+        # Time to open all is a figure only where every connection answered.
+        partial = [r for r in ok if get(r, "result", "open_all_s") is None]
+        if partial:
+            opened = ", ".join(str(get(r, "result", "opened")) for r in partial)
+            open_all = (f"not all: {opened} of {n} answered within "
+                        f"{fmt_s(get(partial[0], 'result', 'seat_s'))} s")
+            if len(partial) < len(ok):
+                open_all = f"{spread_text(s('open_all_s'))}; {open_all}"
+        else:
+            open_all = spread_text(s("open_all_s"))
+        rows.append([v, reps, spread_text(s("completed"), whole), open_all,
+                     spread_text(s("pss_conn"), scale=1 / 1024), spread_text(s("threads"), whole),
+                     spread_text(s("processes"), whole), spread_text(s("server_cpu_s")),
+                     spread_text(Spread(get_cpu_s(r) for r in ok))])
+        reasons = failed_by(ok)
+        if reasons:
+            notes.append(f"{v}: connections not held, by reason, over all repetitions: "
+                         f"{reasons}.")
+    lines = md_table(head, rows)
+    missing = [v for v in sc.variants if v not in res.variants(sc.name, case)]
+    if missing:
+        lines += ["", f"Not run in this profile: {', '.join(missing)}."]
+    lines += ["", "Held: connections that answered one more request sent after the hold "
+              "(chatbench idle verifies each). PSS/conn: the server's PSS less the idle "
+              "server's, divided by the connections open (established on its port) at each "
+              "sample during the hold, median over the samples. Server CPU: the whole tree's "
+              "over the run, exited threads and reaped children included."]
+    for note in notes:
+        lines += ["", note]
+    cmd = first_command(res, sc.name, case)
+    if cmd:
+        lines += ["", f"Generator: {cmd}"]
+    return lines
+
+
+def get_cpu_s(run):
+    c = get(run, "result", "cpu")
+    return None if not c else (c.get("user_s") or 0) + (c.get("sys_s") or 0)
+
+
 def scenario_table(res, sc, case):
     """The markdown lines of one scenario/case table, with its notes."""
+    if sc.name == "idle":
+        return idle_table(res, sc, case)
     variants = res.variants(sc.name, case)
     metric, higher, words = primary(sc.name, case)
     ws = sc.name in ("fanout", "seat", "chat-rate") or any(
@@ -661,6 +738,7 @@ class Goals:
         self.fanout()
         self.cpu()
         self.seat()
+        self.idle()
         self.generator()
         return self.rows
 
@@ -744,6 +822,19 @@ class Goals:
             x = res.median(sc, case, "threaded-gil", "rate")
             self.compare(g, x, mul(1.1, a), f"threaded-gil {num(x)} req/s, async {num(a)} req/s: "
                          f"{ratio(div(x, a))} (need ≤ 1.10×)")
+
+    def idle(self):
+        res, sc, case = self.res, "idle", "n=10000"
+        for v in ("async", "threaded-unpooled", "forked"):
+            g = f"(e) idle: chat-{v} holds 10000 idle keep-alive connections (every repetition)"
+            if self.every_rep(g, sc, case, v):
+                continue
+            held = res.worst(sc, case, v, "completed")
+            figures = f"worst repetition held {num(held)} of 10000"
+            why = failed_by(res.ok_runs(sc, case, v))
+            if why:
+                figures += f"; not held: {why}"
+            self.compare(g, 10000, held, figures)
 
     def seat(self):
         res, case = self.res, "n=10000"
@@ -967,6 +1058,13 @@ def line_panel(res, scenario, cases, metric, title, ylabel, scale=1.0):
     return p
 
 
+def idle_panels(res, cases):
+    return [line_panel(res, "idle", cases, "pss_conn", "idle: PSS per open connection, "
+                       "log–log", "KiB", scale=1 / 1024),
+            line_panel(res, "idle", cases, "open_all_s", "idle: time to open all n "
+                       "(first answers), log–log", "seconds")]
+
+
 def seat_panel(res, cases):
     return line_panel(res, "seat", cases, "seat_s", "seat: time to seat n members "
                       "(n(n+1)/2 join frames), log–log", "seconds")
@@ -1058,7 +1156,7 @@ def make_plots(res, outdir):
     present = lambda name: [c for c in res.cases(KNOWN[name]) if res.has(name, c)]
     for sc in res.scenarios():
         cases = [c for c in res.cases(sc) if res.has(sc.name, c)]
-        if not cases or sc.name in ("fanout", "seat"):
+        if not cases or sc.name in ("fanout", "seat", "idle"):
             continue
         if sc.name == "sleep":
             panels = [sleep_panel(res, cases)]
@@ -1079,6 +1177,10 @@ def make_plots(res, outdir):
     if fan:
         plot(os.path.join(outdir, "fanout-latency.png"), [fanout_panel(res, fan)])
         made["fanout"] = "fanout-latency.png"
+    idle = present("idle")
+    if idle:
+        plot(os.path.join(outdir, "idle.png"), idle_panels(res, idle), (1, 2), (1300, 500))
+        made["idle"] = "idle.png"
     seat = present("seat")
     if seat:
         plot(os.path.join(outdir, "seat.png"), [seat_panel(res, seat)])

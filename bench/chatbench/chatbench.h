@@ -58,6 +58,9 @@ struct result {
         uint64_t count;
     } why[16];
     unsigned nwhy;
+    bool is_idle;           /* idle: `opened` and `open_all_s` are reported */
+    uint64_t opened;        /* idle: connections whose first request was answered */
+    double open_all_s;      /* idle: until all had their first answer; -1: not all */
     bool has_seated;        /* ws, seat: `seated` is reported */
     uint64_t seated;        /* ws, seat: members that got in (101) */
     double seat_s;          /* ws/seat: time until every client was in (or failed) */
@@ -70,6 +73,7 @@ void result_fail_n(struct result *r, const char *reason, uint64_t n);
 int run_http(const struct opts *o, struct result *r);
 int run_ws(const struct opts *o, struct result *r);
 int run_seat(const struct opts *o, struct result *r);
+int run_idle(const struct opts *o, struct result *r);
 
 /* Log in with POST /login (blocking, before the loop starts); writes
  * "session=..." into cookie. Returns 0 or -1 with a message on stderr. */
