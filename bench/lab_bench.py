@@ -74,7 +74,7 @@ How a run is measured (one server variant, one scenario case, one repetition):
     started (loadavg_1m, as loadavg_start[0]).
 
 Anchors (measured in the same run, by a small C helper compiled with cc into
-the build directory, BUILD/lab-anchors):
+the build directory, BUILD/lab-anchors, and by BUILD/bench/waitcost):
   * fork_us: fork() + _exit(0) in the child + waitpid() in the parent, in a
     tiny process, median of several batches, in microseconds.
   * two_core_scaling: the /cpu SHA-256 chain (OpenSSL, 32 zero bytes, each
@@ -85,6 +85,9 @@ the build directory, BUILD/lab-anchors):
     process that does not read), one write() of a 64-byte frame to each of the
     N sockets, timed from the first to the last write; the median of 5 rounds.
     This is the floor under a fan-out of one message to N WebSocket clients.
+  * wait_ns: one select() / poll() / epoll_wait() call with n idle descriptors
+    (socketpairs) and one ready, ns per call, median of 7 batches
+    (bench/waitcost.c, BUILD/bench/waitcost; select only below FD_SETSIZE).
 """
 import argparse
 import datetime
@@ -116,19 +119,20 @@ PROFILES = {
     "smoke":   dict(reps=1, http_t=0.6, sleep_t=0.6, sleep_cs=[100], cpu_cs=[2], search_c=50,
                     fanout_ns=[20], fanout_m=5, seat_ns=[50], seat_t=1, sources=1,
                     idle_ns=[20], idle_t=1,
-                    fork_n=300, sha_n=50000, write_ns=[100]),
+                    fork_n=300, sha_n=50000, write_ns=[100], wait_ns=[10, 100]),
     "quick":   dict(reps=1, http_t=0.5, sleep_t=0.6, sleep_cs=[1000], cpu_cs=[2, 4], search_c=200,
                     fanout_ns=[1000], fanout_m=10, seat_ns=[300, 1000], seat_t=3,
-                    sources=8, idle_ns=[100, 1000], idle_t=5, fork_n=1000, sha_n=200000, write_ns=[100, 1000]),
+                    sources=8, idle_ns=[100, 1000], idle_t=5, fork_n=1000, sha_n=200000,
+                    write_ns=[100, 1000], wait_ns=[10, 100, 1000, 10000]),
     "default": dict(reps=3, http_t=0.8, sleep_t=1.0, sleep_cs=[100, 1000], cpu_cs=[2, 4], search_c=200,
                     fanout_ns=[100, 1000], fanout_m=50, seat_ns=[], seat_t=3,
                     sources=8, idle_ns=[], idle_t=20, fork_n=2000, sha_n=500000,
-                    write_ns=[100, 1000, 10000]),
+                    write_ns=[100, 1000, 10000], wait_ns=[10, 100, 1000, 10000]),
     "full":    dict(reps=5, http_t=5.0, sleep_t=5.0, sleep_cs=[100, 1000, 10000], cpu_cs=[2, 4],
                     search_c=200, fanout_ns=[100, 1000, 10000], fanout_m=50,
                     seat_ns=[1000, 3000, 10000], seat_t=3, sources=8,
                     idle_ns=[1000, 3000, 10000], idle_t=20, fork_n=5000,
-                    sha_n=2000000, write_ns=[100, 1000, 10000]),
+                    sha_n=2000000, write_ns=[100, 1000, 10000], wait_ns=[10, 100, 1000, 10000]),
 }
 
 # variant -> (model, extra flags); nginx and tornado are peers.
@@ -1269,7 +1273,7 @@ class Bench:
 
     # ---- anchors
     def anchors(self, prog):
-        out = {"fork_us": None, "two_core_scaling": None, "write_floor_ms": {},
+        out = {"fork_us": None, "two_core_scaling": None, "write_floor_ms": {}, "wait_ns": {},
                "method": "bench/lab_bench.py docstring: C helper BUILD/lab-anchors"}
         exe = os.path.join(self.build, "lab-anchors")
         src = os.path.join(self.tmp, "lab-anchors.c")
@@ -1316,7 +1320,29 @@ class Bench:
                 out["write_floor_ms"][str(n)] = float(x.stdout.split()[0])
             except (subprocess.TimeoutExpired, ValueError, IndexError) as e:
                 self.notes.append("write_floor_ms n=%d not measured: %s" % (n, e))
+        self.wait_anchor(out, prog)
         return out
+
+    def wait_anchor(self, out, prog):
+        """select / poll / epoll: ns per wait call with n idle descriptors and
+        one ready (bench/waitcost.c, built with chatbench), pinned to the
+        generator's core like the other anchors' helpers."""
+        exe = os.path.join(self.build, "bench", "waitcost")
+        if not os.access(exe, os.X_OK):
+            self.notes.append("wait_ns not measured: %s is not built" % exe)
+            return
+        prog("anchors", "select / poll / epoll")
+        try:
+            x = subprocess.run([exe] + [str(n) for n in self.p["wait_ns"]], capture_output=True,
+                               text=True, timeout=120)
+            for line in x.stdout.splitlines():
+                method, n, ns = line.split()
+                out["wait_ns"].setdefault(method, {})[n] = float(ns)
+            if x.returncode != 0:
+                self.notes.append("wait_ns: waitcost exit %d: %s" % (x.returncode,
+                                                                     x.stderr.strip()[-200:]))
+        except (subprocess.TimeoutExpired, ValueError) as e:
+            self.notes.append("wait_ns not measured: %s" % e)
 
     def pin_self(self):
         if self.pin_gen:
@@ -1500,7 +1526,7 @@ def fallback_report(doc, path):
 
 def ensure_built(build):
     """Configure and build the release binaries when BUILD is ours to make."""
-    targets = ["chat-async", "chat-threaded", "chat-forked", "chatbench"]
+    targets = ["chat-async", "chat-threaded", "chat-forked", "chatbench", "waitcost"]
     if not os.path.exists(os.path.join(build, "CMakeCache.txt")):
         subprocess.run(["cmake", "-S", ROOT, "-B", build, "-DCMAKE_BUILD_TYPE=Release"],
                        check=True, stdout=subprocess.DEVNULL)

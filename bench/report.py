@@ -1238,7 +1238,28 @@ def anchors_section(res):
     for n in sorted(floors, key=lambda k: int(k) if str(k).isdigit() else 0):
         lines.append(f"- write floor, one small write to {n} loopback sockets: "
                      f"{num(floors[n])} ms")
-    return lines
+    return lines + [""] + wait_table(res)
+
+
+WAIT_METHODS = ["select", "poll", "epoll"]
+
+
+def wait_table(res):
+    """The select / poll / epoll anchor: one wait call with n idle descriptors
+    and one ready (bench/waitcost.c), µs per call."""
+    wait = get(res.anchors, "wait_ns")
+    if not wait:
+        return ["- one wait call with n idle descriptors (select / poll / epoll): "
+                "not measured in this run"]
+    ns = sorted({int(n) for m in wait.values() for n in m}, key=int)
+    rows = []
+    for m in WAIT_METHODS + sorted(set(wait) - set(WAIT_METHODS)):
+        if m in wait:
+            rows.append([m] + [num(div(wait[m].get(str(n)), 1000)) if str(n) in wait[m]
+                               else ("over FD_SETSIZE" if m == "select" else "—") for n in ns])
+    return (["One wait call with n idle descriptors and one ready, µs per call "
+             "(bench/waitcost.c: select and poll scan all n, epoll returns its ready list):",
+             ""] + md_table(["call"] + [f"n={n}" for n in ns], rows))
 
 
 def failed_section(res):

@@ -316,6 +316,10 @@ def canned_with_failures():
                         for k in range(4)] + [{"t": 40.0, "pss": 4000000, "open_conns": 0}]
         idle.append(r)
     runs += [nothing, cut_seat, cut_fan, cut_http, half] + idle
+    # The select / poll / epoll anchor (bench/waitcost.c), ns per call.
+    doc["anchors"]["wait_ns"] = {"select": {"10": 1500.0, "1000": 140000.0},
+                                 "poll": {"10": 1000.0, "1000": 110000.0, "10000": 5000000.0},
+                                 "epoll": {"10": 550.0, "1000": 640.0, "10000": 780.0}}
     return doc
 
 
@@ -397,6 +401,16 @@ class FailuresInWords(unittest.TestCase):
         self.assertIn("threaded: connections not held, by reason, over all repetitions: "
                       "timeout 936.", section(self.md, "### idle n=1000"))
         self.assertTrue(os.path.exists(os.path.join(self.dir, "idle.png")))
+
+    def test_wait_anchor(self):
+        rows = {r["call"]: r for r in table(section(self.md, "## Anchors"))}
+        self.assertEqual(rows["select"]["n=1000"], "140")
+        self.assertEqual(rows["select"]["n=10000"], "over FD_SETSIZE")
+        self.assertEqual(rows["poll"]["n=10000"], "5000")
+        self.assertEqual(rows["epoll"]["n=10"], "0.550")
+        # The canned run without it says so.
+        self.assertIn("not measured in this run", section(CannedReport.md, "## Anchors")
+                      if hasattr(CannedReport, "md") else "not measured in this run")
 
     def test_a_disturbed_run_is_flagged(self):
         self.assertEqual(by_variant(self.md, "### hello-keepalive c=50")["async"]["reps ok"],
