@@ -276,13 +276,22 @@ def resolve(runs, key):
                                    NUM_METRICS or USAGE_METRICS
     ratio:KEY:KEY                  the first over the second, "2.04×"
     anchor/fork_us, anchor/two_core_scaling, anchor/write_floor_ms/N
+                                   from the first run that has it; with
+                                   @SCENARIO/CASE appended, from the run that
+                                   case's figures come from ("the same run")
     machine/FIELD                  a field of results.json's machine (mem_gib too)
     """
     if key.startswith("ratio:"):
         parts = key.split(":")
         if len(parts) != 3:
             return None
-        a, b = (value(runs, k) for k in parts[1:])
+        # A figure over an anchor: the anchor of the run the figure is from.
+        keys = parts[1:]
+        for i, j in ((0, 1), (1, 0)):
+            if (keys[j].startswith("anchor/") and "@" not in keys[j]
+                    and keys[i].split("/")[0] in report.KNOWN):
+                keys[j] += "@" + "/".join(keys[i].split("/")[:2])
+        a, b = (value(runs, k) for k in keys)
         if a is False or b is False:
             return None
         for x in (a, b):
@@ -304,7 +313,7 @@ def resolve(runs, key):
             return "–".join(str(v) for v in x)
         return fmt_int(x) if isinstance(x, int) and x >= 10000 else str(x)
     if parts[0] == "anchor":
-        return report.ratio(x) if parts[1] == "two_core_scaling" else report.num(x)
+        return report.ratio(x) if parts[1].startswith("two_core_scaling") else report.num(x)
     metric = parts[3]
     if metric in USAGE_METRICS:
         if metric == "memdrop_gib":
@@ -340,8 +349,19 @@ def value(runs, key):
             return False
         return m[parts[1]]
     if parts[0] == "anchor":
+        # anchor/NAME@SCENARIO/CASE: the anchor of the run that the figures
+        # of SCENARIO/CASE come from, so that "measured in the same run" is
+        # true; without @, the first run (in PREFERENCE) that has it.
+        parts, _, at = key.partition("@")
+        parts = parts.split("/")
         if len(parts) not in (2, 3):
             return False
+        if at:
+            where = at.split("/")
+            if len(where) != 2 or where[0] not in report.KNOWN:
+                return False
+            run = pick(runs, *where)
+            return None if run is None else report.get(run.res.anchors, *parts[1:])
         for run in runs:
             x = report.get(run.res.anchors, *parts[1:])
             if x is not None:
