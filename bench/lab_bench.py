@@ -619,6 +619,14 @@ def disturbance(load_start, before_pct, during_pct, cores):
     return why
 
 
+def kill_all(pids):
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
 # "Unpinned" must be said explicitly: this script pins itself to the
 # generator's CPU, and a child inherits its parent's affinity.
 ALL_CPUS = "0-%d" % ((os.cpu_count() or 1) - 1)
@@ -721,11 +729,7 @@ class Server:
         if left:
             time.sleep(0.5)
             left = session_members(self.p.pid)
-            for pid in left:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
+            kill_all(left)
             if left:
                 err = (err + "; " if err else "") + "%d process(es) left behind, killed" % len(left)
         gone = self.wait_gone(10.0)
@@ -744,11 +748,7 @@ class Server:
                 return None
             time.sleep(0.05)
         left = session_members(self.p.pid)
-        for pid in left:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
+        kill_all(left)
         return "%d process(es) of its tree still alive %g s after it exited, killed" % (
             len(left), timeout) if left else None
 

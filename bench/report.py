@@ -496,6 +496,12 @@ def idle_table(res, sc, case):
               "server's, divided by the connections open (established on its port) at each "
               "sample during the hold, median over the samples. Server CPU: the whole tree's "
               "over the run, exited threads and reaped children included."]
+    return lines + table_notes(res, sc, case, notes)
+
+
+def table_notes(res, sc, case, notes):
+    """The lines after a table: its notes, then the generator's command."""
+    lines = []
     for note in notes:
         lines += ["", note]
     cmd = first_command(res, sc.name, case)
@@ -598,12 +604,7 @@ def scenario_table(res, sc, case):
                   "client is in, less the idle server's PSS measured just before the load, "
                   "divided by the connections open at that sample (median over the samples "
                   "until the clients leave); never by the target n."]
-    for note in notes:
-        lines += ["", note]
-    cmd = first_command(res, sc.name, case)
-    if cmd:
-        lines += ["", f"Generator: {cmd}"]
-    return lines
+    return lines + table_notes(res, sc, case, notes)
 
 
 def failed_by(runs):
