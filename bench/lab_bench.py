@@ -2,7 +2,7 @@
 """./lab bench: run the side-by-side comparison of the three chat models.
 
 usage: lab_bench.py [--quick | --full] [--models async,threaded,forked,nginx,tornado]
-                    [--scenarios fanout,hold,...] [--build DIR] [--out DIR] [--reps N]
+                    [--scenarios fanout,seat,idle,...] [--build DIR] [--out DIR] [--reps N]
                     [--smoke]
 
 Writes OUT/<UTC timestamp>/results.json (the contract is bench/RESULTS.md),
@@ -43,21 +43,38 @@ How a run is measured (one server variant, one scenario case, one repetition):
     killed; a process left behind is killed. Such a run keeps its figures
     (ok stays true) and says what went wrong in stop_error; machine.notes
     counts them.
-  * every run is bounded: chatbench waits up to 10 s for requests still in
-    flight after -t (keep-alive connections queued behind a full thread pool
-    never get an answer), so at T + 1 s + 1 ms per connection (http; ws and
-    hold: T + 3 s + 10 ms per connection, at most 60 s more, since every join
-    is sent to every member) the server is stopped instead, which fails those at
-    once; the run then says cut_off_s. A generator still running 20 s later is
-    killed and the run fails.
+  * every run is bounded (Bench.run_bound): past what the generator takes by
+    itself (chatbench's 10 s drain after -t for http; seating n members,
+    n(n+1)/2 join frames, for ws and seat) the server is stopped, which fails
+    what is in flight at once; the run then says cut_off_s and the report
+    calls it "not finished", never a figure. A generator still running 20 s
+    later is killed and the run fails.
+  * between runs: the previous server's whole tree (its session) must have
+    exited; the wait is bounded (10 s), then what is left is killed and the
+    next run is flagged disturbed. The server's lifetime CPU is read from
+    /proc/PID/stat while it is a zombie, before it is reaped
+    (server_usage.cpu_total_s: utime + stime + cutime + cstime, so every
+    child it reaped and every thread that ended is in it).
+  * a disturbed machine: each run records the load average at start and end
+    (loadavg_start, loadavg_end) and the CPU that processes other than the
+    bench's own used in a 0.3 s look just before the load (server idle) and
+    during the run (others_cpu, % of one core: the machine's busy time from
+    /proc/stat, steal included, less the server's, the generators' and this
+    script's). A run is flagged (disturbed: reasons) when others used over
+    25 % of a core before or during it, or the 1-minute load exceeded
+    cores + 0.5 at start (the bench's own previous run counts about 2 in it
+    for a minute, so a lower mark would flag every run); its figures stand.
+  * samples count the connections actually open (open_conns: established TCP
+    connections on the server's port in /proc/net/tcp), read with the PSS,
+    so that memory per connection divides by what was open, not by n.
   * search: the upstream is one chat-async answering /sleep?ms=50, started
     once for the scenario and pinned to CPU 1 with the generator (its CPU is
     not the server's).
   * each run also records wall_s and the 1-minute load average when it
-    started (loadavg_1m): on a shared machine that is what explains an outlier.
+    started (loadavg_1m, as loadavg_start[0]).
 
 Anchors (measured in the same run, by a small C helper compiled with cc into
-the build directory, BUILD/lab-anchors):
+the build directory, BUILD/lab-anchors, and by BUILD/bench/waitcost):
   * fork_us: fork() + _exit(0) in the child + waitpid() in the parent, in a
     tiny process, median of several batches, in microseconds.
   * two_core_scaling: the /cpu SHA-256 chain (OpenSSL, 32 zero bytes, each
@@ -68,6 +85,9 @@ the build directory, BUILD/lab-anchors):
     process that does not read), one write() of a 64-byte frame to each of the
     N sockets, timed from the first to the last write; the median of 5 rounds.
     This is the floor under a fan-out of one message to N WebSocket clients.
+  * wait_ns: one select() / poll() / epoll_wait() call with n idle descriptors
+    (socketpairs) and one ready, ns per call, median of 7 batches
+    (bench/waitcost.c, BUILD/bench/waitcost; select only below FD_SETSIZE).
 """
 import argparse
 import datetime
@@ -97,19 +117,22 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 # http_t: seconds per HTTP run; fanout_m: messages of the one sender at 10/s.
 PROFILES = {
     "smoke":   dict(reps=1, http_t=0.6, sleep_t=0.6, sleep_cs=[100], cpu_cs=[2], search_c=50,
-                    fanout_ns=[20], fanout_m=5, hold_ns=[50], hold_t=1, hold_sources=1,
-                    fork_n=300, sha_n=50000, write_ns=[100]),
+                    fanout_ns=[20], fanout_m=5, seat_ns=[50], seat_t=1, sources=1,
+                    idle_ns=[20], idle_t=1,
+                    fork_n=300, sha_n=50000, write_ns=[100], wait_ns=[10, 100]),
     "quick":   dict(reps=1, http_t=0.5, sleep_t=0.6, sleep_cs=[1000], cpu_cs=[2, 4], search_c=200,
-                    fanout_ns=[1000], fanout_m=10, hold_ns=[], hold_t=10,
-                    hold_sources=8, fork_n=1000, sha_n=200000, write_ns=[100, 1000]),
+                    fanout_ns=[1000], fanout_m=10, seat_ns=[300, 1000], seat_t=3,
+                    sources=8, idle_ns=[100, 1000], idle_t=5, fork_n=1000, sha_n=200000,
+                    write_ns=[100, 1000], wait_ns=[10, 100, 1000, 10000]),
     "default": dict(reps=3, http_t=0.8, sleep_t=1.0, sleep_cs=[100, 1000], cpu_cs=[2, 4], search_c=200,
-                    fanout_ns=[100, 1000], fanout_m=50, hold_ns=[], hold_t=10,
-                    hold_sources=8, fork_n=2000, sha_n=500000,
-                    write_ns=[100, 1000, 10000]),
+                    fanout_ns=[100, 1000], fanout_m=50, seat_ns=[], seat_t=3,
+                    sources=8, idle_ns=[], idle_t=20, fork_n=2000, sha_n=500000,
+                    write_ns=[100, 1000, 10000], wait_ns=[10, 100, 1000, 10000]),
     "full":    dict(reps=5, http_t=5.0, sleep_t=5.0, sleep_cs=[100, 1000, 10000], cpu_cs=[2, 4],
                     search_c=200, fanout_ns=[100, 1000, 10000], fanout_m=50,
-                    hold_ns=[10000], hold_t=10, hold_sources=8, fork_n=5000,
-                    sha_n=2000000, write_ns=[100, 1000, 10000]),
+                    seat_ns=[1000, 3000, 10000], seat_t=3, sources=8,
+                    idle_ns=[1000, 3000, 10000], idle_t=20, fork_n=5000,
+                    sha_n=2000000, write_ns=[100, 1000, 10000], wait_ns=[10, 100, 1000, 10000]),
 }
 
 # variant -> (model, extra flags); nginx and tornado are peers.
@@ -319,7 +342,7 @@ def prepare_machine(notes, want_ports):
            lambda v: int(v) >= 4096, "4096")
     pr = read("/proc/sys/net/ipv4/ip_local_port_range", "0 0").split()
     if int(pr[1]) - int(pr[0]) < want_ports + 1000:
-        notes.append("ip_local_port_range %s-%s is narrow for %d connections (chatbench hold "
+        notes.append("ip_local_port_range %s-%s is narrow for %d connections (chatbench seat and idle "
                      "uses several source addresses for that)" % (pr[0], pr[1], want_ports))
     pm = int(read("/proc/sys/kernel/pid_max", "0") or 0)
     if pm and pm < want_ports + 2000:
@@ -380,6 +403,43 @@ def proc_table():
     return table
 
 
+def established_on(port):
+    """Established TCP connections whose local port is `port`: the server's
+    ends of the connections actually open (the kernel's count, the same for
+    every server, peers included). Connections still in the accept queue
+    count too: the kernel holds them open."""
+    if not port:
+        return None
+    want = ":%04X" % port
+    n = 0
+    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(path) as f:
+                next(f, None)
+                for line in f:
+                    fields = line.split(None, 4)
+                    if len(fields) > 3 and fields[3] == "01" and fields[1].endswith(want):
+                        n += 1
+        except OSError:
+            pass
+    return n
+
+
+def machine_busy_s():
+    """CPU seconds the whole machine has spent busy (all CPUs; steal included:
+    on a shared host that is other tenants' time), from /proc/stat."""
+    for line in (read("/proc/stat") or "").splitlines():
+        if line.startswith("cpu "):
+            v = [int(x) for x in line.split()[1:]]
+            # user nice system idle iowait irq softirq steal (guest is in user)
+            return (sum(v[:8]) - v[3] - v[4]) / CLK_TCK
+    return 0.0
+
+
+def loadavg():
+    return [float(x) for x in read("/proc/loadavg", "0 0 0").split()[:3]]
+
+
 def tree_of(root, table):
     kids = {}
     for pid, (ppid, _) in table.items():
@@ -394,9 +454,10 @@ def tree_of(root, table):
 
 
 class Sampler(threading.Thread):
-    def __init__(self, root):
+    def __init__(self, root, port=None):
         super().__init__(daemon=True)
-        self.root = root
+        self.root, self.port = root, port
+        self.last_open = None
         self.samples = []
         self.stop_ev = threading.Event()
         self.lock = threading.Lock()
@@ -423,10 +484,15 @@ class Sampler(threading.Thread):
                 m = re.search(r"^Pss:\s+(\d+)", sm, re.M)
                 pss[p] = int(m.group(1)) * 1024 if m else 0
             self.last_pss = pss
+            # Counted with the PSS, so that PSS per connection divides by the
+            # connections open when the PSS was read, not by the target n.
+            self.last_open = established_on(self.port)
         pss = sum(self.last_pss.get(p, 0) for p in pids)
         smp = {"t": round(time.monotonic() - self.t0, 3), "cpu_s": round(cpu, 3), "rss": rss,
                "pss": pss, "threads": threads, "processes": len(pids),
                "mem_available_kb": meminfo().get("MemAvailable")}
+        if self.last_open is not None:
+            smp["open_conns"] = self.last_open
         with self.lock:
             self.samples.append(smp)
         return smp
@@ -502,6 +568,65 @@ def session_members(sid):
     return out
 
 
+def idle_bound(n, hold_s):
+    """The longest `chatbench idle -c n -t hold_s` runs by itself: its open
+    phase (10 s + 2 ms a connection), the hold, and the verification (5 s +
+    0.5 ms a connection); the same constants as bench/chatbench/idle.c."""
+    return 10.0 + n / 500.0 + hold_s + 5.0 + n / 2000.0
+
+
+# ------------------------------------------------------------- disturbance --
+QUIET_S = 0.3           # the look at the machine before each run's load
+DISTURBED_PCT = 25.0    # others' CPU, % of one core, that flags a run
+
+
+def own_cpu_s():
+    t = os.times()
+    return t.user + t.system
+
+
+def get_cpu(res):
+    c = (res or {}).get("cpu") or {}
+    return (c.get("user_s") or 0.0) + (c.get("sys_s") or 0.0)
+
+
+def others_cpu(a, b, gen_cpu):
+    """% of one core that processes other than ours used between two looks
+    (time, machine busy s, this script's CPU, the server tree's, the
+    upstream's): the machine's busy time less the server's, the
+    generators', this script's and the search upstream's."""
+    wall = b[0] - a[0]
+    if wall <= 0:
+        return 0.0
+    other = (b[1] - a[1]) - (b[2] - a[2]) - (b[3] - a[3]) - (b[4] - a[4]) - gen_cpu
+    return max(0.0, 100.0 * other / wall)
+
+
+def disturbance(load_start, before_pct, during_pct, cores):
+    """Why a run's machine was not quiet, in words (empty: it was). The
+    1-minute load counts this bench's own previous run too (server and
+    generator, two runnable tasks for a minute), so it flags only above
+    cores + 0.5; others' CPU is measured directly, before and during."""
+    why = []
+    if load_start[0] > cores + 0.5:
+        why.append("1-min load %.2f at start (over %.1f on %d cores)"
+                   % (load_start[0], cores + 0.5, cores))
+    if before_pct > DISTURBED_PCT:
+        why.append("other processes used %.0f %% of a core just before the load"
+                   % before_pct)
+    if during_pct > DISTURBED_PCT:
+        why.append("other processes used %.0f %% of a core during the run" % during_pct)
+    return why
+
+
+def kill_all(pids):
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
 # "Unpinned" must be said explicitly: this script pins itself to the
 # generator's CPU, and a child inherits its parent's affinity.
 ALL_CPUS = "0-%d" % ((os.cpu_count() or 1) - 1)
@@ -518,6 +643,7 @@ class Server:
                                   stdin=subprocess.DEVNULL, start_new_session=True, env=env)
         self.port = port
         self.lines = []
+        self.total_cpu_s = None
 
     def wait_ready(self, timeout=10.0, listening_line=True):
         deadline = time.monotonic() + timeout
@@ -561,41 +687,70 @@ class Server:
         self.errf.seek(0)
         return self.errf.read()[-n:].decode("utf-8", "replace")
 
+    def exited_cpu(self, timeout):
+        """Wait up to timeout for the server to exit, without reaping it, and
+        read its lifetime CPU while it is a zombie: utime + stime + cutime +
+        cstime, which hold every child it reaped (chat-forked's connections)
+        and every thread that ended. True if it exited."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if exited(self.p):
+                s = read("/proc/%d/stat" % self.p.pid) or ""
+                f = s[s.rfind(")") + 2:].split()
+                if len(f) > 14:
+                    self.total_cpu_s = round(sum(int(x) for x in f[11:15]) / CLK_TCK, 3)
+                return True
+            time.sleep(0.02)
+        return False
+
     def stop(self, wait=6.0):
-        """SIGTERM, 6 s, then SIGKILL to the group. Returns an error or None."""
+        """SIGTERM, 6 s, then SIGKILL to the group; then wait (bounded) until
+        every process of its session is gone. Returns an error or None."""
         err = None
         if self.p.poll() is None:
             try:
                 self.p.send_signal(signal.SIGTERM)
             except OSError:
                 pass
-            try:
-                self.p.wait(wait)
-            except subprocess.TimeoutExpired:
+            if not self.exited_cpu(wait):
                 err = "did not exit within %g s of SIGTERM" % wait
                 try:
                     os.killpg(self.p.pid, signal.SIGKILL)
                 except OSError:
                     pass
-                try:
-                    self.p.wait(5)
-                except subprocess.TimeoutExpired:
-                    err += "; still there 5 s after SIGKILL (state %s)" % proc_state(self.p.pid)
+            try:
+                self.p.wait(5)
+            except subprocess.TimeoutExpired:
+                err = (err + "; " if err else "") + \
+                    "still there 5 s after SIGKILL (state %s)" % proc_state(self.p.pid)
         if self.p.returncode not in (0, None, -signal.SIGTERM) and err is None:
             err = "exit status %s after SIGTERM" % self.p.returncode
         left = session_members(self.p.pid)
         if left:
             time.sleep(0.5)
             left = session_members(self.p.pid)
-            for pid in left:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
+            kill_all(left)
             if left:
                 err = (err + "; " if err else "") + "%d process(es) left behind, killed" % len(left)
+        gone = self.wait_gone(10.0)
+        if gone:
+            err = (err + "; " if err else "") + gone
         self.errf.close()
         return err
+
+    def wait_gone(self, timeout):
+        """Bounded wait until no process of the server's session is left
+        (thousands of chat-forked children take a while to exit); what is
+        still there then is killed. Returns what happened, or None."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not session_members(self.p.pid):
+                return None
+            time.sleep(0.05)
+        left = session_members(self.p.pid)
+        kill_all(left)
+        return "%d process(es) of its tree still alive %g s after it exited, killed" % (
+            len(left), timeout) if left else None
 
 
 # ----------------------------------------------------------------- parsing --
@@ -749,7 +904,7 @@ class Bench:
             self.notes.append("ab (apache2-utils) not installed: no ab-vs-* cross-check")
         # Which chatbench modes work? (they were being written when this was)
         self.modes = self.probe_chatbench()
-        for m in ("http", "ws", "hold"):
+        for m in ("http", "ws", "seat", "idle"):
             if not self.modes[m]:
                 self.notes.append("chatbench %s mode failed its probe: %s" % (m, self.modes_err[m])
                                   + ("; wrk stands in for it" if m == "http" and self.wrk else ""))
@@ -801,7 +956,8 @@ class Bench:
         base = "127.0.0.1:%d" % srv.port
         for mode, argv in (("http", ["http", "http://%s/hello" % base, "-c", "1", "-n", "3", "-k"]),
                            ("ws", ["ws", "ws://%s/chat/ws" % base, "-c", "2", "-m", "1", "-s", "1"]),
-                           ("hold", ["hold", "ws://%s/chat/ws" % base, "-c", "2", "-t", "0.3"])):
+                           ("seat", ["seat", "ws://%s/chat/ws" % base, "-c", "2", "-t", "0.3"]),
+                           ("idle", ["idle", "http://%s/hello" % base, "-c", "2", "-t", "0.3"])):
             try:
                 r = subprocess.run([self.chatbench] + argv + ["--json"], capture_output=True,
                                    timeout=10, text=True)
@@ -848,22 +1004,32 @@ class Bench:
         n, m = (50, 5) if smoke else (1000, 30)
         add("chat-rate", "n=%d" % n, ["async"] + (["threaded-unpooled", "forked"] if full else []),
             ws=True, c=n, s=20, m=m, t=m / 10.0 + 1 + n / 2000.0)
-        for n in P["hold_ns"]:
-            add("hold", "n=%d" % n, ["async", "threaded-unpooled", "forked"], hold=True, c=n,
-                t=P["hold_t"], sources=P["hold_sources"])
+        # seat: n members join the room, n(n+1)/2 join frames; the time to
+        # seat them against n, then a short stay for the settled PSS.
+        for n in P["seat_ns"]:
+            add("seat", "n=%d" % n, ["async", "threaded-unpooled", "forked", "tornado"], seat=True,
+                c=n, t=P["seat_t"], sources=P["sources"])
+        # idle: the C10K experiment proper. n keep-alive connections, one
+        # GET /hello each, then quiet (re-asking inside the 15 s idle rule)
+        # for idle_t; held = those that still answer at the end.
+        for n in P["idle_ns"]:
+            add("idle", "n=%d" % n, ALL6 + ["tornado"], idle=True, c=n, t=P["idle_t"],
+                sources=P["sources"])
         return out
 
     def est_run(self, item, variant=None):
         """Seconds one run will take: what this case and variant took before,
         else its T plus the median overhead so far, plus seating the room for
-        ws and hold (every join goes to every member: O(n^2), about 50 s at
+        ws and seat (every join goes to every member: O(n^2), about 50 s at
         10 000 here)."""
         walls = self.walls.get((item["scenario"], item["case"], variant))
         if walls:
             return statistics.mean(walls)
         est = item["t"] + (statistics.median(self.overhead) if self.overhead else 0.5)
-        if item.get("ws") or item.get("hold"):
+        if item.get("ws") or item.get("seat"):
             est += 0.5 * (item["c"] / 1000.0) ** 2
+        if item.get("idle"):
+            est += 1 + item["c"] / 2000.0
         return est
 
     # ---- one run
@@ -911,8 +1077,11 @@ class Bench:
             if not item.get("keep", True):
                 cmd += ["-H", "Connection: close"]
             return cmd + ["http://%s%s" % (base, item["path"])]
-        if item.get("hold"):
-            return [self.chatbench, "hold", "ws://%s/chat/ws" % base, "-c", str(item["c"]),
+        if item.get("idle"):
+            return [self.chatbench, "idle", "http://%s/hello" % base, "-c", str(item["c"]),
+                    "-t", "%g" % item["t"], "--sources", str(item["sources"]), "--json"]
+        if item.get("seat"):
+            return [self.chatbench, "seat", "ws://%s/chat/ws" % base, "-c", str(item["c"]),
                     "-t", "%g" % item["t"], "--sources", str(item["sources"]), "--json"]
         if item.get("ws"):
             return [self.chatbench, "ws", "ws://%s/chat/ws" % base, "-c", str(item["c"]),
@@ -956,13 +1125,15 @@ class Bench:
         pin_g = None if unpinned else self.pin_gen
         tool = cross_tool(variant) or "chatbench"
         target = cross_target(variant)
-        need = "hold" if item.get("hold") else "ws" if item.get("ws") else "http"
+        need = ("seat" if item.get("seat") else "ws" if item.get("ws") else
+                "idle" if item.get("idle") else "http")
         if tool == "chatbench" and not self.modes[need]:
             if need == "http" and self.wrk:
                 tool = "wrk"
             else:
                 return self.record(item, variant, rep, None, pin_s, None, pin_g, tool, None,
                                    "chatbench %s mode unavailable" % need)
+        disturbed = self.settle_previous()
         mem0 = meminfo().get("MemAvailable")
         srv, ok = self.start_server(target, item, pin_s)
         if not ok:          # once more: a stalled vCPU on a shared host has been seen
@@ -973,11 +1144,18 @@ class Bench:
             err = "server did not start: " + srv.stderr_tail()
             srv.stop()
             return self.record(item, variant, rep, srv.cmd, pin_s, None, pin_g, tool, None, err)
-        load0 = read("/proc/loadavg", "0").split()[0]
-        sampler = Sampler(srv.p.pid)
+        self.prev_server = srv
+        load_start = loadavg()
+        sampler = Sampler(srv.p.pid, srv.port)
         sampler.start()
-        time.sleep(0.05)
+        # A quiet look before the load: the server idle, no generator; what
+        # the machine does meanwhile is someone else's.
+        q0 = (time.monotonic(), machine_busy_s(), own_cpu_s(), sampler.take()["cpu_s"],
+              self.upstream_cpu())
+        time.sleep(QUIET_S)
         base = sampler.mark()
+        q1 = (time.monotonic(), machine_busy_s(), own_cpu_s(), base["cpu_s"], self.upstream_cpu())
+        others_before = others_cpu(q0, q1, 0.0)
         gcmd = self.gen_cmd(item, srv.port, tool)
         g = self.spawn_gen(gcmd, pin_g)
         gens = [g[0]]
@@ -987,19 +1165,12 @@ class Bench:
                     "-r", "50", "-t", "%g" % item["t"], "-k", "--json"]
             twin = (tcmd, self.spawn_gen(tcmd, pin_g))
             gens.append(twin[1][0])
-        # The cut-off: chatbench waits up to 10 s for requests still in flight
-        # (e.g. keep-alive connections queued behind a full thread pool). At
-        # T + grace the server is stopped instead, which fails them at once
-        # (eof/reset): every run is bounded, and the profile keeps its time.
-        # ws and hold: every join goes to every member, so seating n clients
-        # costs O(n^2) frames: 10 000 clients need tens of seconds.
-        # (chat-threaded --threads 0 and tornado took 8-11 s to seat 1000.)
-        grace = 1.0 + item["c"] / 1000.0 if need == "http" else 3.0 + min(item["c"] / 100.0, 60)
-        deadline = time.monotonic() + item["t"] + grace + (1.0 if item["c"] >= 1000 else 0)
+        deadline = time.monotonic() + self.run_bound(item, need)
         while time.monotonic() < deadline and not all(exited(p) for p in gens):
             time.sleep(0.02)
         cut = not all(exited(p) for p in gens)
         end = sampler.finish()
+        q2 = (time.monotonic(), machine_busy_s(), own_cpu_s(), end["cpu_s"], self.upstream_cpu())
         # The C models must exit within 5 s of SIGTERM (CONTRACT.md); the peers
         # are not held to that, and get 2 s.
         swait = 2.0 if target in ("nginx", "tornado") else 6.0
@@ -1015,8 +1186,16 @@ class Bench:
                                                             variant, rep, stop_err))
         samples = [s for s in sampler.samples if s is not base]
         usage = self.usage(base, end, samples, res, mem0)
-        extra = {"loadavg_1m": float(load0), "stop_error": stop_err,
-                 "cut_off_s": round(item["t"] + grace, 2) if cut else None}
+        usage["cpu_total_s"] = srv.total_cpu_s
+        gen_cpu = sum(get_cpu(x) for x in (res, twin_res))
+        others_during = others_cpu(q1, q2, gen_cpu)
+        load_end = loadavg()
+        disturbed += disturbance(load_start, others_before, others_during, self.cores)
+        extra = {"loadavg_1m": load_start[0], "loadavg_start": load_start,
+                 "loadavg_end": load_end, "others_cpu": {
+                     "before_pct": round(others_before, 1), "during_pct": round(others_during, 1)},
+                 "disturbed": disturbed, "stop_error": stop_err,
+                 "cut_off_s": round(self.run_bound(item, need), 2) if cut else None}
         r = self.record(item, variant, rep, srv.cmd, pin_s, gcmd, pin_g, tool, res, err,
                         usage, samples, extra)
         if twin:
@@ -1025,6 +1204,41 @@ class Bench:
             self.record(dict(item, case=item["case"] + "-hello"), variant, rep, srv.cmd, pin_s,
                         twin[0], pin_g, "chatbench", twin_res, twin_err, tu, [], extra)
         return r
+
+    def run_bound(self, item, need):
+        """Seconds from the generator's start until the harness stops the
+        server and the run counts as cut off (not finished). Each bound is
+        beyond what the generator takes by itself, so that no model fails for
+        want of time: http: chatbench's own drain after -t (up to 10 s for
+        requests still in flight, e.g. keep-alive connections queued behind a
+        full thread pool) + 2 s + 1 ms a connection; ws and seat: seating n
+        members costs n(n+1)/2 join frames (chat-threaded --threads 0 and
+        tornado took 8-11 s for 1000, chat-async 50 s for 10 000), so
+        5 s + 20 s x (n/1000)^2, at most 240 s; idle: chatbench's own phases
+        (idle_bound) + 5 s."""
+        n = item["c"]
+        if need == "http":
+            return item["t"] + 12.0 + n / 1000.0
+        if need == "idle":
+            return idle_bound(n, item["t"]) + 5.0
+        return item["t"] + 5.0 + min(20.0 * (n / 1000.0) ** 2, 240.0)
+
+    def settle_previous(self):
+        """Before a run: the previous server's whole tree must be gone (its
+        stop() waited already; this catches what escaped it). Returns the
+        run's disturbance notes."""
+        prev, self.prev_server = getattr(self, "prev_server", None), None
+        if prev is None:
+            return []
+        gone = prev.wait_gone(10.0)
+        return ["previous server's tree: " + gone] if gone else []
+
+    def upstream_cpu(self):
+        """CPU of the search upstream's tree (ours, not a disturbance)."""
+        if getattr(self, "upstream", None) is None:
+            return 0.0
+        table = proc_table()
+        return sum(table[p][1] for p in tree_of(self.upstream.p.pid, table)) / CLK_TCK
 
     @staticmethod
     def usage(base, end, samples, res, mem0):
@@ -1059,7 +1273,7 @@ class Bench:
 
     # ---- anchors
     def anchors(self, prog):
-        out = {"fork_us": None, "two_core_scaling": None, "write_floor_ms": {},
+        out = {"fork_us": None, "two_core_scaling": None, "write_floor_ms": {}, "wait_ns": {},
                "method": "bench/lab_bench.py docstring: C helper BUILD/lab-anchors"}
         exe = os.path.join(self.build, "lab-anchors")
         src = os.path.join(self.tmp, "lab-anchors.c")
@@ -1106,7 +1320,29 @@ class Bench:
                 out["write_floor_ms"][str(n)] = float(x.stdout.split()[0])
             except (subprocess.TimeoutExpired, ValueError, IndexError) as e:
                 self.notes.append("write_floor_ms n=%d not measured: %s" % (n, e))
+        self.wait_anchor(out, prog)
         return out
+
+    def wait_anchor(self, out, prog):
+        """select / poll / epoll: ns per wait call with n idle descriptors and
+        one ready (bench/waitcost.c, built with chatbench), pinned to the
+        generator's core like the other anchors' helpers."""
+        exe = os.path.join(self.build, "bench", "waitcost")
+        if not os.access(exe, os.X_OK):
+            self.notes.append("wait_ns not measured: %s is not built" % exe)
+            return
+        prog("anchors", "select / poll / epoll")
+        try:
+            x = subprocess.run([exe] + [str(n) for n in self.p["wait_ns"]], capture_output=True,
+                               text=True, timeout=120)
+            for line in x.stdout.splitlines():
+                method, n, ns = line.split()
+                out["wait_ns"].setdefault(method, {})[n] = float(ns)
+            if x.returncode != 0:
+                self.notes.append("wait_ns: waitcost exit %d: %s" % (x.returncode,
+                                                                     x.stderr.strip()[-200:]))
+        except (subprocess.TimeoutExpired, ValueError) as e:
+            self.notes.append("wait_ns not measured: %s" % e)
 
     def pin_self(self):
         if self.pin_gen:
@@ -1118,7 +1354,7 @@ class Bench:
     # ---- all
     def run(self):
         started = utcnow()
-        max_c = max([1000] + self.p["sleep_cs"] + self.p["fanout_ns"] + self.p["hold_ns"])
+        max_c = max([1000] + self.p["sleep_cs"] + self.p["fanout_ns"] + self.p["seat_ns"] + self.p["idle_ns"])
         prepare_machine(self.notes, max_c)
         self.write_users()
         self.detect()
@@ -1161,11 +1397,14 @@ class Bench:
             r = self.one_run(item, v, rep)
             r["wall_s"] = round(time.monotonic() - t0, 2)
             self.walls.setdefault((item["scenario"], item["case"], v), []).append(r["wall_s"])
-            if not (item.get("ws") or item.get("hold")):
+            if not (item.get("ws") or item.get("seat") or item.get("idle")):
                 self.overhead.append(max(0.0, time.monotonic() - t0 - item["t"]))
-            if not r["ok"]:
-                prog.say("  failed: %s %s %s rep %d: %s" % (item["scenario"], item["case"], v,
-                                                           rep, r["error"]))
+            if not r["ok"] or r.get("cut_off_s") is not None:
+                prog.say("  %s: %s %s %s rep %d: %s" % (
+                    "failed" if not r["ok"] else "not finished", item["scenario"], item["case"],
+                    v, rep, r["error"] or "cut off at %g s" % r["cut_off_s"]))
+            if r.get("disturbed"):
+                prog.say("  disturbed: %s" % "; ".join(r["disturbed"]))
         if self.upstream is not None:
             self.upstream.stop()
         prog.end()
@@ -1214,9 +1453,11 @@ class Bench:
                 os.symlink(stamp, latest)
             except OSError as e:
                 print("lab_bench: could not update %s: %s" % (latest, e))
-        bad = sum(1 for r in self.runs if not r["ok"])
-        print("%d runs (%d failed) in %s. Report: %s" % (
-            len(self.runs), bad, fmt_dur(doc["duration_s"]), os.path.join(outdir, "report.md")))
+        bad = sum(1 for r in self.runs if not r["ok"] or r.get("cut_off_s") is not None)
+        noisy = sum(1 for r in self.runs if r.get("disturbed"))
+        print("%d runs (%d failed or not finished, %d on a disturbed machine) in %s. Report: %s"
+              % (len(self.runs), bad, noisy, fmt_dur(doc["duration_s"]),
+                 os.path.join(outdir, "report.md")))
         for n in self.notes:
             print("note: " + n)
         return outdir
@@ -1224,10 +1465,11 @@ class Bench:
 
 PROFILE_NOTES = {
     "smoke": "one short run per scenario against the given build: checks the harness, not speed",
-    "quick": "1 repetition, 0.5 s HTTP runs (0.6 s for sleep and search), only the larger sleep (c=1000) and fan-out (n=1000) cases, fan-out of 10 messages: a first look, noisy",
+    "quick": "1 repetition, 0.5 s HTTP runs (0.6 s for sleep and search), only the larger sleep (c=1000) and fan-out (n=1000) cases, fan-out of 10 messages, seat n=300 and 1000, idle n=100 and 1000 held 5 s: a first look, noisy",
     "default": "3 repetitions, 0.8 s HTTP runs (1 s for sleep and search), fan-out of 50 "
                "messages (5 s), chat-rate with chat-async only: about 6 to 7 minutes on 2 cores",
-    "full": "5 repetitions (3 for the 10 000-connection cases: sleep, fan-out, hold), 5 s HTTP "
+    "full": "5 repetitions (3 for the 10 000-connection cases: sleep, fan-out, seat, idle), "
+            "seat and idle at n=1000, 3000, 10000 (idle held 20 s, past the 15 s idle rule), 5 s HTTP "
             "runs, fan-out of 50 messages (5 s), chat-rate for all three models: about an hour "
             "on 2 cores",
 }
@@ -1266,7 +1508,8 @@ def fallback_report(doc, path):
                 vs.append(r["variant"])
         for v in vs:
             rs = [r for r in doc["runs"] if (r["scenario"], r["case"], r["variant"]) == (sc, case, v)]
-            ok = [r for r in rs if r["ok"]]
+            ok = [r for r in rs if r["ok"] and r.get("cut_off_s") is None
+                  and (r["result"] or {}).get("completed")]
             rates = [r["result"]["rate"] for r in ok]
             p99 = [r["result"]["latency_ms"]["p99"] for r in ok
                    if r["result"]["latency_ms"].get("p99") is not None]
@@ -1283,7 +1526,7 @@ def fallback_report(doc, path):
 
 def ensure_built(build):
     """Configure and build the release binaries when BUILD is ours to make."""
-    targets = ["chat-async", "chat-threaded", "chat-forked", "chatbench"]
+    targets = ["chat-async", "chat-threaded", "chat-forked", "chatbench", "waitcost"]
     if not os.path.exists(os.path.join(build, "CMakeCache.txt")):
         subprocess.run(["cmake", "-S", ROOT, "-B", build, "-DCMAKE_BUILD_TYPE=Release"],
                        check=True, stdout=subprocess.DEVNULL)
@@ -1304,7 +1547,7 @@ def main():
     ap.add_argument("--build", default=os.path.join(ROOT, "build-release"))
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
     ap.add_argument("--reps", type=int)
-    ap.add_argument("--scenarios", help="comma list: only these scenarios (e.g. fanout,hold)")
+    ap.add_argument("--scenarios", help="comma list: only these scenarios (e.g. fanout,seat)")
     ap.add_argument("--no-build", action="store_true", help="use --build as it is")
     args = ap.parse_args()
     args.out = os.path.abspath(args.out)

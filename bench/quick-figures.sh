@@ -83,12 +83,12 @@ all|forked)
   wrkcase "forked   /cpu?n=100000 c=2 unpinned" unpinned 2 "/cpu?n=100000"
   stop
   ;;&
-all|hold)
+all|seat)
   for m in async threaded forked; do
     flags=()
     [ "$m" = threaded ] && flags=(--threads 0)
     start "$m" unpinned "${flags[@]}"
-    printf '%-10s 1000 idle WebSockets: %s\n' "$m" "$(python3 bench/ws_hold.py "$PORT" 1000 2)"
+    printf '%-10s 1000 WebSockets seated in the room: %s\n' "$m" "$(python3 bench/ws_hold.py "$PORT" 1000 2)"
     stop
   done
   ;;

@@ -9,10 +9,13 @@ fanout-latency.png, memory-per-connection.png and headline.png (the one figure
 for the README). Plots need gnuplot (Debian gnuplot-nox); without it the report
 is still written, says so, and the exit status is 1.
 
-Every figure is the median of the repetitions with their min–max; a run that
-failed to run at all (ok=false) is listed with its error, never dropped, and a
-scenario, case or variant the profile did not run is named as such.
-Standard library only.
+Every figure is the median of the repetitions that completed, with their
+min–max. A run that failed, was cut off or did not finish (`failure()`) is
+never a number or a ratio: tables, goals and plots say so in words ("failed:
+…", "not finished: k of n seated at t s"), and it is not counted in "reps
+ok". A run that started on a disturbed machine (`disturbed` in results.json)
+keeps its figures and is flagged. A scenario, case or variant the profile did
+not run is named as such. Standard library only.
 """
 import json
 import math
@@ -64,10 +67,21 @@ SCENARIOS = [
              "each for 3 s (200 000 receipts/s offered); chatbench's own CPU per receipt "
              "shows what one core of it can take in", ["n=1000"],
              ["async", "threaded-unpooled", "forked"], "receipts/s"),
-    Scenario("hold", "hold n idle WebSockets for 10 s (C10K)", ["n=10000"],
-             ["async", "threaded-unpooled", "forked"], "opens/s"),
+    Scenario("seat", "seat n members in the chat room: every one a WebSocket that joins, "
+             "n(n+1)/2 join frames in all; the time to seat them all, then a short stay "
+             "for the settled memory", ["n=300", "n=1000", "n=3000", "n=10000"],
+             ["async", "threaded-unpooled", "forked", "tornado"], "seats/s"),
+    Scenario("idle", "hold n idle keep-alive connections (C10K): each asks `GET /hello` once, "
+             "then stays quiet, asking again inside the 15 s idle rule; held = connections "
+             "that still answer at the end of the hold (verified by one more request each)",
+             ["n=100", "n=1000", "n=3000", "n=10000"], MODELS + ["tornado"], "opens/s"),
 ]
 KNOWN = {s.name: s for s in SCENARIOS}
+# Scenarios renamed since: results.json files recorded before still use the
+# old name, and are read under the new one (their data is not rewritten).
+# `seat` was `hold`: it seats members in the room, it does not hold idle
+# connections (that is `idle`).
+OLD_NAMES = {"hold": "seat"}
 
 GOAL_PSS_PER_CONN = 3 * 1024  # bytes: goal (c)'s "3 KB per connection"
 
@@ -115,6 +129,60 @@ def case_n(case):
         return None
 
 
+def fmt_s(t):
+    """Seconds in words: 2.4, 13.6, 245."""
+    return "?" if t is None else (f"{t:.0f}" if t >= 100 else f"{t:.3g}")
+
+
+def failure(run):
+    """None for a run that completed; else what went wrong, in words. A run
+    fails when it did not run (ok false), when it was cut off (the harness
+    stopped the server at its deadline: cut_off_s), when it measured nothing
+    (no request answered, no receipt), or, for the seating scenario, when not
+    every member was seated. Such a run is never a number or a ratio."""
+    if not run.get("ok"):
+        return f"failed: {run.get('error') or 'no reason recorded'}"
+    res = run.get("result")
+    if not isinstance(res, dict):
+        return "failed: no result recorded"
+    sc, n = run.get("scenario"), case_n(run.get("case", ""))
+    done, expected = res.get("completed") or 0, res.get("expected") or 0
+    cut = run.get("cut_off_s")
+    if sc == "seat":
+        k = res.get("seated", done)
+        if cut is not None:
+            return f"not finished: {k} of {n} seated at {fmt_s(cut)} s"
+        if n and k < n:
+            return f"not finished: {k} of {n} seated at {fmt_s(res.get('seat_s'))} s"
+        return None
+    if cut is not None:
+        if sc == "idle":
+            return f"not finished: cut off at {fmt_s(cut)} s"
+        if expected:
+            k = res.get("seated")
+            if k is not None and n and k < n:
+                return f"not finished: {k} of {n} seated at {fmt_s(cut)} s"
+            return f"not finished: cut off at {fmt_s(cut)} s, {done} of {expected} receipts"
+        return f"not finished: cut off at {fmt_s(cut)} s with requests in flight"
+    if done == 0:
+        if sc == "idle":
+            return f"failed: none of {n} connections held at the end"
+        if expected:
+            return f"failed: 0 of {expected} receipts delivered"
+        return "failed: no request answered"
+    return None
+
+
+def completed(run):
+    return failure(run) is None
+
+
+def disturbed(run):
+    """Why the run's machine was not quiet, in words, or None (its figures stand)."""
+    why = run.get("disturbed")
+    return "; ".join(why) if why else None
+
+
 def delivered_pct(run):
     expected = get(run, "result", "expected")
     completed = get(run, "result", "completed")
@@ -123,26 +191,53 @@ def delivered_pct(run):
     return 100.0 * completed / expected
 
 
+def open_at_end(run):
+    """Connections open once the load settled, as the generator reports them,
+    for runs recorded before the samples counted them (open_conns): the seat
+    scenario's members opened less those dropped; a fan-out that delivered
+    every receipt had all n members; else unknown (None)."""
+    res, n = run.get("result") or {}, case_n(run.get("case", ""))
+    if run.get("scenario") == "seat":
+        opened = res.get("seated", res.get("completed"))
+        return None if opened is None else opened - (res.get("failed_by") or {}).get("dropped", 0)
+    if run.get("scenario") == "idle":
+        return res.get("completed")
+    pct = delivered_pct(run)
+    return n if pct is not None and pct >= 100 else None
+
+
 def pss_per_conn(run):
     """What one connection costs once the room has settled: the whole server
-    tree's PSS, median over the samples taken after every client was in
-    (seat_s, + 0.3 s) and before the clients left (the last sample is taken
-    after the generator exits), less the PSS of the idle server just before
-    the load (code, libraries, the listening socket), over n. Without such
-    samples, or in runs recorded before the idle PSS was kept: peak PSS / n,
-    an upper bound."""
-    n = case_n(run.get("case", ""))
+    tree's PSS less the PSS of the idle server just before the load (code,
+    libraries, the listening socket), divided by the connections actually
+    open when that sample was taken (open_conns: the kernel's count of
+    established connections on the server's port), median over the samples
+    taken after every client was in (seat_s, + 0.3 s) and before the clients
+    left (the last sample is taken after the generator exits). Never over the
+    target n: a server that holds half of them would look twice as thrifty.
+    Runs recorded before samples carried open_conns divide by what the
+    generator says was open (open_at_end); without settled samples or the
+    idle PSS: peak PSS over that, an upper bound. None when nothing is known
+    to have been open."""
     peak = get(run, "server_usage", "peak_pss_bytes")
-    if peak is None or not n:
+    if peak is None:
         return None
     idle = get(run, "server_usage", "idle_pss_bytes")
     seat = get(run, "result", "seat_s")
     samples = run.get("samples") or []
-    settled = [s["pss"] for s in samples[:-1]
+    settled = [s for s in samples[:-1]
                if seat and s.get("pss") and s.get("t", 0) >= seat + 0.3]
+    counted = [s for s in settled if s.get("open_conns")]
+    if idle is not None and counted:
+        return statistics.median(max(0, s["pss"] - idle) / s["open_conns"] for s in counted)
+    if any("open_conns" in s for s in samples):
+        return None     # counted, and nothing was open in the settled samples
+    n = open_at_end(run)
+    if not n:
+        return None
     if idle is None or not settled:
         return peak / n
-    return max(0, statistics.median(settled) - idle) / n
+    return max(0, statistics.median(s["pss"] for s in settled) - idle) / n
 
 
 def gen_busy(run):
@@ -173,6 +268,12 @@ METRICS = {
     "peak_pss": lambda r: get(r, "server_usage", "peak_pss_bytes"),
     "pss_conn": pss_per_conn,
     "completed": lambda r: get(r, "result", "completed"),
+    "seat_s": lambda r: get(r, "result", "seat_s"),
+    "open_all_s": lambda r: get(r, "result", "open_all_s"),
+    "opened": lambda r: get(r, "result", "opened"),
+    "threads": lambda r: get(r, "server_usage", "peak_threads"),
+    "processes": lambda r: get(r, "server_usage", "peak_processes"),
+    "server_cpu_s": lambda r: get(r, "server_usage", "cpu_s"),
     "failed": lambda r: get(r, "result", "failed"),
 }
 
@@ -191,21 +292,37 @@ class Spread:
 class Results:
     def __init__(self, doc):
         self.doc = doc
-        self.runs = doc.get("runs") or []
+        self.runs = [dict(r, scenario=OLD_NAMES[r["scenario"]]) if r.get("scenario") in OLD_NAMES
+                     else r for r in doc.get("runs") or []]
         self.anchors = doc.get("anchors") or {}
         self.profile = doc.get("profile") or "?"
 
     def ok_runs(self, scenario, case, variant, wrk=False):
         """wrk: False for chatbench's runs, True or "wrk" for wrk's, "ab" for ab's."""
         tool = "wrk" if wrk is True else (wrk or None)
-        return [r for r in self.runs if r.get("ok") and r.get("scenario") == scenario
+        return [r for r in self.runs if completed(r) and r.get("scenario") == scenario
                 and r.get("case") == case and cross_tool(r) == tool
                 and (wrk_target(r) if tool else r.get("variant")) == variant]
 
     def failed_runs(self, scenario=None, case=None, variant=None):
-        return [r for r in self.runs if not r.get("ok")
+        """Runs that failed, were cut off or did not finish (failure())."""
+        return [r for r in self.runs if not completed(r)
                 and scenario in (None, r.get("scenario")) and case in (None, r.get("case"))
                 and variant in (None, r.get("variant"))]
+
+    def failure_list(self, scenario, case, variant):
+        """What went wrong in the variant's failed repetitions, in words, one
+        entry per kind: "not finished: 2056 of 10000 seated at 73 s; 2016 of …"."""
+        kinds = {}
+        for r in self.failed_runs(scenario, case, variant):
+            head, _, rest = failure(r).partition(": ")
+            kinds.setdefault(head, [])
+            if rest not in kinds[head]:
+                kinds[head].append(rest)
+        return [f"{head}: {'; '.join(rests)}" for head, rests in kinds.items()]
+
+    def failures(self, scenario, case, variant):
+        return "; ".join(self.failure_list(scenario, case, variant))
 
     def spread(self, scenario, case, variant, metric, wrk=False):
         return Spread(METRICS[metric](r) for r in self.ok_runs(scenario, case, variant, wrk))
@@ -258,6 +375,11 @@ def num(x):
     return f"{x:.{digits}f}"
 
 
+def whole(x):
+    """A count: 10000, never 1.00e4 or 20.0 (a median of two may end in .5)."""
+    return "—" if x is None else (f"{x:.0f}" if x == int(x) else f"{x:.1f}")
+
+
 def pct(x):
     """A percentage that never rounds up to 100: 99.996 shows as 99.99."""
     if x is None:
@@ -281,6 +403,12 @@ def ratio(x):
     return f"{x:.2f}×" if x < 10 else f"{num(x)}×"
 
 
+def bold_failure(text):
+    """"**failed**: why" from "failed: why" (and "not finished: ...")."""
+    head, sep, rest = text.partition(": ")
+    return f"**{head}**{sep}{rest}" if sep else f"**{text}**"
+
+
 def md_row(cells):
     return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
 
@@ -295,8 +423,8 @@ def primary(scenario, case):
     """What "best" means in a table: (metric, higher is better, words)."""
     if scenario == "fanout" or case.endswith("-hello"):
         return "p99", False, "p99 latency"
-    if scenario == "hold":
-        return "pss_conn", False, "PSS per connection"
+    if scenario == "seat":
+        return "seat_s", False, "seat time"
     return "rate", True, "throughput"
 
 
@@ -320,14 +448,83 @@ def ideal(res, scenario, case):
     return None
 
 
+def idle_table(res, sc, case):
+    """The idle scenario: what holding n quiet connections cost each server."""
+    n = case_n(case)
+    head = ["variant", "reps ok", f"held at the end (of {n})", "time to open all s",
+            "PSS/conn KiB", "peak threads", "peak processes", "server CPU s",
+            "chatbench CPU s"]
+    rows, notes = [], []
+    for v in res.variants(sc.name, case):
+        ok, bad = res.ok_runs(sc.name, case, v), res.failed_runs(sc.name, case, v)
+        reps = f"{len(ok)} of {len(ok) + len(bad)}"
+        if any(disturbed(r) for r in ok):
+            reps += " (disturbed)"
+        for r in bad:
+            if ok:
+                notes.append(f"{v} rep {r.get('rep', '?')}: {failure(r)}.")
+        if not ok:
+            rows.append([v, reps, "; ".join(bold_failure(w) for w in
+                                            res.failure_list(sc.name, case, v))]
+                        + [""] * (len(head) - 3))
+            continue
+        s = lambda name, v=v: res.spread(sc.name, case, v, name)
+        # Time to open all is a figure only where every connection answered.
+        partial = [r for r in ok if get(r, "result", "open_all_s") is None]
+        if partial:
+            opened = ", ".join(str(get(r, "result", "opened")) for r in partial)
+            open_all = (f"not all: {opened} of {n} answered within "
+                        f"{fmt_s(get(partial[0], 'result', 'seat_s'))} s")
+            if len(partial) < len(ok):
+                open_all = f"{spread_text(s('open_all_s'))}; {open_all}"
+        else:
+            open_all = spread_text(s("open_all_s"))
+        rows.append([v, reps, spread_text(s("completed"), whole), open_all,
+                     spread_text(s("pss_conn"), scale=1 / 1024), spread_text(s("threads"), whole),
+                     spread_text(s("processes"), whole), spread_text(s("server_cpu_s")),
+                     spread_text(Spread(get_cpu_s(r) for r in ok))])
+        reasons = failed_by(ok)
+        if reasons:
+            notes.append(f"{v}: connections not held, by reason, over all repetitions: "
+                         f"{reasons}.")
+    lines = md_table(head, rows)
+    missing = [v for v in sc.variants if v not in res.variants(sc.name, case)]
+    if missing:
+        lines += ["", f"Not run in this profile: {', '.join(missing)}."]
+    lines += ["", "Held: connections that answered one more request sent after the hold "
+              "(chatbench idle verifies each). PSS/conn: the server's PSS less the idle "
+              "server's, divided by the connections open (established on its port) at each "
+              "sample during the hold, median over the samples. Server CPU: the whole tree's "
+              "over the run, exited threads and reaped children included."]
+    return lines + table_notes(res, sc, case, notes)
+
+
+def table_notes(res, sc, case, notes):
+    """The lines after a table: its notes, then the generator's command."""
+    lines = []
+    for note in notes:
+        lines += ["", note]
+    cmd = first_command(res, sc.name, case)
+    if cmd:
+        lines += ["", f"Generator: {cmd}"]
+    return lines
+
+
+def get_cpu_s(run):
+    c = get(run, "result", "cpu")
+    return None if not c else (c.get("user_s") or 0) + (c.get("sys_s") or 0)
+
+
 def scenario_table(res, sc, case):
     """The markdown lines of one scenario/case table, with its notes."""
+    if sc.name == "idle":
+        return idle_table(res, sc, case)
     variants = res.variants(sc.name, case)
     metric, higher, words = primary(sc.name, case)
-    ws = sc.name in ("fanout", "hold", "chat-rate") or any(
+    ws = sc.name in ("fanout", "seat", "chat-rate") or any(
         get(r, "result", "expected") for r in res.runs
         if r.get("scenario") == sc.name and r.get("case") == case)
-    per_conn = sc.name in ("fanout", "hold")
+    per_conn = sc.name in ("fanout", "seat")
     ideal_col = ideal(res, sc.name, case)
 
     medians = {v: {m: res.median(sc.name, case, v, m) for m in METRICS} for v in variants}
@@ -337,9 +534,11 @@ def scenario_table(res, sc, case):
     head = ["variant", "reps ok", f"throughput {sc.unit}", f"vs best ({words})"]
     if ideal_col:
         head.append(ideal_col[0])
+    if sc.name == "seat":
+        head.append("seat s")
     head += ["p50 ms", "p99 ms"]
     if ws:
-        head.append("held %" if sc.name == "hold" else "delivered %")
+        head.append("seated %" if sc.name == "seat" else "delivered %")
     head += ["server CPU µs/op", "chatbench CPU µs/op", "peak PSS MiB"]
     if per_conn:
         head.append("PSS/conn KiB")
@@ -352,9 +551,18 @@ def scenario_table(res, sc, case):
         ok = res.ok_runs(sc.name, case, v)
         bad = res.failed_runs(sc.name, case, v)
         reps = f"{len(ok)} of {len(ok) + len(bad)}"
+        for r in bad:
+            if ok:      # the figures are of the others; this one is said in words
+                notes.append(f"{v} rep {r.get('rep', '?')}: {failure(r)}.")
+        flagged = [r for r in ok if disturbed(r)]
+        if flagged:
+            notes.append(f"{v}: {len(flagged)} of {len(ok)} completed repetitions ran on a "
+                         f"disturbed machine ({disturbed(flagged[0])}).")
+            reps += " (disturbed)"
         if not ok:
-            errors = "; ".join(sorted({str(r.get("error")) for r in bad}))
-            rows.append([v, reps, f"**failed**: {errors}"] + [""] * (len(head) - 3))
+            words = res.failure_list(sc.name, case, v)
+            rows.append([v, reps, "; ".join(bold_failure(w) for w in words)]
+                        + [""] * (len(head) - 3))
             continue
         def s(name, v=v):
             return res.spread(sc.name, case, v, name)
@@ -367,6 +575,8 @@ def scenario_table(res, sc, case):
             x = ideal_col[1](m)
             row.append("—" if x is None else
                        (f"{pct(100 * x)} %" if sc.name == "sleep" else ratio(x)))
+        if sc.name == "seat":
+            row.append(spread_text(s("seat_s")))
         row += [spread_text(s("p50")), spread_text(s("p99"))]
         if ws:
             row.append(spread_text(s("delivered"), pct))
@@ -391,14 +601,10 @@ def scenario_table(res, sc, case):
         lines += ["", ideal_col[2]]
     if per_conn:
         lines += ["", "PSS/conn: PSS of the whole server (all its processes) once every "
-                  "client is in (median of the samples until they leave), less the idle "
-                  "server's PSS measured just before the load, divided by n."]
-    for note in notes:
-        lines += ["", note]
-    cmd = first_command(res, sc.name, case)
-    if cmd:
-        lines += ["", f"Generator: {cmd}"]
-    return lines
+                  "client is in, less the idle server's PSS measured just before the load, "
+                  "divided by the connections open at that sample (median over the samples "
+                  "until the clients leave); never by the target n."]
+    return lines + table_notes(res, sc, case, notes)
 
 
 def failed_by(runs):
@@ -491,18 +697,34 @@ class Goals:
         self.rows.append((goal, status, figures))
 
     def missing(self, goal, scenario, case, *variants):
-        """Mark the goal not measured, saying what is missing; True if it was."""
-        absent = [v for v in variants if self.res.median(scenario, case, v, "rate") is None
-                  and not self.res.ok_runs(scenario, case, v)]
+        """Settle the goal when a variant has no completed run; True if it did.
+        The first variant is the goal's subject: when its every repetition
+        failed the goal is not met, said in words; a reference variant that
+        failed, or anything not run, leaves the goal not measured."""
+        absent = [v for v in variants if not self.res.ok_runs(scenario, case, v)]
         if not absent:
             return False
         why = []
         for v in absent:
-            errs = sorted({str(r.get("error")) for r in self.res.failed_runs(scenario, case, v)})
-            why.append(f"{v} {scenario} {case}: " + (f"failed ({'; '.join(errs)})" if errs
-                                                      else "not run in this profile"))
-        self.add(goal, NOT_MEASURED, "; ".join(why))
+            words = self.res.failures(scenario, case, v)
+            why.append(f"{v} {scenario} {case}: " + (words or "not run in this profile"))
+        subject_failed = variants[0] in absent and self.res.failed_runs(scenario, case,
+                                                                         variants[0])
+        self.add(goal, NOT_MET if subject_failed else NOT_MEASURED, "; ".join(why))
         return True
+
+    def every_rep(self, goal, scenario, case, variant):
+        """For "in every repetition" goals: a repetition that failed fails the
+        goal, in words; True if one did (or none ran)."""
+        if self.missing(goal, scenario, case, variant):
+            return True
+        bad = self.res.failed_runs(scenario, case, variant)
+        if bad:
+            self.add(goal, NOT_MET, f"{variant}: {len(bad)} of "
+                     f"{len(bad) + len(self.res.ok_runs(scenario, case, variant))} "
+                     f"repetitions did not complete: {self.res.failures(scenario, case, variant)}")
+            return True
+        return False
 
     def compare(self, goal, left, right, words):
         """Status of `left <= right` with None as not measured."""
@@ -516,7 +738,8 @@ class Goals:
         self.sleep()
         self.fanout()
         self.cpu()
-        self.hold()
+        self.seat()
+        self.idle()
         self.generator()
         return self.rows
 
@@ -555,7 +778,7 @@ class Goals:
     def fanout(self):
         res, sc, case = self.res, "fanout", "n=10000"
         g = "(c) fan-out n=10000: chat-async delivers 100 % (every repetition)"
-        if not self.missing(g, sc, case, "async"):
+        if not self.every_rep(g, sc, case, "async"):
             d = res.worst(sc, case, "async", "delivered")
             self.compare(g, 100, d, f"async worst repetition {pct(d)} % delivered")
         g = "(c) fan-out n=10000: chat-async p99 ≤ 1.5× the write floor"
@@ -601,18 +824,28 @@ class Goals:
             self.compare(g, x, mul(1.1, a), f"threaded-gil {num(x)} req/s, async {num(a)} req/s: "
                          f"{ratio(div(x, a))} (need ≤ 1.10×)")
 
-    def hold(self):
-        res, sc, case = self.res, "hold", "n=10000"
+    def idle(self):
+        res, sc, case = self.res, "idle", "n=10000"
         for v in ("async", "threaded-unpooled", "forked"):
-            g = f"(e) hold: chat-{v} holds 10000 WebSockets (every repetition)"
-            if self.missing(g, sc, case, v):
+            g = f"(e) idle: chat-{v} holds 10000 idle keep-alive connections (every repetition)"
+            if self.every_rep(g, sc, case, v):
                 continue
             held = res.worst(sc, case, v, "completed")
-            why = failed_by(res.ok_runs(sc, case, v))
             figures = f"worst repetition held {num(held)} of 10000"
+            why = failed_by(res.ok_runs(sc, case, v))
             if why:
-                figures += f"; stopped by: {why}"
+                figures += f"; not held: {why}"
             self.compare(g, 10000, held, figures)
+
+    def seat(self):
+        res, case = self.res, "n=10000"
+        sc = "seat"
+        for v in ("async", "threaded-unpooled", "forked"):
+            g = f"(e) seat: chat-{v} seats 10000 members in the room (every repetition)"
+            if self.every_rep(g, sc, case, v):
+                continue
+            seat = res.spread(sc, case, v, "seat_s")
+            self.add(g, MET, f"all 10000 seated in {spread_text(seat)} s")
 
     def generator(self):
         res = self.res
@@ -686,10 +919,16 @@ class Panel:
         self.title, self.ylabel, self.log = title, ylabel, log
         self.groups = []      # (label, {variant: Spread}, reference value or None)
         self.ref_title = None
+        self.failed = {}      # (group index, variant) -> "failed" or "not finished"
 
-    def group(self, label, spreads, ref=None):
+    def group(self, label, spreads, ref=None, failed=None):
+        """failed: {variant: words} for variants none of whose runs completed;
+        they get a slot with the words in red instead of a bar."""
         spreads = {v: s for v, s in spreads.items() if s.median is not None}
-        if spreads:
+        failed = {v: w for v, w in (failed or {}).items() if v not in spreads}
+        if spreads or failed:
+            for v, w in failed.items():
+                self.failed[(len(self.groups), v)] = w
             self.groups.append((label, spreads, ref))
 
     def gnuplot(self, name):
@@ -699,27 +938,30 @@ class Panel:
                     f"set title {q(self.title)}",
                     f"set label 1 {q('not run in this profile')} at graph 0.5, 0.5 center",
                     "plot [0:1][0:1] NaN notitle", "unset label 1; set border; set tics"]
-        variants = [v for v in ORDER if any(v in g[1] for g in self.groups)]
-        variants += sorted({v for g in self.groups for v in g[1]} - set(variants))
+        shown = {v for g in self.groups for v in g[1]} | {v for _, v in self.failed}
+        variants = [v for v in ORDER if v in shown] + sorted(shown - set(ORDER))
         width = len(variants) + 1
         single = len(self.groups) == 1
         out, plots, ticks = [], [], []
         values = [x for g in self.groups for s in g[1].values() for x in (s.lo, s.median)]
+        values = values or [1]
         values += [g[2] for g in self.groups if g[2]]
         values += [s.hi for g in self.groups for s in g[1].values()]
         lo = min(v for v in values if v > 0) if any(v > 0 for v in values) else 1
         hi = max(values) if values else 1
         for vi, v in enumerate(variants):
             block = f"${name}_{vi}"
-            out.append(f"{block} << EOD")
+            rows = []
             for gi, (label, spreads, _) in enumerate(self.groups):
                 s = spreads.get(v)
+                x = gi * width + vi
                 if s:
-                    x = gi * width + vi
-                    out.append(f"{x} {s.median!r} {s.lo!r} {s.hi!r}")
-                    if single:
-                        ticks.append(f"{q(v)} {x}")
-            out.append("EOD")
+                    rows.append(f"{x} {s.median!r} {s.lo!r} {s.hi!r}")
+                if single and (s or (gi, v) in self.failed):
+                    ticks.append(f"{q(v)} {x}")
+            if not rows:        # failed everywhere: its words stand in the slot
+                continue
+            out += [f"{block} << EOD"] + rows + ["EOD"]
             key = "notitle" if single else f"title {q(v)}"
             plots.append(f"{block} using 1:2 with boxes lc rgb {q(colour(v))} {key}")
             # min–max as a capped vertical bar, none when the repetitions agree
@@ -737,6 +979,10 @@ class Panel:
         if not single:
             ticks = [f"{q(g[0])} {gi * width + (len(variants) - 1) / 2}"
                      for gi, g in enumerate(self.groups)]
+        # A variant that failed is a word where its bar would be, never a bar.
+        for k, ((gi, v), words) in enumerate(sorted(self.failed.items())):
+            out.append(f"set label {k + 10} {q(words)} at {gi * width + variants.index(v)}, "
+                       "graph 0.03 rotate by 90 left textcolor rgb 'red' front")
         out += [
             f"set title {q(self.title)}", f"set ylabel {q(self.ylabel)}",
             "set style fill solid 0.85 border -1", "set boxwidth 0.85",
@@ -750,8 +996,79 @@ class Panel:
         # below the smallest value, or the smallest bar vanishes.
         out += [f"set logscale y; set yrange [{lo / 3!r}:*]" if self.log
                 else f"unset logscale y; set yrange [0:{hi * 1.15!r}]"]
-        out.append("plot " + ", \\\n     ".join(plots))
+        if not plots:           # only failures: an empty axis under their words
+            out.append("set yrange [1:10]" if self.log else "set yrange [0:1]")
+        out.append("plot " + ", \\\n     ".join(plots or ["NaN notitle"]))
         return out
+
+
+class LinePanel:
+    """Lines against n on log–log axes: one line per variant through the
+    medians, min–max as error bars; a case where a variant has no completed
+    run is a red word at its n, never a point."""
+
+    def __init__(self, title, ylabel, xlabel="connections n"):
+        self.title, self.ylabel, self.xlabel = title, ylabel, xlabel
+        self.series = {}      # variant -> [(n, Spread)]
+        self.failed = []      # (n, variant, words)
+
+    def point(self, variant, n, spread, failed=None):
+        if spread.median is not None and spread.median > 0:
+            self.series.setdefault(variant, []).append((n, spread))
+        elif failed:
+            self.failed.append((n, variant, failed))
+
+    def gnuplot(self, name):
+        if not self.series and not self.failed:
+            return Panel(self.title, self.ylabel).gnuplot(name)
+        ns = [n for pts in self.series.values() for n, _ in pts] + [n for n, _, _ in self.failed]
+        ys = [x for pts in self.series.values() for _, sp in pts for x in (sp.lo, sp.hi)
+              if x and x > 0] or [1]
+        out, plots = [], []
+        variants = [v for v in ORDER if v in self.series]
+        variants += sorted(set(self.series) - set(variants))
+        for vi, v in enumerate(variants):
+            block = f"${name}_{vi}"
+            out += [f"{block} << EOD"] + [f"{n} {sp.median!r} {sp.lo!r} {sp.hi!r}"
+                                          for n, sp in sorted(self.series[v], key=lambda p: p[0])]
+            out.append("EOD")
+            plots.append(f"{block} using 1:2:3:4 with yerrorlines lc rgb {q(colour(v))} "
+                         f"pt 7 title {q(v)}")
+        for k, (n, v, words) in enumerate(self.failed):
+            out.append(f"set label {k + 10} {q(v + ': ' + words)} at {n}, graph "
+                       f"{0.05 + 0.06 * k} center textcolor rgb 'red' front")
+        out += [f"set title {q(self.title)}", f"set ylabel {q(self.ylabel)}",
+                f"set xlabel {q(self.xlabel)}", "set logscale xy", "set key top left",
+                "set grid xtics ytics",
+                f"set xrange [{min(ns) / 1.5!r}:{max(ns) * 1.5!r}]",
+                f"set yrange [{min(ys) / 2!r}:{max(ys) * 2!r}]"]
+        out.append("plot " + ", \\\n     ".join(plots or ["NaN notitle"]))
+        return out
+
+
+def line_panel(res, scenario, cases, metric, title, ylabel, scale=1.0):
+    """metric of each variant against n over the scenario's cases."""
+    p = LinePanel(title, ylabel)
+    for case in cases:
+        n, marks = case_n(case), failed_marks(res, scenario, case)
+        for v in res.variants(scenario, case):
+            sp = res.spread(scenario, case, v, metric)
+            if sp.median is not None:
+                sp.median, sp.lo, sp.hi = sp.median * scale, sp.lo * scale, sp.hi * scale
+            p.point(v, n, sp, marks.get(v))
+    return p
+
+
+def idle_panels(res, cases):
+    return [line_panel(res, "idle", cases, "pss_conn", "idle: PSS per open connection, "
+                       "log–log", "KiB", scale=1 / 1024),
+            line_panel(res, "idle", cases, "open_all_s", "idle: time to open all n "
+                       "(first answers), log–log", "seconds")]
+
+
+def seat_panel(res, cases):
+    return line_panel(res, "seat", cases, "seat_s", "seat: time to seat n members "
+                      "(n(n+1)/2 join frames), log–log", "seconds")
 
 
 def q(s):
@@ -786,10 +1103,22 @@ def spreads(res, scenario, case, metric, variants=None, scale=1.0):
     return out
 
 
+def failed_marks(res, scenario, case):
+    """{variant: "failed" or "not finished"} for the variants with runs in the
+    case none of which completed: what a plot shows instead of their bar."""
+    out = {}
+    for v in res.variants(scenario, case):
+        if not res.ok_runs(scenario, case, v):
+            words = res.failures(scenario, case, v)
+            if words:
+                out[v] = words.split(":", 1)[0]
+    return out
+
+
 def throughput_panel(res, sc, cases, title=None):
     p = Panel(title or f"{sc.name}: throughput (median, min–max)", sc.unit)
     for case in cases:
-        p.group(case, spreads(res, sc.name, case, "rate"))
+        p.group(case, spreads(res, sc.name, case, "rate"), failed=failed_marks(res, sc.name, case))
     return p
 
 
@@ -799,7 +1128,8 @@ def sleep_panel(res, cases, title="sleep: throughput, % of ideal (c / 0.1 s)"):
     for case in cases:
         n = case_n(case)
         if n:
-            p.group(case, spreads(res, "sleep", case, "rate", scale=100 / (n / 0.1)), ref=100)
+            p.group(case, spreads(res, "sleep", case, "rate", scale=100 / (n / 0.1)), ref=100,
+                    failed=failed_marks(res, "sleep", case))
     return p
 
 
@@ -807,7 +1137,8 @@ def fanout_panel(res, cases, title="fan-out: p99 latency per receipt (log scale)
     p = Panel(title, "ms", log=True)
     p.ref_title = "write floor"
     for case in cases:
-        p.group(case, spreads(res, "fanout", case, "p99"), ref=res.write_floor(case_n(case)))
+        p.group(case, spreads(res, "fanout", case, "p99"), ref=res.write_floor(case_n(case)),
+                failed=failed_marks(res, "fanout", case))
     return p
 
 
@@ -815,7 +1146,8 @@ def memory_panel(res, keys, title="memory per connection: settled PSS less idle 
     p = Panel(title, "KiB per connection", log=True)
     for scenario, case in keys:
         label = case if len({s for s, _ in keys}) == 1 else f"{scenario} {case}"
-        p.group(label, spreads(res, scenario, case, "pss_conn", scale=1 / 1024), ref=ref)
+        p.group(label, spreads(res, scenario, case, "pss_conn", scale=1 / 1024), ref=ref,
+                failed=failed_marks(res, scenario, case))
     return p
 
 
@@ -825,7 +1157,7 @@ def make_plots(res, outdir):
     present = lambda name: [c for c in res.cases(KNOWN[name]) if res.has(name, c)]
     for sc in res.scenarios():
         cases = [c for c in res.cases(sc) if res.has(sc.name, c)]
-        if not cases or sc.name in ("fanout", "hold"):
+        if not cases or sc.name in ("fanout", "seat", "idle"):
             continue
         if sc.name == "sleep":
             panels = [sleep_panel(res, cases)]
@@ -834,7 +1166,8 @@ def make_plots(res, outdir):
             twins = [c for c in cases if c.endswith("-hello")]
             lat = Panel("/hello at 50 req/s during the /cpu load: p99 (log scale)", "ms", log=True)
             for c in twins:
-                lat.group(c[:-len("-hello")], spreads(res, "cpu", c, "p99"))
+                lat.group(c[:-len("-hello")], spreads(res, "cpu", c, "p99"),
+                          failed=failed_marks(res, "cpu", c))
             panels = [throughput_panel(res, sc, load, "cpu: /cpu?n=20000 throughput"), lat]
         else:
             panels = [throughput_panel(res, sc, cases)]
@@ -845,11 +1178,18 @@ def make_plots(res, outdir):
     if fan:
         plot(os.path.join(outdir, "fanout-latency.png"), [fanout_panel(res, fan)])
         made["fanout"] = "fanout-latency.png"
-    mem = [("fanout", c) for c in fan] + [("hold", c) for c in present("hold")]
+    idle = present("idle")
+    if idle:
+        plot(os.path.join(outdir, "idle.png"), idle_panels(res, idle), (1, 2), (1300, 500))
+        made["idle"] = "idle.png"
+    seat = present("seat")
+    if seat:
+        plot(os.path.join(outdir, "seat.png"), [seat_panel(res, seat)])
+        made["seat"] = "seat.png"
+    mem = [("fanout", c) for c in fan] + [("seat", c) for c in seat]
     if mem:
         plot(os.path.join(outdir, "memory-per-connection.png"), [memory_panel(res, mem)])
         made["memory"] = "memory-per-connection.png"
-        made["hold"] = "memory-per-connection.png"
     plot(os.path.join(outdir, "headline.png"), headline_panels(res), (2, 2), (1200, 900))
     made["headline"] = "headline.png"
     return made
@@ -858,7 +1198,8 @@ def make_plots(res, outdir):
 def headline_panels(res):
     """The story in four panels: plain throughput, waiting, fan-out, memory."""
     hello = Panel("GET /hello, keep-alive, c=50: req/s", "req/s")
-    hello.group("c=50", spreads(res, "hello-keepalive", "c=50", "rate"))
+    hello.group("c=50", spreads(res, "hello-keepalive", "c=50", "rate"),
+                failed=failed_marks(res, "hello-keepalive", "c=50"))
     sleep_case = next((c for c in ("c=1000", "c=100") if res.has("sleep", c)), "c=1000")
     sleep = sleep_panel(res, [sleep_case], f"GET /sleep?ms=100, {sleep_case}: % of ideal")
     fan = [c for c in res.cases(KNOWN["fanout"]) if res.has("fanout", c)]
@@ -898,16 +1239,58 @@ def anchors_section(res):
     for n in sorted(floors, key=lambda k: int(k) if str(k).isdigit() else 0):
         lines.append(f"- write floor, one small write to {n} loopback sockets: "
                      f"{num(floors[n])} ms")
-    return lines
+    return lines + [""] + wait_table(res)
+
+
+WAIT_METHODS = ["select", "poll", "epoll"]
+
+
+def wait_table(res):
+    """The select / poll / epoll anchor: one wait call with n idle descriptors
+    and one ready (bench/waitcost.c), µs per call."""
+    wait = get(res.anchors, "wait_ns")
+    if not wait:
+        return ["- one wait call with n idle descriptors (select / poll / epoll): "
+                "not measured in this run"]
+    ns = sorted({int(n) for m in wait.values() for n in m}, key=int)
+    rows = []
+    for m in WAIT_METHODS + sorted(set(wait) - set(WAIT_METHODS)):
+        if m in wait:
+            rows.append([m] + [num(div(wait[m].get(str(n)), 1000)) if str(n) in wait[m]
+                               else ("over FD_SETSIZE" if m == "select" else "—") for n in ns])
+    return (["One wait call with n idle descriptors and one ready, µs per call "
+             "(bench/waitcost.c: select and poll scan all n, epoll returns its ready list):",
+             ""] + md_table(["call"] + [f"n={n}" for n in ns], rows))
 
 
 def failed_section(res):
     bad = res.failed_runs()
     if not bad:
-        return ["None: every run ran."]
-    return md_table(["scenario", "case", "variant", "rep", "error"],
+        return ["None: every run completed."]
+    return md_table(["scenario", "case", "variant", "rep", "what happened"],
                     [[r.get("scenario"), r.get("case"), r.get("variant"), r.get("rep"),
-                      r.get("error")] for r in bad])
+                      failure(r)] for r in bad])
+
+
+def disturbed_section(res):
+    """Runs that completed on a machine that was not quiet: their figures
+    stand, flagged (lab_bench.py records why in `disturbed`)."""
+    flagged = [r for r in res.runs if completed(r) and disturbed(r)]
+    if not flagged:
+        if any("disturbed" in r for r in res.runs):
+            return ["None: every completed run started on a quiet machine."]
+        return ["Not recorded in this results.json (recorded before runs were checked "
+                "for a quiet machine)."]
+    return md_table(["scenario", "case", "variant", "rep", "load at start, end", "why"],
+                    [[r.get("scenario"), r.get("case"), r.get("variant"), r.get("rep"),
+                      loads(r), disturbed(r)] for r in flagged])
+
+
+def loads(run):
+    a, b = run.get("loadavg_start"), run.get("loadavg_end")
+    if a and b:
+        return f"{a[0]:.2f}, {b[0]:.2f}"
+    return "—" if run.get("loadavg_1m") is None else f"{run['loadavg_1m']:.2f}, ?"
 
 
 def report(res, plots, plot_error=None):
@@ -929,7 +1312,7 @@ def report(res, plots, plot_error=None):
     out += ["", "## Goals", ""] + goals_section(res)
     for sc in res.scenarios():
         out += ["", f"## {sc.name}", "", sc.title + ".", ""]
-        if sc.name in plots and sc.name != "hold":
+        if sc.name in plots:
             out += [f"![{sc.name}]({plots[sc.name]})", ""]
         if sc.name == "fanout" and "memory" in plots:
             out += [f"![memory per connection]({plots['memory']})", ""]
@@ -950,7 +1333,10 @@ def report(res, plots, plot_error=None):
             "to the same core in turn. rate is chatbench's rate_in_t (responses within the "
             "window); wrk's and ab's are their own Requests/sec.", ""]
     out += wrk_table(res)
-    out += ["", "## Runs that failed", ""] + failed_section(res)
+    out += ["", "## Runs that failed, were cut off or did not finish", "",
+            "None of these is a figure above: a table, goal or plot says them in words.",
+            ""] + failed_section(res)
+    out += ["", "## Runs on a disturbed machine", ""] + disturbed_section(res)
     return "\n".join(out) + "\n"
 
 

@@ -26,28 +26,28 @@ int target_parse(const char *url, struct target *t);
 
 struct opts {
     struct target target;
-    struct target also;     /* ws, hold --also URL: every other client goes
+    struct target also;     /* ws, seat --also URL: every other client goes
                                there (a second server sharing the room through
                                --redis and the same --secret); port 0: none */
-    unsigned conc;          /* -c: connections (http), clients (ws, hold) */
+    unsigned conc;          /* -c: connections (http), clients (ws, seat, idle) */
     uint64_t requests;      /* -n: total requests (http); 0 = until -t */
-    double seconds;         /* -t: duration (http, hold); 0 = until -n */
+    double seconds;         /* -t: duration (http, idle), stay after seating (seat) */
     bool keepalive;         /* -k (http) */
     double rate;            /* -r: http: requests/s in all (open loop);
                                ws: messages/s per sender; 0 = as fast as possible */
     unsigned messages;      /* -m: messages per sender (ws) */
     unsigned senders;       /* -s: how many of the clients send (ws); 0 = all */
-    unsigned sources;       /* --sources: source addresses 127.0.0.2.. (hold, ws) */
-    const char *user, *password; /* ws/hold login, default coco / 123456 */
+    unsigned sources;       /* --sources: source addresses 127.0.0.2.. (ws, seat, idle) */
+    const char *user, *password; /* ws/seat login, default coco / 123456 */
     bool json;
 };
 
 /* What every mode reports. Latency in microseconds in `lat`. */
 struct result {
     const char *mode;
-    uint64_t completed;     /* http: responses; ws: receipts; hold: opened */
-    uint64_t failed;        /* http: errors; ws: missing receipts; hold: failed opens */
-    uint64_t expected;      /* ws: messages x senders x clients; hold: -c */
+    uint64_t completed;     /* http: responses; ws: receipts; seat: seated */
+    uint64_t failed;        /* http: errors; ws: missing receipts; seat: failed opens */
+    uint64_t expected;      /* ws: messages x senders x clients; seat: -c */
     double elapsed_s;
     uint64_t completed_in_t; /* http -t: responses received by t0 + T */
     double window_s;        /* http -t: t0 to the last response by t0 + T */
@@ -58,7 +58,12 @@ struct result {
         uint64_t count;
     } why[16];
     unsigned nwhy;
-    double seat_s;          /* ws/hold: time until every client was in */
+    bool is_idle;           /* idle: `opened` and `open_all_s` are reported */
+    uint64_t opened;        /* idle: connections whose first request was answered */
+    double open_all_s;      /* idle: until all had their first answer; -1: not all */
+    bool has_seated;        /* ws, seat: `seated` is reported */
+    uint64_t seated;        /* ws, seat: members that got in (101) */
+    double seat_s;          /* ws/seat: time until every client was in (or failed) */
     double cpu_user_s, cpu_sys_s; /* the generator's own CPU (getrusage) */
 };
 
@@ -67,7 +72,8 @@ void result_fail_n(struct result *r, const char *reason, uint64_t n);
 
 int run_http(const struct opts *o, struct result *r);
 int run_ws(const struct opts *o, struct result *r);
-int run_hold(const struct opts *o, struct result *r);
+int run_seat(const struct opts *o, struct result *r);
+int run_idle(const struct opts *o, struct result *r);
 
 /* Log in with POST /login (blocking, before the loop starts); writes
  * "session=..." into cookie. Returns 0 or -1 with a message on stderr. */

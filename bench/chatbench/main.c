@@ -11,9 +11,14 @@
  *       log in, connect CLIENTS WebSockets to the room, then SENDERS of them
  *       (default all) send MESSAGES each at RATE per second; every receipt
  *       at every client is timed from its send: the fan-out latency.
- *   chatbench hold URL -c CONNS -t SECONDS [--sources N] [--json]
- *       open CONNS WebSockets (from N source addresses 127.0.0.2.., so the
- *       ephemeral port range is no limit) and keep them for SECONDS.
+ *   chatbench seat URL -c CONNS [-t SECONDS] [--sources N] [--json]
+ *       join CONNS members to the chat room (WebSockets from N source
+ *       addresses 127.0.0.2.., so the ephemeral port range is no limit),
+ *       time the seating (n(n+1)/2 join frames), then stay SECONDS (0).
+ *   chatbench idle URL -c CONNS -t SECONDS [--sources N] [--json]
+ *       the C10K experiment: CONNS keep-alive connections, one request each,
+ *       then quiet (asking again inside the 15 s idle rule) for SECONDS;
+ *       completed = connections that still answer at the end (idle.c).
  *
  * Output: a short summary, or with --json one object: completed, failed,
  * elapsed, rate, latency p50/p90/p99/p999/max in ms, and the generator's own
@@ -75,11 +80,12 @@ static void usage(void)
 {
     fputs("usage: chatbench http URL -c CONC (-n REQUESTS | -t SECONDS) [-k] [-r RATE] [--json]\n"
           "       chatbench ws URL -c CLIENTS -m MESSAGES [-r RATE] [-s SENDERS] [--json]\n"
-          "       chatbench hold URL -c CONNS -t SECONDS [--json]\n"
-          "  (ws, hold: --sources N spreads clients over 127.0.0.2..; hold: elapsed and\n"
-          "   rate are of the opening phase, connections opened per second)\n"
-          "  (ws, hold: --user NAME --password PW, default coco / 123456)\n"
-          "  (ws, hold: --also URL sends every other client to a second server)\n",
+          "       chatbench seat URL -c CONNS [-t SECONDS] [--json]\n"
+          "       chatbench idle URL -c CONNS -t SECONDS [--sources N] [--json]\n"
+          "  (ws, seat: --sources N spreads clients over 127.0.0.2..; seat: elapsed and\n"
+          "   rate are of the seating, members seated per second)\n"
+          "  (ws, seat: --user NAME --password PW, default coco / 123456)\n"
+          "  (ws, seat: --also URL sends every other client to a second server)\n",
           stderr);
     exit(2);
 }
@@ -96,7 +102,9 @@ static double number(const char *s)
 static void print_result(const struct opts *o, const struct result *r)
 {
     double ms = 1000.0;
-    double rate = r->elapsed_s > 0 ? (double)r->completed / r->elapsed_s : 0;
+    /* idle: the open phase's rate, connections answered per second */
+    double done = (double)(r->is_idle ? r->opened : r->completed);
+    double rate = r->elapsed_s > 0 ? done / r->elapsed_s : 0;
     uint64_t p50 = hist_quantile(&r->lat, .5), p90 = hist_quantile(&r->lat, .9),
              p99 = hist_quantile(&r->lat, .99), p999 = hist_quantile(&r->lat, .999);
     double cpu = r->cpu_user_s + r->cpu_sys_s;
@@ -115,6 +123,15 @@ static void print_result(const struct opts *o, const struct result *r)
             printf("%s\"%s\":%llu", i ? "," : "", r->why[i].reason,
                    (unsigned long long)r->why[i].count);
         printf("}");
+        if (r->is_idle) {
+            printf(",\"opened\":%llu,\"open_all_s\":", (unsigned long long)r->opened);
+            if (r->open_all_s >= 0)
+                printf("%.3f", r->open_all_s);
+            else
+                printf("null");
+        }
+        if (r->has_seated)
+            printf(",\"seated\":%llu", (unsigned long long)r->seated);
         if (r->window_s > 0)
             printf(",\"rate_in_t\":%.1f", (double)r->completed_in_t / r->window_s);
         printf("}\n");
@@ -209,10 +226,12 @@ int main(int argc, char **argv)
         if (!o.messages)
             usage();
         rc = run_ws(&o, &r);
-    } else if (strcmp(mode, "hold") == 0) {
+    } else if (strcmp(mode, "idle") == 0) {
         if (!o.seconds)
             usage();
-        rc = run_hold(&o, &r);
+        rc = run_idle(&o, &r);
+    } else if (strcmp(mode, "seat") == 0) {
+        rc = run_seat(&o, &r);
     } else {
         usage();
     }

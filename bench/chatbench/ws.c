@@ -569,6 +569,8 @@ int run_ws(const struct opts *o, struct result *r)
     wsc_pool_start(&R->pool);
     uv_run(&loop, UV_RUN_DEFAULT); /* ends when finish() has closed every handle */
 
+    r->seated = R->pool.opened;
+    r->has_seated = true;
     int rc = R->pool.opened > 0 && uv_loop_close(&loop) == 0 ? 0 : -1;
     if (R->pool.opened == 0)
         uv_loop_close(&loop);

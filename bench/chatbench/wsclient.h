@@ -1,4 +1,4 @@
-/* The WebSocket client side shared by `chatbench ws` and `chatbench hold`.
+/* The WebSocket client side shared by `chatbench ws` and `chatbench seat`.
  *
  * A pool of N clients on one libuv loop. The pool connects them with a
  * bounded number of handshakes in flight (so the server's accept queue and

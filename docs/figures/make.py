@@ -69,8 +69,11 @@ class Run:
         self.doc = self.res.doc
 
     def has(self, scenario, case):
-        return any(r.get("ok") for r in self.res.runs
-                   if r.get("scenario") == scenario and r.get("case") == case)
+        """Has the run any repetition of the case, completed or not? A case
+        whose every repetition failed is still that run's finding: the page
+        says the failure in words rather than fall back to another run."""
+        return any(r.get("scenario") == scenario and r.get("case") == case
+                   for r in self.res.runs)
 
     def source_line(self):
         """Where a fragment's figures come from: date, machine, command, file."""
@@ -191,14 +194,13 @@ def c10k_fragment(runs):
     rows, used = [], []
     for n in (100, 1000, 10000):
         for v in C10K_MODELS:
-            for scenario in ("fanout", "hold"):
+            for scenario in ("fanout", "seat"):
                 case = f"n={n}"
-                if scenario == "hold" and n != 10000:
+                if scenario == "seat" and n != 10000:
                     continue
                 run = pick(runs, scenario, case)
                 if run is None or not run.res.ok_runs(scenario, case, v):
-                    failed = run.res.failed_runs(scenario, case, v) if run else []
-                    why = (f"failed: {failed[0].get('error')}" if failed else ABSENT)
+                    why = (run.res.failures(scenario, case, v) if run else "") or ABSENT
                     rows.append([v, n, scenario, why] + [""] * (len(head) - 4))
                     continue
                 used.append(run)
@@ -208,7 +210,7 @@ def c10k_fragment(runs):
                                         for r in res.ok_runs(scenario, case, v))
                 procs = report.Spread(report.get(r, "server_usage", "peak_processes")
                                       for r in res.ok_runs(scenario, case, v))
-                if scenario == "hold":
+                if scenario == "seat":
                     done = report.div(med("completed"), n)
                     done = None if done is None else 100 * done
                 else:
@@ -223,8 +225,9 @@ def c10k_fragment(runs):
     return with_sources(used, report.md_table(head, rows) + [
         "", "Medians over the repetitions. PSS/conn is computed as in the scenario tables "
         "(`bench/report.py:pss_per_conn`); threads and processes are the peak counts over "
-        "the server's whole process tree. `hold` opens n WebSockets and keeps them idle "
-        "for 10 s; `fanout` seats n members and broadcasts to them."])
+        "the server's whole process tree. `seat` seats n members in the room (n(n+1)/2 join "
+        "frames; runs recorded before the rename call it `hold`); `fanout` seats n members "
+        "and broadcasts to them."])
 
 
 def fragments(runs):
@@ -238,7 +241,7 @@ def fragments(runs):
         "cpu": scenario_fragment(runs, "cpu", ["c=2", "c=2-hello", "c=4", "c=4-hello"], full),
         "search": scenario_fragment(runs, "search", ["c=200"], full),
         "fanout": scenario_fragment(runs, "fanout", ["n=100", "n=1000", "n=10000"], full),
-        "hold": scenario_fragment(runs, "hold", ["n=10000"], full),
+        "seat": scenario_fragment(runs, "seat", ["n=1000", "n=3000", "n=10000"], full),
         "crosscheck": wrk_fragment(runs),
         "chat-rate": scenario_fragment(runs, "chat-rate", ["n=1000"], full),
         "fanout-redis": redis_fragment(runs),
@@ -273,21 +276,35 @@ def resolve(runs, key):
                                    NUM_METRICS or USAGE_METRICS
     ratio:KEY:KEY                  the first over the second, "2.04×"
     anchor/fork_us, anchor/two_core_scaling, anchor/write_floor_ms/N
+                                   from the first run that has it; with
+                                   @SCENARIO/CASE appended, from the run that
+                                   case's figures come from ("the same run")
     machine/FIELD                  a field of results.json's machine (mem_gib too)
     """
     if key.startswith("ratio:"):
         parts = key.split(":")
         if len(parts) != 3:
             return None
-        a, b = (value(runs, k) for k in parts[1:])
+        # A figure over an anchor: the anchor of the run the figure is from.
+        keys = parts[1:]
+        for i, j in ((0, 1), (1, 0)):
+            if (keys[j].startswith("anchor/") and "@" not in keys[j]
+                    and keys[i].split("/")[0] in report.KNOWN):
+                keys[j] += "@" + "/".join(keys[i].split("/")[:2])
+        a, b = (value(runs, k) for k in keys)
         if a is False or b is False:
             return None
+        for x in (a, b):
+            if isinstance(x, Failed):
+                return str(x)
         return ABSENT if a is None or b is None else report.ratio(report.div(a, b))
     x = value(runs, key)
     if x is False:
         return None
     if x is None:
         return ABSENT
+    if isinstance(x, Failed):
+        return str(x)
     parts = key.split("/")
     if parts[0] == "machine":
         if parts[1] == "mem_gib":
@@ -296,7 +313,7 @@ def resolve(runs, key):
             return "–".join(str(v) for v in x)
         return fmt_int(x) if isinstance(x, int) and x >= 10000 else str(x)
     if parts[0] == "anchor":
-        return report.ratio(x) if parts[1] == "two_core_scaling" else report.num(x)
+        return report.ratio(x) if parts[1].startswith("two_core_scaling") else report.num(x)
     metric = parts[3]
     if metric in USAGE_METRICS:
         if metric == "memdrop_gib":
@@ -305,8 +322,21 @@ def resolve(runs, key):
     return NUM_METRICS[metric][1](x)
 
 
+class Failed(str):
+    """The value of a case whose every repetition failed or did not finish:
+    the guide says so in words, never a number (bench/report.py:failure)."""
+
+
+def failed_value(res, scenario, case, variant):
+    words = res.failures(scenario, case, variant)
+    if not words or res.ok_runs(scenario, case, variant):
+        return None
+    return Failed(words.split(":", 1)[0] + " in this run")
+
+
 def value(runs, key):
-    """The raw value of a key; None when no run has it, False for a bad key."""
+    """The raw value of a key; None when no run has it, False for a bad key,
+    a Failed when every repetition of it failed."""
     parts = key.split("/")
     if parts[0] == "machine" and len(parts) == 2:
         run = runs[0] if runs else None
@@ -319,8 +349,19 @@ def value(runs, key):
             return False
         return m[parts[1]]
     if parts[0] == "anchor":
+        # anchor/NAME@SCENARIO/CASE: the anchor of the run that the figures
+        # of SCENARIO/CASE come from, so that "measured in the same run" is
+        # true; without @, the first run (in PREFERENCE) that has it.
+        parts, _, at = key.partition("@")
+        parts = parts.split("/")
         if len(parts) not in (2, 3):
             return False
+        if at:
+            where = at.split("/")
+            if len(where) != 2 or where[0] not in report.KNOWN:
+                return False
+            run = pick(runs, *where)
+            return None if run is None else report.get(run.res.anchors, *parts[1:])
         for run in runs:
             x = report.get(run.res.anchors, *parts[1:])
             if x is not None:
@@ -334,6 +375,9 @@ def value(runs, key):
     run = pick(runs, scenario, case)
     if run is None:
         return None
+    failed = failed_value(run.res, scenario, case, variant)
+    if failed:
+        return failed
     if metric in USAGE_METRICS:
         return report.Spread(report.get(r, "server_usage", USAGE_METRICS[metric])
                              for r in run.res.ok_runs(scenario, case, variant)).median

@@ -25,6 +25,9 @@ REPORT = os.path.join(HERE, "..", "..", "bench", "report.py")
 CANNED = os.path.join(HERE, "results.json")
 
 
+FAILED = "## Runs that failed, were cut off or did not finish"
+
+
 def run_report(doc_path=None, doc=None):
     """Run report.py on a copy of a results.json; returns (dir, process)."""
     outdir = tempfile.mkdtemp(prefix="report-test-")
@@ -63,10 +66,18 @@ def by_variant(md, heading):
     return {r["variant"]: r for r in table(section(md, heading))}
 
 
-class CannedReport(unittest.TestCase):
+class ReportOf:
+    """A mixin: report.py run once on a results.json for the whole class: a path
+    (`canned`) or a document made by `doc()`."""
+    canned = None
+
+    @classmethod
+    def doc(cls):
+        return None
+
     @classmethod
     def setUpClass(cls):
-        cls.dir, cls.proc = run_report(CANNED)
+        cls.dir, cls.proc = run_report(cls.canned, cls.doc())
         path = os.path.join(cls.dir, "report.md")
         cls.md = read(path) if os.path.exists(path) else ""
 
@@ -78,6 +89,10 @@ class CannedReport(unittest.TestCase):
         self.assertEqual(self.proc.returncode, 0, self.proc.stderr)
         self.assertTrue(self.md.startswith("# c10k-lab benchmark report"))
 
+
+class CannedReport(ReportOf, unittest.TestCase):
+    canned = CANNED
+
     def test_machine_and_anchors(self):
         self.assertIn("profile: **full**", self.md)
         self.assertIn("Canned CPU @ 2.0GHz, 2 cores", self.md)
@@ -86,11 +101,13 @@ class CannedReport(unittest.TestCase):
         self.assertIn("two-core scaling (two processes vs one, same SHA-256 chain): 1.80×",
                       anchors)
         self.assertIn("one small write to 10000 loopback sockets: 80.0 ms", anchors)
+        # A run recorded before the select / poll / epoll anchor says so.
+        self.assertIn("(select / poll / epoll): not measured in this run", anchors)
 
     def test_a_table_per_scenario_and_case_in_the_data(self):
         for heading in ["### hello-keepalive c=50", "### sleep c=100", "### sleep c=1000",
                         "### cpu c=2", "### cpu c=2-hello", "### fanout n=1000",
-                        "### fanout n=10000", "### hold n=10000"]:
+                        "### fanout n=10000", "### seat n=10000"]:
             self.assertIn("| variant |", section(self.md, heading), heading)
 
     def test_what_was_not_run_is_named(self):
@@ -153,14 +170,19 @@ class CannedReport(unittest.TestCase):
         self.assertEqual(hello["threaded-gil"]["reps ok"], "0 of 1")
         self.assertIn("**failed**: timeout: no answer on /hello after 5 s",
                       hello["threaded-gil"]["throughput req/s"])
-        failed = table(section(self.md, "## Runs that failed"))
+        failed = table(section(self.md, FAILED))
         self.assertEqual(
             [(r["scenario"], r["case"], r["variant"], r["rep"]) for r in failed],
             [("hello-keepalive", "c=50", "threaded", "3"),
              ("hello-keepalive", "c=50", "threaded-gil", "1"),
-             ("fanout", "n=10000", "tornado", "1")])
-        self.assertIn("bind: Address already in use", failed[0]["error"])
-        self.assertIn("login: HTTP 500", failed[2]["error"])
+             ("fanout", "n=10000", "tornado", "1"),
+             ("seat", "n=10000", "forked", "1")])
+        self.assertIn("failed: server exited with status 1 before the run: bind: Address "
+                      "already in use", failed[0]["what happened"])
+        self.assertIn("failed: chatbench exited with status 1: login: HTTP 500",
+                      failed[2]["what happened"])
+        # 8000 of 10000 opened: the seating did not finish; it is no capacity.
+        self.assertEqual(failed[3]["what happened"], "not finished: 8000 of 10000 seated at 0 s")
 
     def test_chatbench_vs_wrk(self):
         rows = {r["server"]: r for r in table(section(self.md, "## chatbench vs wrk and ab"))}
@@ -195,9 +217,17 @@ class CannedReport(unittest.TestCase):
             "(d) cpu c=2: chat-forked ≥ 0.9× two-core scaling over chat-async": "NOT MET",
             # 105 / 100 = 1.05 <= 1.1
             "(d) cpu c=2: chat-threaded --gil ≤ 1.1× chat-async": "met",
-            "(e) hold: chat-async holds 10000 WebSockets (every repetition)": "met",
-            "(e) hold: chat-threaded-unpooled holds 10000 WebSockets (every repetition)": "met",
-            "(e) hold: chat-forked holds 10000 WebSockets (every repetition)": "NOT MET",
+            "(e) seat: chat-async seats 10000 members in the room (every repetition)": "met",
+            "(e) seat: chat-threaded-unpooled seats 10000 members in the room (every "
+            "repetition)": "met",
+            "(e) seat: chat-forked seats 10000 members in the room (every repetition)":
+                "NOT MET",
+            "(e) idle: chat-async holds 10000 idle keep-alive connections (every repetition)":
+                "not measured",
+            "(e) idle: chat-threaded-unpooled holds 10000 idle keep-alive connections (every "
+            "repetition)": "not measured",
+            "(e) idle: chat-forked holds 10000 idle keep-alive connections (every repetition)":
+                "not measured",
             "(f) hello-keepalive c=50 against async: chatbench CPU per request ≤ wrk's": "met",
             "(f) hello-keepalive c=50 against async: chatbench throughput within 15 % of wrk's":
                 "met",
@@ -212,10 +242,10 @@ class CannedReport(unittest.TestCase):
                 "met",
         }
         self.assertEqual(status, expect)
-        self.assertIn("stopped by: reset 2000",
-                      goals["(e) hold: chat-forked holds 10000 WebSockets (every repetition)"]
-                      ["figures"])
-        self.assertIn("15 met, 5 not met, 0 not measured.", section(self.md, "## Goals"))
+        self.assertIn("forked seat n=10000: not finished: 8000 of 10000 seated at 0 s",
+                      goals["(e) seat: chat-forked seats 10000 members in the room (every "
+                            "repetition)"]["figures"])
+        self.assertIn("15 met, 5 not met, 3 not measured.", section(self.md, "## Goals"))
         # 1.5 s of chatbench CPU over 3 s: its core half busy; 2.5 µs each.
         self.assertIn("200000 receipts/s at 2.50 µs of chatbench CPU each (its core 50.0 % busy; "
                       "400000 receipts/s would fill it)",
@@ -236,6 +266,176 @@ class CannedReport(unittest.TestCase):
         self.assertFalse(os.path.exists(os.path.join(self.dir, "search.png")))
 
 
+def canned_with_failures():
+    """The canned run plus runs that failed, were cut off, measured nothing or
+    ran on a disturbed machine, and samples that count open connections."""
+    with open(CANNED, encoding="utf-8") as f:
+        doc = json.load(f)
+    runs = doc["runs"]
+
+    def like(scenario, case, variant, rep=1):
+        r = next(r for r in runs if (r["scenario"], r["case"], r["variant"], r["rep"])
+                 == (scenario, case, variant, rep))
+        return json.loads(json.dumps(r))
+
+    # A fan-out that delivered nothing: its p99 is 0, which over the write
+    # floor would read "0.00×" and count as a repetition that went well.
+    nothing = like("fanout", "n=1000", "async")
+    nothing.update(variant="threaded-unpooled")
+    nothing["result"].update(completed=0, failed=50000, rate=0, failed_by={"timeout": 50000})
+    nothing["result"]["latency_ms"] = {k: 0.0 for k in nothing["result"]["latency_ms"]}
+    # The seating cut off at its deadline with 4000 of 10000 members in.
+    cut_seat = like("hold", "n=10000", "async")
+    cut_seat.update(variant="threaded-unpooled", rep=2, cut_off_s=245.0)
+    cut_seat["result"].update(completed=4000, failed=6000)
+    # A fan-out cut off while the members were being seated.
+    cut_fan = like("fanout", "n=10000", "async")
+    cut_fan.update(variant="tornado", rep=2, cut_off_s=65.0)
+    cut_fan["result"].update(completed=120, seated=4000)
+    # An HTTP run cut off with requests in flight, beside one that completed.
+    cut_http = like("sleep", "c=1000", "forked")
+    cut_http.update(rep=2, cut_off_s=13.6)
+    cut_http["result"].update(rate=1000000, rate_in_t=1000000)
+    # Half the members open while the PSS was read: PSS per connection is
+    # over the 50 open, not the 100 asked for.
+    half = like("fanout", "n=10000", "async")
+    half.update(case="n=100", rep=1)
+    half["result"].update(completed=5000, expected=5000, seat_s=1.0)
+    half["server_usage"]["idle_pss_bytes"] = 5000000
+    half["samples"] = [dict(s, pss=5000000 + 50 * 20480, open_conns=50) for s in half["samples"]]
+    for s in half["samples"][:1] + half["samples"][-1:]:
+        s["open_conns"] = 0
+    # A run on a disturbed machine keeps its figures and is flagged.
+    for r in runs:
+        if (r["scenario"], r["case"], r["variant"], r["rep"]) == ("hello-keepalive", "c=50",
+                                                                   "async", 2):
+            r.update(disturbed=["1-min load 3.10 at start (over 2.5 on 2 cores)"],
+                     loadavg_start=[3.1, 2.0, 1.0], loadavg_end=[3.3, 2.1, 1.0])
+    # idle n=1000: chat-async holds all 1000; chat-threaded's pool of 64
+    # answers 64 and the rest wait in its queue (never all open: no time).
+    idle = []
+    for variant, held, open_all in (("async", 1000, 0.5), ("threaded", 64, None)):
+        r = like("hello-keepalive", "c=50", "async")
+        r.update(scenario="idle", case="n=1000", variant=variant)
+        r["result"] = {"mode": "idle", "completed": held, "failed": 1000 - held,
+                       "expected": 1000, "opened": held, "open_all_s": open_all,
+                       "seat_s": open_all or 12.0, "elapsed": open_all or 12.0,
+                       "latency_ms": {}, "cpu": {"user_s": 0.1, "sys_s": 0.2},
+                       "failed_by": {"timeout": 1000 - held} if held < 1000 else {}}
+        r["server_usage"].update(idle_pss_bytes=4000000, peak_threads=1 if held == 1000 else 66,
+                                 cpu_s=0.25)
+        # 1000 open (64 served, 936 queued but accepted) at 2 KiB or 40 KiB each
+        per = 2048 if variant == "async" else 40960
+        r["samples"] = [{"t": 13.0 + k, "pss": 4000000 + 1000 * per, "open_conns": 1000}
+                        for k in range(4)] + [{"t": 40.0, "pss": 4000000, "open_conns": 0}]
+        idle.append(r)
+    runs += [nothing, cut_seat, cut_fan, cut_http, half] + idle
+    # The select / poll / epoll anchor (bench/waitcost.c), ns per call.
+    doc["anchors"]["wait_ns"] = {"select": {"10": 1500.0, "1000": 140000.0},
+                                 "poll": {"10": 1000.0, "1000": 110000.0, "10000": 5000000.0},
+                                 "epoll": {"10": 550.0, "1000": 640.0, "10000": 780.0}}
+    return doc
+
+
+class FailuresInWords(ReportOf, unittest.TestCase):
+    """A run that failed, was cut off or did not finish is reported in words:
+    never a number or a ratio, never a repetition that went well."""
+
+    @classmethod
+    def doc(cls):
+        return canned_with_failures()
+
+    def test_nothing_delivered_is_a_failure_not_a_ratio(self):
+        row = by_variant(self.md, "### fanout n=1000")["threaded-unpooled"]
+        self.assertEqual(row["reps ok"], "0 of 1")
+        self.assertEqual(row["throughput receipts/s"], "**failed**: 0 of 50000 receipts delivered")
+        self.assertEqual(row["p99 / write floor"], "")
+        self.assertNotIn("×", " ".join(row.values()))
+
+    def test_cut_off_seating_is_not_a_capacity(self):
+        row = by_variant(self.md, "### fanout n=10000")["tornado"]
+        self.assertEqual(row["reps ok"], "0 of 2")
+        self.assertIn("**not finished**: 4000 of 10000 seated at 65 s", row["throughput receipts/s"])
+        hold = by_variant(self.md, "### seat n=10000")["threaded-unpooled"]
+        self.assertEqual(hold["reps ok"], "1 of 2")
+        self.assertIn("threaded-unpooled rep 2: not finished: 4000 of 10000 seated at 245 s.",
+                      section(self.md, "### seat n=10000"))
+        goals = {r["goal"]: r for r in table(section(self.md, "## Goals"))}
+        g = goals["(e) seat: chat-threaded-unpooled seats 10000 members in the room (every "
+                  "repetition)"]
+        self.assertEqual(g["status"], "**NOT MET**")
+        self.assertIn("1 of 2 repetitions did not complete: not finished: 4000 of 10000 seated "
+                      "at 245 s", g["figures"])
+
+    def test_a_cut_off_repetition_is_not_in_the_figures(self):
+        row = by_variant(self.md, "### sleep c=1000")["forked"]
+        # rep 1: 8000 req/s; rep 2 was cut off and claims 1000000: not counted.
+        self.assertEqual(row["reps ok"], "1 of 2")
+        self.assertEqual(row["of ideal"], "80.00 %")
+        self.assertIn("forked rep 2: not finished: cut off at 13.6 s with requests in flight.",
+                      section(self.md, "### sleep c=1000"))
+
+    def test_every_failure_is_listed_in_words(self):
+        failed = {(r["scenario"], r["case"], r["variant"], r["rep"]): r["what happened"]
+                  for r in table(section(self.md, FAILED))}
+        self.assertEqual(failed[("fanout", "n=1000", "threaded-unpooled", "1")],
+                         "failed: 0 of 50000 receipts delivered")
+        self.assertEqual(failed[("fanout", "n=10000", "tornado", "2")],
+                         "not finished: 4000 of 10000 seated at 65 s")
+        self.assertEqual(failed[("sleep", "c=1000", "forked", "2")],
+                         "not finished: cut off at 13.6 s with requests in flight")
+        for words in failed.values():
+            self.assertNotRegex(words, r"×|%")
+
+    def test_pss_per_connection_divides_by_what_was_open(self):
+        # (5e6 + 50 x 20480 - 5e6) / 50 open = 20 KiB, not 10 over the n of 100.
+        self.assertEqual(by_variant(self.md, "### fanout n=100")["async"]["PSS/conn KiB"],
+                         "20.0")
+
+    def test_idle(self):
+        idle = by_variant(self.md, "### idle n=1000")
+        self.assertEqual(idle["async"]["held at the end (of 1000)"], "1000")
+        self.assertEqual(idle["async"]["time to open all s"], "0.500")
+        self.assertEqual(idle["async"]["PSS/conn KiB"], "2.00")
+        self.assertEqual(idle["threaded"]["held at the end (of 1000)"], "64")
+        # Not every connection answered: words, never a time.
+        self.assertEqual(idle["threaded"]["time to open all s"],
+                         "not all: 64 of 1000 answered within 12 s")
+        self.assertEqual(idle["threaded"]["PSS/conn KiB"], "40.0")
+        self.assertEqual(idle["threaded"]["peak threads"], "66")
+        self.assertIn("threaded: connections not held, by reason, over all repetitions: "
+                      "timeout 936.", section(self.md, "### idle n=1000"))
+        self.assertTrue(os.path.exists(os.path.join(self.dir, "idle.png")))
+
+    def test_wait_anchor(self):
+        rows = {r["call"]: r for r in table(section(self.md, "## Anchors"))}
+        self.assertEqual(rows["select"]["n=1000"], "140")
+        self.assertEqual(rows["select"]["n=10000"], "over FD_SETSIZE")
+        self.assertEqual(rows["poll"]["n=10000"], "5000")
+        self.assertEqual(rows["epoll"]["n=10"], "0.550")
+
+    def test_a_disturbed_run_is_flagged(self):
+        self.assertEqual(by_variant(self.md, "### hello-keepalive c=50")["async"]["reps ok"],
+                         "3 of 3 (disturbed)")
+        rows = table(section(self.md, "## Runs on a disturbed machine"))
+        self.assertEqual([(r["scenario"], r["variant"], r["rep"], r["load at start, end"])
+                          for r in rows], [("hello-keepalive", "async", "2", "3.10, 3.30")])
+        self.assertIn("1-min load 3.10 at start", rows[0]["why"])
+
+    def test_failures_are_marked_in_the_plots(self):
+        # The fan-out plots name the variants that failed instead of a bar.
+        import importlib.util
+        spec = importlib.util.spec_from_file_location("report", REPORT)
+        report = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(report)
+        res = report.Results(canned_with_failures())
+        self.assertEqual(report.failed_marks(res, "fanout", "n=10000"), {"tornado": "failed"})
+        self.assertEqual(report.failed_marks(res, "fanout", "n=1000"),
+                         {"threaded-unpooled": "failed"})
+        script = "\n".join(report.fanout_panel(res, ["n=1000", "n=10000"]).gnuplot("p"))
+        self.assertEqual(script.count('"failed" at '), 2)
+
+
 class EmptyReport(unittest.TestCase):
     """A run that ran nothing still gives a report: everything "not run"."""
 
@@ -249,9 +449,9 @@ class EmptyReport(unittest.TestCase):
             self.assertEqual(statuses, {"not measured"})
             self.assertIn("not run in this profile", section(md, "## Goals"))
             for sc in ["hello-keepalive", "hello-close", "sleep", "cpu", "search", "fanout",
-                       "hold"]:
+                       "seat"]:
                 self.assertIn("Not run in this profile.", section(md, f"## {sc}"), sc)
-            self.assertIn("None: every run ran.", section(md, "## Runs that failed"))
+            self.assertIn("None: every run completed.", section(md, FAILED))
             self.assertTrue(os.path.exists(os.path.join(outdir, "headline.png")))
         finally:
             shutil.rmtree(outdir, ignore_errors=True)

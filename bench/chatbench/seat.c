@@ -1,15 +1,20 @@
-/* chatbench hold: C10K. Open CONNS chat WebSockets, keep them for SECONDS
- * while reading (and dropping) whatever the server sends, and report
- *   completed  connections opened (101 with the right accept key)
+/* chatbench seat: join CONNS members to the chat room and time the seating.
+ * Every newcomer's join goes to every member already in, so seating n
+ * members costs the server n(n+1)/2 join frames: this is the room's own
+ * cost, not the cost of holding idle connections (that is `chatbench idle`).
+ * Once every client is in (or failed) they stay for -t SECONDS (default 0)
+ * while what the server sends is read and dropped, so that a sampler sees
+ * the settled room. Reports
+ *   completed  members seated (101 with the right accept key)
+ *   seated     the same, under its own name
  *   failed     by reason: connect, refused (503), reset, timeout, closed,
  *              status, handshake for opens that failed, and 'dropped' for
- *              opened ones the server closed before the hold was over
+ *              seated ones the server closed before the stay was over
  *              (so still open at the end = completed - dropped)
  *   seat_s     time from the first connect until every client was in or
- *              failed; elapsed_s is the same span, so `rate` is opens/s
+ *              failed; elapsed_s is the same span, so `rate` is seats/s
  *   latency    per connection, from connect() to the 101.
- * Reading everything matters: every newcomer's join goes to every member,
- * N^2/2 frames in all, and a client that lags 1 MiB behind is cut off.
+ * Reading everything matters: a client that lags 1 MiB behind is cut off.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +23,7 @@
 #include "chatbench.h"
 #include "wsclient.h"
 
-struct hold {
+struct seat {
     const struct opts *o;
     struct result *r;
     struct wsc_pool pool;
@@ -33,26 +38,26 @@ struct hold {
  * a close. Waking for each join frame would cost a read() per frame, N^2/2
  * of them (11 us each measured against chat-threaded, which writes every
  * frame on its own): with a low-water mark the kernel wakes us once per
- * HOLD_LOWAT bytes instead. A FIN or RST still wakes us at once (tcp_poll
+ * SEAT_LOWAT bytes instead. A FIN or RST still wakes us at once (tcp_poll
  * reports them whatever the mark), so dropped connections are seen, and
- * at most HOLD_LOWAT - 1 bytes per client wait in the kernel, not in the
+ * at most SEAT_LOWAT - 1 bytes per client wait in the kernel, not in the
  * server: its 1 MiB cut-off is not brought nearer. */
-#define HOLD_LOWAT 8192
+#define SEAT_LOWAT 8192
 
 static void h_open(struct wsc *c)
 {
-    struct hold *h = c->pool->user;
+    struct seat *h = c->pool->user;
     hist_record(&h->r->lat, (now_ns() - c->t_start) / 1000);
     h->open_now++;
     uv_os_fd_t fd;
-    int lowat = HOLD_LOWAT;
+    int lowat = SEAT_LOWAT;
     if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
         (void)setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat);
 }
 
 static void h_fail(struct wsc *c)
 {
-    struct hold *h = c->pool->user;
+    struct seat *h = c->pool->user;
     result_fail(h->r, c->why);
 }
 
@@ -63,7 +68,7 @@ static void h_frame(struct wsc *c, unsigned op, const uint8_t *p, size_t have, u
 
 static void h_closed(struct wsc *c)
 {
-    struct hold *h = c->pool->user;
+    struct seat *h = c->pool->user;
     h->open_now--;
     h->dropped++;
     result_fail(h->r, "dropped");
@@ -74,7 +79,7 @@ static void h_closed(struct wsc *c)
 
 static void end_cb(uv_timer_t *t)
 {
-    struct hold *h = t->data;
+    struct seat *h = t->data;
     h->t_end = now_ns();
     wsc_pool_close_all(&h->pool);
     uv_close((uv_handle_t *)&h->timer, NULL);
@@ -82,15 +87,15 @@ static void end_cb(uv_timer_t *t)
 
 static void h_connected(struct wsc_pool *p)
 {
-    struct hold *h = p->user;
+    struct seat *h = p->user;
     h->t_connected = now_ns();
     h->r->seat_s = (double)(h->t_connected - p->t_first) / 1e9;
-    fprintf(stderr, "chatbench: %u of %u open after %.3f s; holding %.1f s\n", h->open_now,
+    fprintf(stderr, "chatbench: %u of %u seated after %.3f s; staying %.1f s\n", h->open_now,
             p->n, h->r->seat_s, h->o->seconds);
     uv_timer_start(&h->timer, end_cb, (uint64_t)(h->o->seconds * 1000 + 0.5), 0);
 }
 
-int run_hold(const struct opts *o, struct result *r)
+int run_seat(const struct opts *o, struct result *r)
 {
     uint64_t nofile = wsc_prepare_process();
     if (nofile < (uint64_t)o->conc + 64)
@@ -100,7 +105,7 @@ int run_hold(const struct opts *o, struct result *r)
     if (chatbench_login(o, cookie, sizeof cookie) < 0)
         return -1;
 
-    struct hold *h = calloc(1, sizeof *h);
+    struct seat *h = calloc(1, sizeof *h);
     uv_loop_t loop;
     if (!h || uv_loop_init(&loop) < 0) {
         free(h);
@@ -122,9 +127,11 @@ int run_hold(const struct opts *o, struct result *r)
     uv_run(&loop, UV_RUN_DEFAULT); /* ends when end_cb has closed every handle */
 
     r->completed = h->pool.opened;
+    r->seated = h->pool.opened;
+    r->has_seated = true;
     r->elapsed_s = r->seat_s;
     fprintf(stderr,
-            "chatbench: %u of %u opened, %u still open after the hold", h->pool.opened,
+            "chatbench: %u of %u seated, %u still open after the stay", h->pool.opened,
             o->conc, h->open_now);
     if (h->dropped)
         fprintf(stderr, " (dropped: %u by 1008, %u by 1001, %u by another code, %u by EOF, %u by reset)",
