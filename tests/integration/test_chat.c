@@ -685,3 +685,136 @@ Test(chat, slow_reader_cut_off_others_unaffected)
     ws_free(readers[1]);
     server_stop(&s);
 }
+
+/* ---- flood, then close ---- */
+
+/* One reader's view of the flood: the flooder's messages in order, then its
+ * leave. Returns true when the leave came. */
+static bool read_flood(struct ws *w, long long *next, int *got, int msgs, const char *text_tail)
+{
+    for (struct ws_msg *m; (m = ws_recv(w, 0))->kind != WS_TIMEOUT;) {
+        cr_assert_eq(m->kind, WS_TEXT, "a reader got %s %u after %d of %d messages",
+                     ws_kind_name(m->kind), m->code, *got, msgs);
+        struct jv *v = jv_parse(m->data, m->len);
+        ws_msg_free(m);
+        cr_assert(v != NULL);
+        long long seq;
+        cr_assert(jv_int(v, "seq", &seq));
+        cr_assert_eq(seq, *next, "a reader got seq %lld, expected %lld", seq, *next);
+        (*next)++;
+        const char *type = jv_str(v, "type"), *user = jv_str(v, "user");
+        cr_assert_str_eq(user, "aa", "%s from %s during the flood", type, user);
+        if (strcmp(type, "leave") == 0) {
+            cr_assert_eq(*got, msgs, "the flooder's leave came after %d of its %d messages", *got,
+                         msgs);
+            jv_free(v);
+            return true;
+        }
+        cr_assert_str_eq(type, "message");
+        char want[8];
+        snprintf(want, sizeof want, "%05d", *got);
+        const char *t = jv_str(v, "text");
+        cr_assert(t && strncmp(t, want, 5) == 0 && strcmp(t + 5, text_tail) == 0,
+                  "a reader expected message %s, got %.5s", want, t ? t : "-");
+        (*got)++;
+        jv_free(v);
+    }
+    return false;
+}
+
+/* "Every message read before a client's close is delivered before its
+ * leave." A client writes MSGS messages as fast as its socket takes them,
+ * then close 1000. Two members read continuously: each must receive all of
+ * them, in order, then the flooder's leave. The texts are control characters,
+ * which JSON escapes to six times their size: each 60-byte message comes
+ * back as a ~400-byte event, so the server's fan-out is heavier than what it
+ * reads. The flooder reads its own echoes too, but never ahead of the
+ * slower reader: the members are not slower than the flooder, and none of
+ * them may be cut off as a slow reader. */
+Test(chat, flood_then_close_every_message_before_the_leave)
+{
+    struct server s;
+    server_start(&s, NULL);
+    char *aa = login(s.port, "aa", "123456"), *coco = login(s.port, "coco", "123456"),
+         *cc = login(s.port, "cc", "123456");
+    struct ws *readers[2];
+    long long next[2];
+    readers[0] = chat_join(s.port, coco, "coco", &next[0], NULL);
+    readers[1] = chat_join(s.port, cc, "cc", &next[1], NULL);
+    next[0]++;
+    next[1]++;
+    cr_assert_eq(expect_event_by(readers[0], "join", "cc"), next[0]++);
+    long long flood_join;
+    struct ws *flood = chat_join(s.port, aa, "aa", &flood_join, NULL);
+    for (int r = 0; r < 2; r++)
+        cr_assert_eq(expect_event_by(readers[r], "join", "aa"), next[r]++);
+
+    enum { MSGS = 4000, TEXT = 60 };
+    char tail[TEXT - 5 + 1];
+    memset(tail, '\x01', sizeof tail - 1);
+    tail[sizeof tail - 1] = '\0';
+    size_t cap = (size_t)MSGS * (TEXT + 14) + 16, len = 0, sent = 0;
+    uint8_t *wire = malloc(cap);
+    char text[TEXT + 1];
+    for (int i = 0; i < MSGS; i++) {
+        snprintf(text, sizeof text, "%05d%s", i, tail);
+        len += ws_frame(wire + len, true, 0, 0x1, true, text, TEXT);
+    }
+    uint8_t bye[2] = {0x03, 0xe8}; /* 1000 */
+    len += ws_frame(wire + len, true, 0, 0x8, true, bye, 2);
+
+    int got[2] = {0, 0}, echoes = 0;
+    bool left[2] = {false, false}, flood_closed = false;
+    int64_t deadline = now_ms() + CAP_MS * 2;
+    while (!(left[0] && left[1]) && remaining_ms(deadline) > 0) {
+        int slowest = got[0] < got[1] ? got[0] : got[1];
+        bool flood_reads = !flood_closed && echoes <= slowest;
+        struct pollfd p[4] = {{readers[0]->fd, POLLIN, 0},
+                              {readers[1]->fd, POLLIN, 0},
+                              {sent < len ? flood->fd : -1, POLLOUT, 0},
+                              {flood_reads ? flood->fd : -1, POLLIN, 0}};
+        poll(p, 4, remaining_ms(deadline));
+        if (p[2].revents & (POLLOUT | POLLERR | POLLHUP)) {
+            ssize_t w = send(flood->fd, wire + sent, len - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+            cr_assert(w > 0 || errno == EAGAIN || errno == EINTR,
+                      "the server closed the flooder after %zu of %zu bytes", sent, len);
+            if (w > 0)
+                sent += (size_t)w;
+        }
+        for (int r = 0; r < 2; r++)
+            if (!left[r])
+                left[r] = read_flood(readers[r], &next[r], &got[r], MSGS, tail);
+        /* The flooder's own stream: its echoes, then close 1000, then EOF. */
+        for (struct ws_msg *m; flood_reads && echoes <= slowest &&
+                               (m = ws_recv(flood, 0))->kind != WS_TIMEOUT;) {
+            enum ws_kind k = m->kind;
+            cr_assert(k == WS_TEXT || k == WS_CLOSE || k == WS_EOF,
+                      "the flooder got %s after %d echoes", ws_kind_name(k), echoes);
+            cr_assert(k != WS_CLOSE || m->code == 1000, "the flooder was closed with %u",
+                      m->code);
+            ws_msg_free(m);
+            if (k != WS_TEXT) {
+                flood_closed = true;
+                break;
+            }
+            echoes++;
+        }
+    }
+    cr_assert(left[0] && left[1], "after %zu of %zu bytes: readers got %d and %d of %d messages",
+              sent, len, got[0], got[1], MSGS);
+    cr_log_info("flood then close: %d messages to each reader, %d echoes before the close", MSGS,
+                echoes);
+
+    /* The room goes on, and nothing of the flooder's comes after its leave. */
+    ws_send_texts(readers[0], "after the flood");
+    for (int r = 0; r < 2; r++)
+        cr_assert_eq(expect_message(readers[r], "coco", "after the flood", 15), next[r]++);
+    ws_free(flood);
+    ws_free(readers[0]);
+    ws_free(readers[1]);
+    free(wire);
+    free(aa);
+    free(coco);
+    free(cc);
+    server_stop(&s);
+}
