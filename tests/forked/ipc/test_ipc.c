@@ -77,6 +77,17 @@ static struct hub *two_members(int *ep, int a[2], int b[2], struct buf *seen_by_
     return h;
 }
 
+static void two_members_free(struct hub *h, int ep, int a[2], int b[2], struct buf *x,
+                             struct buf *y)
+{
+    hub_free(h);
+    close(ep);
+    close(a[1]);
+    close(b[1]);
+    buf_free(x);
+    buf_free(y);
+}
+
 static void hub_drops_link_on(const char *bad, size_t n, const char *what)
 {
     int ep, a[2], b[2];
@@ -90,12 +101,7 @@ static void hub_drops_link_on(const char *bad, size_t n, const char *what)
                   strstr(seen.data, "\"user\":\"coco\""),
               "%s: the others did not get the leave", what);
     cr_assert_eq(hub_links(h), 1);
-    hub_free(h);
-    close(ep);
-    close(a[1]);
-    close(b[1]);
-    buf_free(&seen);
-    buf_free(&at_a);
+    two_members_free(h, ep, a, b, &seen, &at_a);
 }
 
 #define BAD(lit, what) hub_drops_link_on(lit, sizeof lit - 1, what)
@@ -134,12 +140,7 @@ Test(ipc, hub_takes_messages_at_every_split)
         cr_assert(at_a.len >= 2 && (unsigned char)at_a.data[at_a.len - 2] == (0x80 | HUB_OP_SYNCED) &&
                       at_a.data[at_a.len - 1] == 0,
                   "split at %zu: the sync answer is not last", k);
-        hub_free(h);
-        close(ep);
-        close(a[1]);
-        close(b[1]);
-        buf_free(&seen);
-        buf_free(&at_a);
+        two_members_free(h, ep, a, b, &seen, &at_a);
     }
 }
 
