@@ -396,6 +396,12 @@ static void ws_close(struct conn *c, uint16_t code)
     queue(c, ws_close_frame_new(code));
 }
 
+void conn_ws_close(struct conn *c, uint16_t code)
+{
+    if (c->ws)
+        ws_close(c, code);
+}
+
 void conn_ws_cut_off(struct conn *c)
 {
     struct ws_session *w = c->ws;

@@ -107,6 +107,10 @@ static inline struct action *conn_action_to_start(struct conn *c)
 /* For room sinks: the member's connection is over its backlog. Drops what
  * was not started, queues close 1008, stops reading, arms the 2 s close. */
 void conn_ws_cut_off(struct conn *c);
+/* The model can no longer carry this member's chat (chat-forked: its link
+ * to the hub failed): leave the room, queue close `code` behind what is
+ * already queued, close after the handshake or 2 s. A no-op unless open. */
+void conn_ws_close(struct conn *c, uint16_t code);
 
 /* The connection a room member belongs to. */
 static inline struct conn *conn_of_member(struct room_member *m) { return m->owner; }

@@ -3,8 +3,8 @@
  * It serves its client the way a chat-threaded worker does — blocking
  * calls, one connection, until it closes — and then exits. Its chat goes
  * through the hub in the parent (hub.c): join, post and leave are small
- * messages on its socketpair, and what comes back is WebSocket frames that
- * it forwards to its client.
+ * messages on its socketpair (uplink.c), and what comes back is WebSocket
+ * frames that it forwards to its client.
  */
 #include <errno.h>
 #include <poll.h>
@@ -21,96 +21,38 @@
 
 #define CLIENT_FD 3
 #define HUB_FD 4
-#define HUB_READ_BELOW (64 * 1024) /* read the hub only while our queue is short */
 #define LINGER_MS 2000
 
 /* --- chat through the hub ------------------------------------------------ */
 
-static bool joined;
-
-static void hub_send(int type, const char *payload, size_t len)
-{
-    unsigned char head[3] = {(unsigned char)type, (unsigned char)(len >> 8), (unsigned char)len};
-    struct iovec iov[2] = {{head, 3}, {(void *)payload, len}};
-    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = 2};
-    /* Blocking is fine here: the hub always reads, and if it is gone the
-     * send fails and the child soon follows. */
-    gil_release();
-    ssize_t n = sendmsg(HUB_FD, &msg, MSG_NOSIGNAL);
-    gil_acquire();
-    (void)n;
-}
+static struct uplink up = {.fd = HUB_FD};
 
 static int proxy_join(void *ctx, struct room_member *m, const char *user)
 {
     (void)ctx, (void)m;
-    joined = true;
-    hub_send(HUB_JOIN, user, strlen(user));
+    if (up.fd < 0)
+        return -1; /* no hub to join: the client gets close 1011 */
+    up.joined = true;
+    uplink_send(&up, HUB_JOIN, user, strlen(user));
     return 0;
 }
 
 static void proxy_post(void *ctx, struct room_member *m, const char *text, size_t len)
 {
     (void)ctx, (void)m;
-    hub_send(HUB_POST, text, len);
+    if (up.joined)
+        uplink_send(&up, HUB_POST, text, len);
 }
 
 static void proxy_leave(void *ctx, struct room_member *m)
 {
     (void)ctx, (void)m;
-    if (joined)
-        hub_send(HUB_LEAVE, "", 0);
-    joined = false;
+    if (up.joined)
+        uplink_send(&up, HUB_LEAVE, "", 0);
+    up.joined = false;
 }
 
 static const struct chat_ops hub_proxy = {proxy_join, proxy_post, proxy_leave};
-
-/* Frames from the hub: queue each complete one for the client. A close frame
- * is the hub cutting us off (our client is too slow): drop what waits and
- * send close 1008 ourselves. */
-static void take_from_hub(struct conn *c, struct buf *in)
-{
-    char buf[64 * 1024];
-    ssize_t n = recv(HUB_FD, buf, sizeof buf, MSG_DONTWAIT);
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-        c->close = CLOSE_NOW; /* the hub is gone: the server is */
-        return;
-    }
-    if (n < 0 || buf_append(in, buf, (size_t)n, 4 << 20) < 0)
-        return;
-    size_t off = 0;
-    while (in->len - off >= 2) {
-        const unsigned char *p = (const unsigned char *)in->data + off;
-        size_t hl = 2, len = p[1] & 0x7f;
-        if (len == 126) {
-            hl = 4;
-            if (in->len - off < hl)
-                break;
-            len = (size_t)p[2] << 8 | p[3];
-        } else if (len == 127) {
-            hl = 10;
-            if (in->len - off < hl)
-                break;
-            len = 0;
-            for (int i = 2; i < 10; i++)
-                len = len << 8 | p[i];
-        }
-        if (in->len - off < hl + len)
-            break;
-        if ((p[0] & 0x0f) == WS_OP_CLOSE) {
-            joined = false; /* the hub already took us out of the room */
-            conn_ws_cut_off(c);
-        } else if (c->ws && c->ws->phase == WS_OPEN) {
-            struct rbuf *r = rbuf_from(p, hl + len);
-            if (!r || outq_push(&c->out, r) < 0)
-                c->close = CLOSE_NOW;
-        }
-        off += hl + len;
-    }
-    buf_consume(in, off);
-    if (in->len == 0)
-        buf_free(in);
-}
 
 /* --- the child's life ----------------------------------------------------- */
 
@@ -146,7 +88,6 @@ void child_main(int fd, int hub_fd)
     app.chat = &hub_proxy;
     app.chat_ctx = NULL;
     struct conn c;
-    struct buf hub_in = {0};
     bool shutdown_seen = false;
     gil_acquire();
     conn_init(&c, &app);
@@ -157,11 +98,14 @@ void child_main(int fd, int hub_fd)
             atomic_store(&blocking_deadline_ms, app_now_ms() + 4000);
             /* What the hub sent before the parent signalled us — a leave,
              * say — goes out before our close 1001, never after it. */
-            struct pollfd hub = {HUB_FD, POLLIN, 0};
-            for (int i = 0; joined && i < 64 && poll(&hub, 1, 0) == 1; i++)
-                take_from_hub(&c, &hub_in);
+            struct pollfd hub = {up.fd, POLLIN, 0};
+            for (int i = 0; up.joined && i < 64 && poll(&hub, 1, 0) == 1; i++)
+                uplink_take(&up, &c);
             conn_shutdown(&c);
         }
+        uplink_sync(&up);
+        if (up.failed)
+            conn_ws_close(&c, 1011); /* no chat without the hub; the hub said our leave */
         blocking_flush(CLIENT_FD, &c);
         if (c.close == CLOSE_NOW)
             break;
@@ -173,9 +117,12 @@ void child_main(int fd, int hub_fd)
         if (c.close == CLOSE_FLUSHED && outq_empty(&c.out))
             break;
 
+        /* The client is read only once the hub has answered for what it
+         * sent before (see uplink.c); the hub is always read. */
+        bool take_client = conn_want_read(&c) && uplink_settled(&up);
         struct pollfd p[2] = {
-            {CLIENT_FD, (short)((conn_want_read(&c) ? POLLIN : 0) | (outq_empty(&c.out) ? 0 : POLLOUT)), 0},
-            {HUB_FD, (short)(joined && c.out.bytes < HUB_READ_BELOW ? POLLIN : 0), 0},
+            {CLIENT_FD, (short)((take_client ? POLLIN : 0) | (outq_empty(&c.out) ? 0 : POLLOUT)), 0},
+            {up.fd, (short)(POLLIN | (up.out.len ? POLLOUT : 0)), 0},
         };
         uint64_t deadline = conn_deadline(&c), now = app_now_ms();
         uint64_t left = deadline ? (deadline > now ? deadline - now : 0) : 0;
@@ -187,20 +134,24 @@ void child_main(int fd, int hub_fd)
             blocking_read(CLIENT_FD, &c);
         else if (n > 0 && (p[0].revents & (POLLERR | POLLHUP)))
             c.close = CLOSE_NOW;
-        if (n > 0 && (p[1].revents & (POLLIN | POLLHUP | POLLERR)))
-            take_from_hub(&c, &hub_in);
+        if (n > 0 && (p[1].revents & POLLOUT))
+            uplink_flush(&up);
+        if (n > 0 && up.fd >= 0 && (p[1].revents & (POLLIN | POLLHUP | POLLERR)))
+            uplink_take(&up, &c);
         if (deadline && app_now_ms() >= deadline)
             conn_on_timeout(&c);
     }
     bool linger = c.close == CLOSE_FLUSHED && !c.peer_eof;
-    conn_free(&c); /* sends our leave to the hub */
+    conn_free(&c); /* queues our leave for the hub */
     gil_release();
-    buf_free(&hub_in);
+    /* Everything for the hub goes before the client's socket is closed or
+     * lingers: once the link is closed the hub drops what it would send
+     * here, so a long flood still in the pipe cannot make us look slow. */
+    uplink_close(&up, LINGER_MS);
     if (linger)
         net_linger_close(CLIENT_FD, shutdown_seen ? 200 : LINGER_MS);
     else
         close(CLIENT_FD);
-    close(HUB_FD);
     users_free(app.users);
     app.users = NULL;
     exit(0);

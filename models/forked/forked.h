@@ -6,6 +6,8 @@
 #include <sys/types.h>
 
 #include "app.h"
+#include "room.h"
+#include "ws_codec.h"
 
 extern struct app app;
 
@@ -21,11 +23,30 @@ struct forked_shared {
 };
 extern struct forked_shared *shared;
 
-/* Messages from a child to the hub, on the child's socketpair:
- *   [type: 1 byte][length: 2 bytes, big-endian][payload]
- * The hub answers with nothing but WebSocket frames, ready to send. */
-enum hub_msg { HUB_JOIN = 'J', HUB_POST = 'P', HUB_LEAVE = 'L' };
-#define HUB_MSG_MAX (3 + 4096)
+/* The IPC between a child and the hub, one Unix socketpair per child. Both
+ * ends check everything they read from the other: a message or frame that
+ * breaks these rules ends that connection (with its leave), never the
+ * server, and is never half-applied.
+ *
+ * Child to hub: [type: 1 byte][length: 2 bytes, big-endian][payload]
+ *   HUB_JOIN   the user name (1..ROOM_MAX_USER bytes, user_name_valid)
+ *   HUB_POST   one chat message (0..WS_MAX_MESSAGE bytes of valid UTF-8)
+ *   HUB_LEAVE  empty
+ *   HUB_SYNC   empty: "tell me when you have done everything before this"
+ * Hub to child: nothing but whole WebSocket frames — text frames (events,
+ * ready to forward), close 1008 (cut off), and HUB_SYNC's answer, a frame
+ * with a reserved control opcode that never reaches a client. */
+enum hub_msg { HUB_JOIN = 'J', HUB_POST = 'P', HUB_LEAVE = 'L', HUB_SYNC = 'S' };
+#define HUB_HEAD 3
+#define HUB_PAYLOAD_MAX WS_MAX_MESSAGE
+#define HUB_MSG_MAX (HUB_HEAD + HUB_PAYLOAD_MAX)
+_Static_assert(HUB_PAYLOAD_MAX <= 0xffff, "a hub message's length field is 2 bytes");
+_Static_assert(ROOM_MAX_USER <= HUB_PAYLOAD_MAX, "a user name fits a hub message");
+
+#define HUB_OP_SYNCED 0xF /* RFC 6455 reserves 0xB-0xF: no client frame is one */
+/* The largest frame the hub sends: an event is at most the backlog that
+ * would cut its recipient off (room.c), plus a frame header. */
+#define HUB_FRAME_MAX (10 + ROOM_MAX_BACKLOG)
 
 /* --- the parent's side ---------------------------------------------------- */
 struct hub;
@@ -46,5 +67,41 @@ void hub_free(struct hub *h);
 /* --- a child's side ------------------------------------------------------ */
 /* Serve one client connection on fd, chat through hub_fd; never returns. */
 void child_main(int fd, int hub_fd) __attribute__((noreturn));
+
+/* The child's end of its socketpair (uplink.c). Never blocks while the
+ * child serves: what the hub cannot take yet waits in `out`, and the child
+ * reads nothing more from its client meanwhile (that is how a fast sender
+ * is slowed down). */
+struct uplink {
+    int fd;            /* -1 once closed */
+    struct buf out;    /* messages not yet written to the hub */
+    struct buf in;     /* a partial frame from the hub */
+    bool joined;       /* a member, as far as the child knows */
+    bool unsynced;     /* sent something since the last HUB_SYNC */
+    unsigned syncs;    /* HUB_SYNCs not yet answered */
+    bool failed;       /* the link broke or carried garbage */
+};
+/* Queue a message and write what the hub takes now. */
+void uplink_send(struct uplink *u, int type, const void *payload, size_t len);
+/* HUB_SYNC, if anything was sent since the last one. */
+void uplink_sync(struct uplink *u);
+/* Write what waits, without blocking (on POLLOUT). */
+void uplink_flush(struct uplink *u);
+/* Until the hub answers every HUB_SYNC, the events caused by what the child
+ * sent may still be on their way: it reads nothing new from its client. */
+static inline bool uplink_settled(const struct uplink *u)
+{
+    return u->out.len == 0 && u->syncs == 0;
+}
+/* Read what the hub sent (on POLLIN) and act on it: queue events for the
+ * client, cut the client off on close 1008 or when more than
+ * ROOM_MAX_BACKLOG waits for it, count HUB_SYNC's answers. On any IPC
+ * failure, u->failed is set and the link is closed. */
+void uplink_take(struct uplink *u, struct conn *c);
+/* The end: write what waits (still draining the hub, so that neither side
+ * waits for the other), for at most ms, then close the link. The hub then
+ * reads what is left, leave included, and says `leave` itself if we could
+ * not. */
+void uplink_close(struct uplink *u, int ms);
 
 #endif

@@ -48,6 +48,7 @@ struct link {
     struct outq out;
     struct buf in;     /* a partial message from the child */
     bool counted;      /* in shared->members */
+    bool gone;         /* the child closed its end: nothing more goes to it */
     struct link *prev, *next, *next_dirty;
     bool dirty, want_out;
 };
@@ -55,6 +56,7 @@ struct link {
 struct hub {
     int epoll_fd;
     struct room *room;
+    struct rbuf *synced; /* HUB_SYNC's answer, one shared frame */
     struct link *links, *dirty;
     unsigned count;
 };
@@ -75,6 +77,11 @@ static struct hub *the_hub; /* the sink gets members, not the hub */
 static size_t sink_deliver(struct room_member *m, struct rbuf *ev)
 {
     struct link *l = m->owner;
+    /* A child that has closed its end reads nothing more; what it sent
+     * before, up to its leave, is still being read and must not make it
+     * look like a slow reader. */
+    if (l->gone)
+        return 0;
     if (outq_push(&l->out, rbuf_ref(ev)) < 0)
         return SIZE_MAX;
     mark_dirty(the_hub, l);
@@ -84,6 +91,8 @@ static size_t sink_deliver(struct room_member *m, struct rbuf *ev)
 static void sink_cut_off(struct room_member *m)
 {
     struct link *l = m->owner;
+    if (l->gone)
+        return;
     /* The child forwards our close 1008 and takes it as its cue. */
     outq_drop_unsent(&l->out);
     struct rbuf *close = ws_close_frame_new(1008);
@@ -101,7 +110,10 @@ struct hub *hub_new(int epoll_fd)
         return NULL;
     h->epoll_fd = epoll_fd;
     h->room = room_new(&hub_sink, false);
-    if (!h->room) {
+    h->synced = rbuf_from((const unsigned char[]){0x80 | HUB_OP_SYNCED, 0}, 2);
+    if (!h->room || !h->synced) {
+        room_free(h->room);
+        rbuf_unref(h->synced);
         free(h);
         return NULL;
     }
@@ -166,41 +178,70 @@ static void drop_link(struct hub *h, struct link *l)
     free(l);
 }
 
-/* Whole messages in l->in: act on each. */
-static void handle_messages(struct hub *h, struct link *l)
+/* Is this a message a child may send? Its payload is checked here, once,
+ * before anything acts on it: a child is another process, and what it
+ * says is input like a client's. */
+static bool message_valid(int type, const char *p, size_t len)
+{
+    switch (type) {
+    case HUB_JOIN:
+        return len <= ROOM_MAX_USER && user_name_valid(p, len);
+    case HUB_POST:
+        return len <= WS_MAX_MESSAGE &&
+               utf8_validate(UTF8_ACCEPT, (const uint8_t *)p, len) == UTF8_ACCEPT;
+    case HUB_LEAVE:
+    case HUB_SYNC:
+        return len == 0;
+    }
+    return false;
+}
+
+/* Whole messages in l->in: act on each. Returns -1 when the child broke
+ * the protocol: the caller drops the link (its leave, then EOF for the
+ * child), since nothing after a bad message can be trusted to be in step. */
+static int handle_messages(struct hub *h, struct link *l)
 {
     size_t off = 0;
-    while (l->in.len - off >= 3) {
+    while (l->in.len - off >= HUB_HEAD) {
         const unsigned char *p = (const unsigned char *)l->in.data + off;
         size_t len = (size_t)p[1] << 8 | p[2];
-        if (len > HUB_MSG_MAX - 3) {
-            l->in.len = 0; /* a broken child: forget it, EOF will follow */
-            return;
-        }
-        if (l->in.len - off < 3 + len)
+        if (len > HUB_PAYLOAD_MAX)
+            return -1;
+        if (l->in.len - off < HUB_HEAD + len)
             break;
-        const char *payload = (const char *)p + 3;
+        const char *payload = (const char *)p + HUB_HEAD;
+        if (!message_valid(p[0], payload, len))
+            return -1;
         char user[ROOM_MAX_USER + 1];
         switch (p[0]) {
         case HUB_JOIN:
-            if (len > 0 && len <= ROOM_MAX_USER) {
-                memcpy(user, payload, len);
-                user[len] = '\0';
-                if (room_join(h->room, &l->member, user) == 0)
-                    set_member(l, true);
-            }
+            if (l->member.joined)
+                return -1; /* one member per child */
+            memcpy(user, payload, len);
+            user[len] = '\0';
+            if (room_join(h->room, &l->member, user) == 0)
+                set_member(l, true);
             break;
         case HUB_POST:
-            room_post(h->room, &l->member, payload, len);
+            room_post(h->room, &l->member, payload, len); /* ignored after a cut-off */
             break;
         case HUB_LEAVE:
             room_leave(h->room, &l->member);
             set_member(l, false);
             break;
+        case HUB_SYNC:
+            /* Behind every event its earlier messages caused, in order. */
+            if (!l->gone) {
+                if (outq_push(&l->out, rbuf_ref(h->synced)) < 0)
+                    return -1;
+                mark_dirty(h, l);
+            }
+            break;
         }
-        off += 3 + len;
+        off += HUB_HEAD + len;
     }
     buf_consume(&l->in, off);
+    return 0;
 }
 
 void hub_on_event(struct hub *h, void *tag, uint32_t events)
@@ -208,6 +249,10 @@ void hub_on_event(struct hub *h, void *tag, uint32_t events)
     struct link *l = tag;
     if (events & EPOLLOUT)
         mark_dirty(h, l);
+    if (events & EPOLLHUP) {
+        l->gone = true; /* its end is closed: read the rest, send nothing */
+        outq_clear(&l->out);
+    }
     if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
         char buf[16 * 1024]; /* bounded per turn: one busy child cannot starve the rest */
         ssize_t n = recv(l->fd, buf, sizeof buf, MSG_DONTWAIT);
@@ -216,11 +261,12 @@ void hub_on_event(struct hub *h, void *tag, uint32_t events)
             return;
         }
         if (n > 0) {
-            if (buf_append(&l->in, buf, (size_t)n, HUB_MSG_MAX * 8) < 0) {
+            /* A partial message and one read: bounded by the protocol. */
+            if (buf_append(&l->in, buf, (size_t)n, HUB_MSG_MAX + sizeof buf) < 0 ||
+                handle_messages(h, l) < 0) {
                 drop_link(h, l);
                 return;
             }
-            handle_messages(h, l);
         }
     }
 }
@@ -258,5 +304,6 @@ void hub_free(struct hub *h)
     while (h->links)
         drop_link(h, h->links);
     room_free(h->room);
+    rbuf_unref(h->synced);
     free(h);
 }

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -151,12 +152,18 @@ static void end_refused(struct refused *r)
 
 static void spawn(int fd)
 {
-    /* A connection its client has already reset is not worth a fork: after
-     * a storm of aborted connects the backlog holds thousands of them, and
-     * forking for each, one after the other, kept live clients waiting for
-     * tens of seconds. */
-    struct pollfd dead = {fd, 0, 0};
-    if (poll(&dead, 1, 0) == 1 && (dead.revents & (POLLERR | POLLHUP))) {
+    /* A connection its client has already given up on is not worth a fork:
+     * after a storm of aborted connects the backlog holds thousands of
+     * them, and forking for each, one after the other — thousands of
+     * children that only start, see the end and exit, all competing for
+     * the CPU with this loop — kept live clients waiting for tens of
+     * seconds. Given up means reset, or closed (FIN) with nothing sent: a
+     * request followed by a half-close is still answered. */
+    struct pollfd dead = {fd, POLLRDHUP, 0};
+    int unread = 0;
+    if (poll(&dead, 1, 0) == 1 &&
+        ((dead.revents & (POLLERR | POLLHUP)) ||
+         ((dead.revents & POLLRDHUP) && ioctl(fd, FIONREAD, &unread) == 0 && unread == 0))) {
         close(fd);
         return;
     }

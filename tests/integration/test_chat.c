@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -600,6 +601,18 @@ static struct slow_result drain_slow_reader(struct ws *w, long long leave_seq)
     return res;
 }
 
+/* coco and cc join, in that order, and see everything up to cc's join:
+ * next[] is the seq each of them expects next. */
+static void join_two_readers(int port, const char *coco, const char *cc, struct ws *readers[2],
+                             long long next[2])
+{
+    readers[0] = chat_join(port, coco, "coco", &next[0], NULL);
+    readers[1] = chat_join(port, cc, "cc", &next[1], NULL);
+    next[0]++;
+    next[1]++;
+    cr_assert_eq(expect_event_by(readers[0], "join", "cc"), next[0]++);
+}
+
 /* "A client that does not read is cut off once more than 1 MiB of frames
  * waits unsent for it inside the server: ... close 1008 ..., its leave goes
  * to the room at once, it can post nothing more ... One slow reader never
@@ -614,11 +627,7 @@ Test(chat, slow_reader_cut_off_others_unaffected)
     struct ws *slow = ws_connect_rcvbuf(s.port, aa, 4096);
     struct ws *readers[2];
     long long next[2];
-    readers[0] = chat_join(s.port, coco, "coco", &next[0], NULL); /* the poster */
-    readers[1] = chat_join(s.port, cc, "cc", &next[1], NULL);
-    next[0]++;
-    next[1]++;
-    cr_assert_eq(expect_event_by(readers[0], "join", "cc"), next[0]++);
+    join_two_readers(s.port, coco, cc, readers, next); /* readers[0] is the poster */
 
     enum { BATCH = 16, TEXT = 4000, MAX_BATCHES = 500 };
     char *text = malloc(TEXT + 1);
@@ -683,5 +692,215 @@ Test(chat, slow_reader_cut_off_others_unaffected)
                      "reader %d: something came between the leave and the next message", r);
     ws_free(readers[0]);
     ws_free(readers[1]);
+    server_stop(&s);
+}
+
+/* The TCP state of the server's end of the connection whose client end is
+ * fd, from /proc/net/tcp (1 ESTABLISHED, 4 FIN_WAIT1, ...), or 0 when the
+ * server's end is gone. Seen from the server's side because a client whose
+ * receive buffer is full cannot see a FIN behind the data it has not read. */
+static int server_end_tcp_state(int server_port, int fd)
+{
+    struct sockaddr_in a;
+    socklen_t alen = sizeof a;
+    cr_assert(getsockname(fd, (struct sockaddr *)&a, &alen) == 0);
+    unsigned client_port = ntohs(a.sin_port);
+    FILE *f = fopen("/proc/net/tcp", "r");
+    cr_assert(f != NULL);
+    char line[512];
+    int state = 0;
+    while (fgets(line, sizeof line, f)) {
+        unsigned lport, rport, st;
+        if (sscanf(line, " %*d: %*x:%x %*x:%x %x", &lport, &rport, &st) == 3 &&
+            lport == (unsigned)server_port && rport == client_port) {
+            state = (int)st;
+            break;
+        }
+    }
+    fclose(f);
+    return state;
+}
+
+/* "... it is sent close 1008 (... a client whose socket stays full may never
+ * see it), its leave goes to the room at once, ... and its socket is closed
+ * after the close handshake or 2 s." Here the client never reads and never
+ * answers: the server must close its end anyway (checked with the safety
+ * cap, far above the 2 s). */
+Test(chat, cut_off_reader_that_never_answers_is_closed)
+{
+    struct server s;
+    server_start(&s, NULL);
+    char *aa = login(s.port, "aa", "123456"), *coco = login(s.port, "coco", "123456");
+    struct ws *slow = ws_connect_rcvbuf(s.port, aa, 4096);
+    long long next;
+    struct ws *poster = chat_join(s.port, coco, "coco", &next, NULL);
+    next++;
+
+    enum { BATCH = 16, TEXT = 4000, MAX_BATCHES = 500 };
+    char *text = malloc(TEXT);
+    memset(text, 'x', TEXT);
+    bool left = false;
+    for (int batch = 0; batch < MAX_BATCHES && !left; batch++) {
+        for (int i = 0; i < BATCH; i++)
+            ws_queue_text(poster, text, TEXT);
+        ws_flush(poster);
+        for (int got = 0; got < BATCH;) {
+            struct jv *v = ws_recv_event(poster, CAP_MS);
+            const char *type = jv_str(v, "type");
+            if (strcmp(type, "leave") == 0) {
+                cr_assert_str_eq(jv_str(v, "user"), "aa");
+                left = true;
+            } else {
+                cr_assert_str_eq(type, "message", "unexpected %s event", type);
+                got++;
+            }
+            jv_free(v);
+        }
+    }
+    cr_assert(left, "the reader that never reads was not cut off");
+    free(text);
+
+    int64_t deadline = now_ms() + CAP_MS;
+    int state;
+    while ((state = server_end_tcp_state(s.port, slow->fd)) == 1 && remaining_ms(deadline) > 0)
+        poll(NULL, 0, 20); /* re-read /proc: the server's close cannot be waited on here */
+    cr_assert_neq(state, 1, "the server's end is still ESTABLISHED %d ms after the leave",
+                  CAP_MS);
+
+    ws_send_texts(poster, "after the cut-off"); /* the room goes on */
+    expect_message(poster, "coco", "after the cut-off", 17);
+    ws_free(slow);
+    ws_free(poster);
+    free(aa);
+    free(coco);
+    server_stop(&s);
+}
+
+/* ---- flood, then close ---- */
+
+/* One reader's view of the flood: the flooder's messages in order, then its
+ * leave. Returns true when the leave came. */
+static bool read_flood(struct ws *w, long long *next, int *got, int msgs, const char *text_tail)
+{
+    for (struct ws_msg *m; (m = ws_recv(w, 0))->kind != WS_TIMEOUT;) {
+        cr_assert_eq(m->kind, WS_TEXT, "a reader got %s %u after %d of %d messages",
+                     ws_kind_name(m->kind), m->code, *got, msgs);
+        struct jv *v = jv_parse(m->data, m->len);
+        ws_msg_free(m);
+        cr_assert(v != NULL);
+        long long seq;
+        cr_assert(jv_int(v, "seq", &seq));
+        cr_assert_eq(seq, *next, "a reader got seq %lld, expected %lld", seq, *next);
+        (*next)++;
+        const char *type = jv_str(v, "type"), *user = jv_str(v, "user");
+        cr_assert_str_eq(user, "aa", "%s from %s during the flood", type, user);
+        if (strcmp(type, "leave") == 0) {
+            cr_assert_eq(*got, msgs, "the flooder's leave came after %d of its %d messages", *got,
+                         msgs);
+            jv_free(v);
+            return true;
+        }
+        cr_assert_str_eq(type, "message");
+        char want[8];
+        snprintf(want, sizeof want, "%05d", *got);
+        const char *t = jv_str(v, "text");
+        cr_assert(t && strncmp(t, want, 5) == 0 && strcmp(t + 5, text_tail) == 0,
+                  "a reader expected message %s, got %.5s", want, t ? t : "-");
+        (*got)++;
+        jv_free(v);
+    }
+    return false;
+}
+
+/* "Every message read before a client's close is delivered before its
+ * leave." A client writes MSGS messages as fast as its socket takes them,
+ * then close 1000. Two members read continuously: each must receive all of
+ * them, in order, then the flooder's leave. The texts are control characters,
+ * which JSON escapes to six times their size: each 60-byte message comes
+ * back as a ~400-byte event, so the server's fan-out is heavier than what it
+ * reads. The flooder reads its own echoes too, but never ahead of the
+ * slower reader: the members are not slower than the flooder, and none of
+ * them may be cut off as a slow reader. */
+Test(chat, flood_then_close_every_message_before_the_leave)
+{
+    struct server s;
+    server_start(&s, NULL);
+    char *aa = login(s.port, "aa", "123456"), *coco = login(s.port, "coco", "123456"),
+         *cc = login(s.port, "cc", "123456");
+    struct ws *readers[2];
+    long long next[2];
+    join_two_readers(s.port, coco, cc, readers, next);
+    long long flood_join;
+    struct ws *flood = chat_join(s.port, aa, "aa", &flood_join, NULL);
+    for (int r = 0; r < 2; r++)
+        cr_assert_eq(expect_event_by(readers[r], "join", "aa"), next[r]++);
+
+    enum { MSGS = 4000, TEXT = 60 };
+    char tail[TEXT - 5 + 1];
+    memset(tail, '\x01', sizeof tail - 1);
+    tail[sizeof tail - 1] = '\0';
+    size_t cap = (size_t)MSGS * (TEXT + 14) + 16, len = 0, sent = 0;
+    uint8_t *wire = malloc(cap);
+    char text[TEXT + 1];
+    for (int i = 0; i < MSGS; i++) {
+        snprintf(text, sizeof text, "%05d%s", i, tail);
+        len += ws_frame(wire + len, true, 0, 0x1, true, text, TEXT);
+    }
+    uint8_t bye[2] = {0x03, 0xe8}; /* 1000 */
+    len += ws_frame(wire + len, true, 0, 0x8, true, bye, 2);
+
+    int got[2] = {0, 0}, echoes = 0;
+    bool left[2] = {false, false}, flood_closed = false;
+    int64_t deadline = now_ms() + CAP_MS * 2;
+    while (!(left[0] && left[1]) && remaining_ms(deadline) > 0) {
+        int slowest = got[0] < got[1] ? got[0] : got[1];
+        bool flood_reads = !flood_closed && echoes <= slowest;
+        struct pollfd p[4] = {{readers[0]->fd, POLLIN, 0},
+                              {readers[1]->fd, POLLIN, 0},
+                              {sent < len ? flood->fd : -1, POLLOUT, 0},
+                              {flood_reads ? flood->fd : -1, POLLIN, 0}};
+        poll(p, 4, remaining_ms(deadline));
+        if (p[2].revents & (POLLOUT | POLLERR | POLLHUP)) {
+            ssize_t w = send(flood->fd, wire + sent, len - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+            cr_assert(w > 0 || errno == EAGAIN || errno == EINTR,
+                      "the server closed the flooder after %zu of %zu bytes", sent, len);
+            if (w > 0)
+                sent += (size_t)w;
+        }
+        for (int r = 0; r < 2; r++)
+            if (!left[r])
+                left[r] = read_flood(readers[r], &next[r], &got[r], MSGS, tail);
+        /* The flooder's own stream: its echoes, then close 1000, then EOF. */
+        for (struct ws_msg *m; flood_reads && echoes <= slowest &&
+                               (m = ws_recv(flood, 0))->kind != WS_TIMEOUT;) {
+            enum ws_kind k = m->kind;
+            cr_assert(k == WS_TEXT || k == WS_CLOSE || k == WS_EOF,
+                      "the flooder got %s after %d echoes", ws_kind_name(k), echoes);
+            cr_assert(k != WS_CLOSE || m->code == 1000, "the flooder was closed with %u",
+                      m->code);
+            ws_msg_free(m);
+            if (k != WS_TEXT) {
+                flood_closed = true;
+                break;
+            }
+            echoes++;
+        }
+    }
+    cr_assert(left[0] && left[1], "after %zu of %zu bytes: readers got %d and %d of %d messages",
+              sent, len, got[0], got[1], MSGS);
+    cr_log_info("flood then close: %d messages to each reader, %d echoes before the close", MSGS,
+                echoes);
+
+    /* The room goes on, and nothing of the flooder's comes after its leave. */
+    ws_send_texts(readers[0], "after the flood");
+    for (int r = 0; r < 2; r++)
+        cr_assert_eq(expect_message(readers[r], "coco", "after the flood", 15), next[r]++);
+    ws_free(flood);
+    ws_free(readers[0]);
+    ws_free(readers[1]);
+    free(wire);
+    free(aa);
+    free(coco);
+    free(cc);
     server_stop(&s);
 }
