@@ -317,6 +317,10 @@ static void run(struct run *r, const uint8_t *s, size_t n, unsigned flags)
     app.cfg.upstream = flags & F_NO_UPSTREAM ? NULL : "http://upstream.invalid/s?wd=";
     app_set_room(&app, room_new(&sink, false));
     CHECK(app.room);
+    /* A fresh login budget per run: whole and split deliveries of one input
+     * must meet the same limits to give the same answers. */
+    app.logins = login_limit_new();
+    CHECK(app.logins);
     struct conn *c = &r->c;
     conn_init(c, &app);
 
@@ -380,6 +384,8 @@ static void run(struct run *r, const uint8_t *s, size_t n, unsigned flags)
     CHECK(atomic_load(&app.n->connections) == 0 && atomic_load(&app.n->ws_clients) == 0);
     room_free(app.room);
     app.room = NULL;
+    login_limit_free(app.logins);
+    app.logins = NULL;
 }
 
 /* Blank what differs from run to run: the Date and the cookie's expiry. */
