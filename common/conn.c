@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "gil.h"
 #include "http_response.h"
 
 static void ws_feed(struct conn *c, const char *data, size_t len);
@@ -435,6 +436,13 @@ static void ws_feed(struct conn *c, const char *data, size_t len)
         case WS_EV_TEXT:
             if (w->phase == WS_OPEN)
                 c->app->chat->post(c->app->chat_ctx, &w->member, ev.data, ev.len);
+            /* One read can hold thousands of messages, each fanned out to
+             * every member. Under --gil the members' threads need the lock
+             * to write that out; CPython's eval loop would see a drop
+             * request between any two of them, so do we (a no-op without
+             * --gil or when nobody waits). Without it a flooder's read was
+             * fanned out whole while the readers' queues passed 1 MiB. */
+            gil_tick();
             break;
         case WS_EV_PING:
             if (w->phase == WS_OPEN)
