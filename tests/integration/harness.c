@@ -139,6 +139,9 @@ static void group_kill(pid_t pgid)
     }
 }
 
+static char *read_file(const char *path);
+static const char *tail(const char *text);
+
 void harness_fini(void)
 {
     /* A test that failed half-way leaves its server running: kill it and
@@ -148,6 +151,12 @@ void harness_fini(void)
         if (live[i].pid > 0) {
             kill(live[i].pid, SIGKILL);
             waitpid(live[i].pid, NULL, 0);
+            /* Its last words are the best clue to why the test stopped
+             * half-way (a Redis reconnect, a sanitizer report...). */
+            char *err = read_file(live[i].errpath);
+            cr_log_warn("server %d was still running at the end of the test; its stderr:\n%s",
+                        (int)live[i].pid, tail(err ? err : ""));
+            free(err);
             unlink(live[i].errpath);
         }
         live[i].pid = 0;
