@@ -66,11 +66,18 @@ static void lock(struct login_limit *l)
         pthread_mutex_consistent(&l->lock);
 }
 
-static struct failures *find(struct login_limit *l, const struct login_peer *p)
+/* The peer's entry if its window is still open; an expired one is freed. */
+static struct failures *find(struct login_limit *l, const struct login_peer *p, time_t now)
 {
-    for (int i = 0; i < LOGIN_ADDRS; i++)
-        if (l->fail[i].since && memcmp(&l->fail[i].peer, p, sizeof *p) == 0)
-            return &l->fail[i];
+    for (int i = 0; i < LOGIN_ADDRS; i++) {
+        struct failures *f = &l->fail[i];
+        if (!f->since || memcmp(&f->peer, p, sizeof *p) != 0)
+            continue;
+        if (now - f->since < LOGIN_WINDOW_S)
+            return f;
+        f->since = 0; /* its window is over: forget it */
+        return NULL;
+    }
     return NULL;
 }
 
@@ -85,11 +92,7 @@ enum login_gate login_limit_enter(struct login_limit *l, const struct login_peer
                                   int *slot, unsigned *retry_after_s)
 {
     lock(l);
-    struct failures *f = find(l, p);
-    if (f && now - f->since >= LOGIN_WINDOW_S) { /* its window is over: forget it */
-        f->since = 0;
-        f = NULL;
-    }
+    struct failures *f = find(l, p, now);
     if (f && f->count >= LOGIN_MAX_FAILURES) {
         *retry_after_s = (unsigned)(f->since + LOGIN_WINDOW_S - now);
         pthread_mutex_unlock(&l->lock);
@@ -115,11 +118,7 @@ void login_limit_leave(struct login_limit *l, int slot, const struct login_peer 
     if (slot >= 0 && slot < LOGIN_MAX_INFLIGHT)
         l->slot_pid[slot] = 0;
     if (failed) {
-        struct failures *f = find(l, p);
-        if (f && now - f->since >= LOGIN_WINDOW_S) {
-            f->since = 0;
-            f = NULL;
-        }
+        struct failures *f = find(l, p, now);
         if (!f) {
             /* A free entry, or else the one whose window started first:
              * an attacker with many addresses can only push out the

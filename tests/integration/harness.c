@@ -56,6 +56,32 @@ void harness_init(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
+/* State, parent and process group from /proc/PID/stat, and the command
+ * name "(comm)" into comm if given. comm may hold spaces and parentheses,
+ * so the fields are read after the last ')'. False if the process is gone. */
+struct proc_stat {
+    char state;
+    int ppid, pgrp;
+};
+static bool proc_stat_read(const char *pid, struct proc_stat *st, char *comm, size_t commlen)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%.20s/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *open = strchr(buf, '('), *close = strrchr(buf, ')');
+    if (!open || !close ||
+        sscanf(close + 1, " %c %d %d", &st->state, &st->ppid, &st->pgrp) != 3)
+        return false;
+    if (comm)
+        snprintf(comm, commlen, "%.*s", (int)(close - open + 1), open);
+    return true;
+}
+
 /* SIGKILL is pending: the process is on its way out, it only has not had
  * a CPU yet to finish dying (a busy machine). LeakSanitizer's tracer is
  * one: it gets SIGKILL (its PR_SET_PDEATHSIG) when the chat-forked child it
@@ -97,27 +123,16 @@ static int group_alive(pid_t pgid, char *out, size_t outlen, bool count_dying)
     for (struct dirent *e; (e = readdir(d));) {
         if (e->d_name[0] < '1' || e->d_name[0] > '9')
             continue;
-        char path[64], buf[512];
-        snprintf(path, sizeof path, "/proc/%.20s/stat", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            continue;
-        size_t n = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[n] = '\0';
-        /* pid (comm) state ppid pgrp: comm may hold spaces and parentheses. */
-        char *open = strchr(buf, '('), *close = strrchr(buf, ')');
-        char state;
-        int ppid, pgrp;
-        if (!open || !close || sscanf(close + 1, " %c %d %d", &state, &ppid, &pgrp) != 3)
-            continue;
-        if (pgrp != pgid || state == 'Z' || state == 'X' || (!count_dying && dying(e->d_name)))
+        struct proc_stat st;
+        char comm[64];
+        if (!proc_stat_read(e->d_name, &st, comm, sizeof comm) || st.pgrp != pgid ||
+            st.state == 'Z' || st.state == 'X' || (!count_dying && dying(e->d_name)))
             continue;
         alive++;
         if (out) {
             size_t used = strlen(out);
-            snprintf(out + used, outlen - used, "  pid %.20s %.*s state %c\n", e->d_name,
-                     (int)(close - open + 1), open, state);
+            snprintf(out + used, outlen - used, "  pid %.20s %s state %c\n", e->d_name, comm,
+                     st.state);
         }
     }
     closedir(d);
@@ -1074,24 +1089,11 @@ static int64_t process_runnable_ns(pid_t pid)
     return total;
 }
 
-/* The parent pid in /proc/PID/stat (after the parenthesised command name,
- * which may itself hold spaces or parentheses). */
+/* The parent pid in /proc/PID/stat. */
 static pid_t parent_of(const char *pid)
 {
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/%.20s/stat", pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    const char *close_paren = strrchr(buf, ')');
-    char state;
-    int ppid;
-    if (!close_paren || sscanf(close_paren + 1, " %c %d", &state, &ppid) != 2)
-        return -1;
-    return ppid;
+    struct proc_stat st;
+    return proc_stat_read(pid, &st, NULL, 0) ? st.ppid : -1;
 }
 
 int server_await_children(const struct server *s, int at_most)
