@@ -34,12 +34,16 @@ static int local_join(void *ctx, struct room_member *m, const char *user)
 {
     return room_join(ctx, m, user);
 }
-static void local_post(void *ctx, struct room_member *m, const char *text, size_t len)
+static bool local_post(void *ctx, struct room_member *m, const char *text, size_t len)
 {
-    room_post(ctx, m, text, len);
+    return room_post(ctx, m, text, len);
 }
 static void local_leave(void *ctx, struct room_member *m) { room_leave(ctx, m); }
-const struct chat_ops chat_local = {local_join, local_post, local_leave};
+static void local_backlog(void *ctx, struct room_member *m, size_t bytes)
+{
+    room_backlog(ctx, m, bytes);
+}
+const struct chat_ops chat_local = {local_join, local_post, local_leave, local_backlog};
 
 void app_set_room(struct app *app, struct room *room)
 {

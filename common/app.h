@@ -56,8 +56,12 @@ struct app_counters {
  * chat-forked child, a proxy that forwards to the room in the parent. */
 struct chat_ops {
     int (*join)(void *ctx, struct room_member *m, const char *user);
-    void (*post)(void *ctx, struct room_member *m, const char *text, size_t len);
+    /* false: hold the rest of this client's input until conn_unblock()
+     * (room_post's backpressure). */
+    bool (*post)(void *ctx, struct room_member *m, const char *text, size_t len);
     void (*leave)(void *ctx, struct room_member *m);
+    /* The member's queue went down to `bytes` (see room_backlog). */
+    void (*backlog)(void *ctx, struct room_member *m, size_t bytes);
 };
 extern const struct chat_ops chat_local; /* ctx: a struct room * */
 

@@ -18,8 +18,9 @@
 #include "gil.h"
 #include "http_response.h"
 
-static void ws_feed(struct conn *c, const char *data, size_t len);
+static size_t ws_feed(struct conn *c, const char *data, size_t len);
 static void leave_room(struct conn *c);
+static void end_hold(struct conn *c);
 
 void conn_init(struct conn *c, struct app *app)
 {
@@ -233,10 +234,8 @@ static void pump(struct conn *c)
     if (c->in.len == 0)
         return;
     size_t used = c->ws ? 0 : process(c, c->in.data, c->in.len);
-    if (c->ws && used < c->in.len) {
-        ws_feed(c, c->in.data + used, c->in.len - used);
-        used = c->in.len;
-    }
+    if (c->ws && used < c->in.len)
+        used += ws_feed(c, c->in.data + used, c->in.len - used);
     buf_consume(&c->in, used);
     if (c->in.len == 0)
         buf_free(&c->in); /* an idle connection keeps no buffer */
@@ -251,12 +250,31 @@ static void settle(struct conn *c)
         c->close = CLOSE_FLUSHED;
 }
 
+/* Keep what could not be taken now behind what already waits. A read may
+ * overshoot CONN_IN_MAX by one read's worth; past that the model ignored
+ * conn_want_read(). */
+static bool keep_input(struct conn *c, const char *data, size_t len)
+{
+    if (buf_append(&c->in, data, len, CONN_IN_MAX + 65536) < 0) {
+        c->close = CLOSE_NOW;
+        return false;
+    }
+    return true;
+}
+
 void conn_feed(struct conn *c, const char *data, size_t len)
 {
     if (c->close == CLOSE_NOW || len == 0)
         return;
     if (c->ws) {
-        ws_feed(c, data, len);
+        if (c->in.len) { /* held input goes first: messages keep their order */
+            if (keep_input(c, data, len) && !c->ws->held)
+                pump(c);
+            return;
+        }
+        size_t used = ws_feed(c, data, len);
+        if (used < len)
+            keep_input(c, data + used, len - used);
         return;
     }
     size_t used = 0;
@@ -264,13 +282,11 @@ void conn_feed(struct conn *c, const char *data, size_t len)
         used = process(c, data, len); /* the common case: nothing buffered */
     if (used < len) {
         if (c->ws) {
-            ws_feed(c, data + used, len - used); /* frames right behind the upgrade */
+            used += ws_feed(c, data + used, len - used); /* frames right behind the upgrade */
+            if (used < len)
+                keep_input(c, data + used, len - used);
         } else if (c->close == CLOSE_NO) {
-            /* A read may overshoot CONN_IN_MAX by one read's worth; past that
-             * the model ignored conn_want_read(). */
-            if (buf_append(&c->in, data + used, len - used, CONN_IN_MAX + 65536) < 0)
-                c->close = CLOSE_NOW;
-            else
+            if (keep_input(c, data + used, len - used))
                 pump(c);
         }
     }
@@ -290,6 +306,26 @@ void conn_eof(struct conn *c)
     settle(c);
 }
 
+void conn_sent(struct conn *c, size_t n)
+{
+    size_t before = c->out.bytes;
+    outq_consume(&c->out, n);
+    /* Only a member that may be deep: the room then sees it drain, and a
+     * poster it holds back goes on (see room_post). */
+    if (c->ws && c->ws->phase == WS_OPEN && before > ROOM_SHALLOW_BACKLOG)
+        c->app->chat->backlog(c->app->chat_ctx, &c->ws->member, c->out.bytes);
+    if (outq_empty(&c->out))
+        conn_flushed(c);
+}
+
+void conn_unblock(struct conn *c)
+{
+    if (!c->ws || !c->ws->held)
+        return;
+    c->ws->held = false;
+    pump(c); /* may be held again at once */
+}
+
 void conn_flushed(struct conn *c)
 {
     if (!c->req && !c->ws && !c->action)
@@ -305,7 +341,9 @@ enum conn_timer conn_timer_kind(const struct conn *c)
     if (c->close == CLOSE_NOW)
         return TIMER_NONE;
     if (c->ws)
-        return c->ws->phase == WS_CLOSE_SENT ? TIMER_WS_CLOSE : TIMER_NONE;
+        return c->ws->phase == WS_CLOSE_SENT ? TIMER_WS_CLOSE
+               : c->ws->held                ? TIMER_ROOM_WAIT
+                                            : TIMER_NONE;
     if (c->action || c->close == CLOSE_FLUSHED)
         return TIMER_NONE;
     if (c->req)
@@ -323,6 +361,7 @@ uint64_t conn_deadline(const struct conn *c)
     case TIMER_HEAD: return c->req->head_started_ms + CONN_HEAD_MS;
     case TIMER_BODY: return c->req->head_done_ms + CONN_BODY_MS;
     case TIMER_WS_CLOSE: return c->ws->close_sent_ms + CONN_WS_CLOSE_MS;
+    case TIMER_ROOM_WAIT: return c->ws->held_ms + ROOM_STALL_MS;
     case TIMER_NONE: break;
     }
     return 0;
@@ -343,6 +382,9 @@ void conn_on_timeout(struct conn *c)
     case TIMER_WS_CLOSE:
         c->close = CLOSE_NOW; /* silently, as the contract says */
         break;
+    case TIMER_ROOM_WAIT:
+        conn_unblock(c); /* ask again: the member we waited for may have stalled */
+        break;
     case TIMER_NONE:
         break;
     }
@@ -353,7 +395,7 @@ bool conn_want_read(const struct conn *c)
     if (c->close != CLOSE_NO || c->peer_eof)
         return false;
     if (c->ws)
-        return c->ws->phase != WS_CLOSED && c->out.bytes < CONN_OUT_HIGH;
+        return c->ws->phase != WS_CLOSED && c->out.bytes < CONN_OUT_HIGH && !c->ws->held;
     return c->in.len < CONN_IN_MAX;
 }
 
@@ -363,6 +405,7 @@ void conn_shutdown(struct conn *c)
     if (c->ws) {
         if (c->ws->phase == WS_OPEN) {
             leave_room(c);
+            end_hold(c);
             c->ws->phase = WS_CLOSE_SENT;
             c->ws->close_sent_ms = app_now_ms();
             queue(c, ws_close_frame_new(1001));
@@ -376,6 +419,16 @@ void conn_shutdown(struct conn *c)
 }
 
 /* --- WebSocket ---------------------------------------------------------- */
+
+/* The member is leaving the room: nothing holds its input back any more.
+ * What waits in c->in is taken with the next read, or dropped with the
+ * connection when the close handshake times out; pumping here could
+ * re-enter a feed of this very connection (a poster cut off by its own
+ * fan-out). */
+static void end_hold(struct conn *c)
+{
+    c->ws->held = false;
+}
 
 static void leave_room(struct conn *c)
 {
@@ -392,6 +445,7 @@ static void ws_close(struct conn *c, uint16_t code)
     if (w->phase != WS_OPEN)
         return;
     leave_room(c);
+    end_hold(c);
     w->phase = WS_CLOSE_SENT;
     w->close_sent_ms = app_now_ms();
     queue(c, ws_close_frame_new(code));
@@ -411,15 +465,20 @@ void conn_ws_cut_off(struct conn *c)
     /* The room has already removed the member; its backlog goes, but a frame
      * already partly written must be finished or the close would be garbage. */
     outq_drop_unsent(&c->out);
+    end_hold(c);
     w->phase = WS_CLOSE_SENT;
     w->close_sent_ms = app_now_ms();
     queue(c, ws_close_frame_new(1008));
 }
 
-static void ws_feed(struct conn *c, const char *data, size_t len)
+/* Returns the bytes taken: all of them, unless the room held this poster
+ * back (then the caller keeps the rest, unread, for conn_unblock). */
+static size_t ws_feed(struct conn *c, const char *data, size_t len)
 {
     struct ws_session *w = c->ws;
     size_t off = 0;
+    if (w->held)
+        return 0;
     /* Until the decoder says "nothing more": that last call, even with no
      * input left, is where it frees a delivered message's buffer, so an idle
      * member holds no heap memory. */
@@ -430,12 +489,19 @@ static void ws_feed(struct conn *c, const char *data, size_t len)
         off += used;
         switch (ev.type) {
         case WS_EV_NONE:
-            return;
+            return off;
         case WS_EV_PONG:
             break;
         case WS_EV_TEXT:
-            if (w->phase == WS_OPEN)
-                c->app->chat->post(c->app->chat_ctx, &w->member, ev.data, ev.len);
+            if (w->phase == WS_OPEN &&
+                !c->app->chat->post(c->app->chat_ctx, &w->member, ev.data, ev.len)) {
+                /* Backpressure: the rest waits until the room's readers have
+                 * caught up. The message just posted is in the room. */
+                w->held = true;
+                w->held_ms = app_now_ms();
+                gil_tick();
+                return off;
+            }
             /* One read can hold thousands of messages, each fanned out to
              * every member. Under --gil the members' threads need the lock
              * to write that out; CPython's eval loop would see a drop

@@ -5,7 +5,9 @@
  *   conn_feed(c, bytes)    bytes arrived
  *   conn_eof(c)            the peer will send no more
  *   conn_resume(c)         the deferred action is done (results in c->action)
+ *   conn_sent(c, n)        n bytes of the outq were written (it consumes them)
  *   conn_flushed(c)        the outq was written out completely
+ *   conn_unblock(c)        the room lets this held poster post again
  *   conn_on_timeout(c)     the deadline from conn_deadline() passed
  *   conn_shutdown(c)       the server is stopping
  *
@@ -55,6 +57,7 @@ enum conn_timer {
     TIMER_HEAD,       /* 408 */
     TIMER_BODY,       /* 408 */
     TIMER_WS_CLOSE,   /* drop */
+    TIMER_ROOM_WAIT,  /* a held poster asks the room again (ROOM_STALL_MS) */
 };
 
 enum ws_phase { WS_OPEN, WS_CLOSE_SENT, WS_CLOSED };
@@ -64,6 +67,10 @@ struct ws_session {
     struct room_member member;
     enum ws_phase phase;
     uint64_t close_sent_ms;
+    /* The room held this poster back (room_post): the rest of its input
+     * waits in conn.in, unread further, until conn_unblock(). */
+    bool held;
+    uint64_t held_ms;
 };
 
 struct conn {
@@ -93,6 +100,10 @@ void conn_feed(struct conn *c, const char *data, size_t len);
 void conn_eof(struct conn *c);
 void conn_resume(struct conn *c);
 void conn_flushed(struct conn *c);
+/* Consumes n written bytes from c->out, tells the room how a deep member
+ * drains, and calls conn_flushed() once the queue is empty. */
+void conn_sent(struct conn *c, size_t n);
+void conn_unblock(struct conn *c);
 void conn_on_timeout(struct conn *c);
 void conn_shutdown(struct conn *c);
 

@@ -63,6 +63,10 @@ struct room {
      * no longer uses, so cutting off never allocates. */
     struct room_member *cut_head, *cut_tail;
 
+    /* Backpressure (room_post): members over ROOM_DEEP_BACKLOG, and the
+     * posters held back until none of them that still reads is. */
+    struct room_member *deep_head, *wait_head;
+
     struct buf scratch; /* JSON of the event being encoded */
 
     /* Remote mode (room.h): where this server's events are published, and
@@ -80,6 +84,15 @@ static uint64_t realtime_ms(void)
 }
 
 uint64_t (*room_clock_ms)(void) = realtime_ms;
+
+static uint64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t (*room_mono_ms)(void) = monotonic_ms;
 
 /* One lock around each whole room_* call, fan-out included: holding it while
  * delivering is what makes every member see one total order. The sink runs
@@ -290,6 +303,106 @@ fail:
     return NULL;
 }
 
+/* ---- backpressure ------------------------------------------------------ */
+
+static void deep_link(struct room *r, struct room_member *m, uint64_t now)
+{
+    m->deep = true;
+    m->progress_ms = now;
+    m->deep_prev = NULL;
+    m->deep_next = r->deep_head;
+    if (m->deep_next)
+        m->deep_next->deep_prev = m;
+    r->deep_head = m;
+}
+
+static void deep_unlink(struct room *r, struct room_member *m)
+{
+    if (!m->deep)
+        return;
+    if (m->deep_prev)
+        m->deep_prev->deep_next = m->deep_next;
+    else
+        r->deep_head = m->deep_next;
+    if (m->deep_next)
+        m->deep_next->deep_prev = m->deep_prev;
+    m->deep_prev = m->deep_next = NULL;
+    m->deep = false;
+}
+
+/* A new figure for what waits for m: from a delivery (it grew) or from the
+ * model's report after a write (it shrank). Going down is progress. */
+static void backlog_seen(struct room *r, struct room_member *m, size_t bytes, uint64_t now)
+{
+    bool down = bytes < m->backlog;
+    m->backlog = bytes;
+    if (!m->deep) {
+        if (bytes > ROOM_DEEP_BACKLOG)
+            deep_link(r, m, now);
+    } else if (bytes <= ROOM_SHALLOW_BACKLOG) {
+        deep_unlink(r, m);
+    } else if (down) {
+        m->progress_ms = now;
+    }
+}
+
+/* Is a member that still reads over ROOM_DEEP_BACKLOG? The deep list is
+ * short (members that fall behind by a quarter of the cut-off), and the
+ * first member that is draining ends the walk. */
+static bool congested(const struct room *r, uint64_t now)
+{
+    for (const struct room_member *m = r->deep_head; m; m = m->deep_next)
+        if (now - m->progress_ms < ROOM_STALL_MS)
+            return true;
+    return false;
+}
+
+static void hold_poster(struct room *r, struct room_member *m)
+{
+    if (m->waiting)
+        return;
+    m->waiting = true;
+    m->wait_next = r->wait_head;
+    r->wait_head = m;
+}
+
+static void unhold_poster(struct room *r, struct room_member *m)
+{
+    if (!m->waiting)
+        return;
+    struct room_member **p = &r->wait_head;
+    while (*p != m)
+        p = &(*p)->wait_next;
+    *p = m->wait_next;
+    m->wait_next = NULL;
+    m->waiting = false;
+}
+
+/* At the end of a room_* call that may have ended the congestion: let the
+ * held posters go. Each is unlinked before its unblock (the model may free
+ * it later, never here: unblock only takes note). */
+static void release_posters(struct room *r)
+{
+    if (!r->wait_head || congested(r, room_mono_ms()))
+        return;
+    while (r->wait_head) {
+        struct room_member *m = r->wait_head;
+        r->wait_head = m->wait_next;
+        m->wait_next = NULL;
+        m->waiting = false;
+        if (r->sink.unblock)
+            r->sink.unblock(m);
+    }
+}
+
+/* m is no longer a member (left, cut off, or its pending join dropped). */
+static void forget_pressure(struct room *r, struct room_member *m)
+{
+    deep_unlink(r, m);
+    unhold_poster(r, m);
+    m->backlog = 0;
+}
+
 /* ---- members and fan-out ----------------------------------------------- */
 
 static void link_member(struct room *r, struct room_member *m)
@@ -317,6 +430,7 @@ static void unlink_member(struct room *r, struct room_member *m)
     m->prev = m->next = NULL;
     m->joined = false; /* from now on room_post and room_leave ignore m */
     r->members--;
+    forget_pressure(r, m);
 }
 
 static void link_pending(struct room *r, struct room_member *m)
@@ -339,6 +453,7 @@ static void unlink_pending(struct room *r, struct room_member *m)
         m->next->prev = m->prev;
     m->prev = m->next = NULL;
     m->pending = false;
+    forget_pressure(r, m);
 }
 
 /* Deliver ev to every member. A member whose backlog goes over the limit is
@@ -351,10 +466,14 @@ static void unlink_pending(struct room *r, struct room_member *m)
 static void fan_out(struct room *r, struct rbuf *ev)
 {
     struct room_member *next;
+    uint64_t now = room_mono_ms();
     for (struct room_member *m = r->head; m; m = next) {
         next = m->next;
-        if (r->sink.deliver(m, ev) <= ROOM_MAX_BACKLOG)
+        size_t backlog = r->sink.deliver(m, ev);
+        if (backlog <= ROOM_MAX_BACKLOG) {
+            backlog_seen(r, m, backlog, now);
             continue;
+        }
         unlink_member(r, m);
         if (r->cut_tail)
             r->cut_tail->next = m;
@@ -493,10 +612,10 @@ nomem:
     return -1;
 }
 
-void room_post(struct room *r, struct room_member *m, const char *text, size_t len)
+bool room_post(struct room *r, struct room_member *m, const char *text, size_t len)
 {
     if (text_is_blank(text, len))
-        return;
+        return true;
     room_lock(r);
     /* joined is read under the lock: another thread's fan-out may have cut
      * m off a moment ago. A pending member may post: its message is
@@ -510,6 +629,25 @@ void room_post(struct room *r, struct room_member *m, const char *text, size_t l
         if (ev)
             history_push(r, ev, json_off);
         settle_cut_offs(r);
+    }
+    /* In remote mode the fan-out comes later (room_apply); the deep members
+     * it made are what holds the next post back. */
+    bool go = true;
+    if ((m->joined || m->pending) && congested(r, room_mono_ms())) {
+        hold_poster(r, m);
+        go = false;
+    }
+    release_posters(r); /* a cut-off may have ended someone else's wait */
+    room_unlock(r);
+    return go;
+}
+
+void room_backlog(struct room *r, struct room_member *m, size_t bytes)
+{
+    room_lock(r);
+    if (m->joined) {
+        backlog_seen(r, m, bytes, room_mono_ms());
+        release_posters(r);
     }
     room_unlock(r);
 }
@@ -532,6 +670,7 @@ void room_leave(struct room *r, struct room_member *m)
         announce_leave(r, m->user);
         settle_cut_offs(r);
     }
+    release_posters(r);
     room_unlock(r);
 }
 
@@ -551,6 +690,7 @@ void room_close(struct room *r)
         presence_remove(r, r->head->user);
         unlink_member(r, r->head);
     }
+    /* Every member is gone, so every list is empty: nobody waits now. */
     room_unlock(r);
 }
 
@@ -676,6 +816,7 @@ void room_apply(struct room *r, const struct room_event *e)
             rbuf_unref(ev);
     }
     settle_cut_offs(r);
+    release_posters(r);
     room_unlock(r);
 }
 

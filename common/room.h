@@ -26,6 +26,13 @@
 #include "buf.h"
 
 #define ROOM_MAX_BACKLOG (1024 * 1024) /* contract: cut off past 1 MiB unsent */
+/* Backpressure (see room_post): posters wait while a member that reads has
+ * more than ROOM_DEEP_BACKLOG waiting, until it is down to
+ * ROOM_SHALLOW_BACKLOG; a deep member whose backlog has not gone down for
+ * ROOM_STALL_MS is taken for one that does not read, and holds nobody. */
+#define ROOM_DEEP_BACKLOG (256 * 1024)
+#define ROOM_SHALLOW_BACKLOG (64 * 1024)
+#define ROOM_STALL_MS 2000
 #define ROOM_HISTORY 50
 #define ROOM_MAX_USER 32
 #define ROOM_MAX_TEXT 4096 /* contract: a chat message is at most 4096 bytes */
@@ -37,6 +44,12 @@ struct room_member {
     bool pending;   /* remote room: join published, not yet back (room_apply) */
     uint64_t token; /* remote room: the id of its published join */
     void *owner; /* the model's connection (or child, in the forked hub) */
+
+    /* Backpressure, the room's alone (under its lock). */
+    size_t backlog;         /* bytes waiting for m, as last delivered or reported */
+    uint64_t progress_ms;   /* when m went deep, or its backlog last went down */
+    bool deep, waiting;     /* on the deep list / on the list of held posters */
+    struct room_member *deep_prev, *deep_next, *wait_next;
 };
 
 struct room_sink {
@@ -46,6 +59,10 @@ struct room_sink {
     /* m was over the limit and is no longer a member: drop its backlog,
      * queue close 1008, stop reading from it, close within 2 s. */
     void (*cut_off)(struct room_member *m);
+    /* m, a poster that room_post held back, may post again. Runs inside a
+     * room_* call (under the lock): note it and act after, never call back
+     * into the room from here. */
+    void (*unblock)(struct room_member *m);
 };
 
 struct room;
@@ -60,8 +77,23 @@ void room_free(struct room *r); /* members must have left; drops history */
  * on ENOMEM (m is not a member then). */
 int room_join(struct room *r, struct room_member *m, const char *user);
 /* A text message from m (valid UTF-8, <= 4096 bytes). Empty or all-ASCII-
- * whitespace text is ignored, as is a message from a non-member. */
-void room_post(struct room *r, struct room_member *m, const char *text, size_t len);
+ * whitespace text is ignored, as is a message from a non-member.
+ *
+ * Backpressure: one read from a client can hold thousands of messages, and
+ * each is fanned out to every member at once, far faster than members'
+ * sockets take it. Returns false when, after this message, a member that
+ * reads is over ROOM_DEEP_BACKLOG: the poster must stop (keep the rest of
+ * its input unread) until sink->unblock(m), which comes once every such
+ * member is down to ROOM_SHALLOW_BACKLOG, has gone, or has stalled. The
+ * model should also retry after ROOM_STALL_MS on its own: stalling is a
+ * matter of time, and the room has no clock that wakes it. So flooders are
+ * slowed to the pace of the members that read, and only a member that does
+ * not read meets the 1 MiB cut-off. */
+bool room_post(struct room *r, struct room_member *m, const char *text, size_t len);
+/* What the model wrote for m: `bytes` now wait for it. Called after writes
+ * while m's backlog was over ROOM_SHALLOW_BACKLOG (cheaper than always, and
+ * all the room needs); it is how deep members are seen to drain. */
+void room_backlog(struct room *r, struct room_member *m, size_t bytes);
 /* m leaves (closed, errored, shut down): everyone left receives `leave`.
  * Safe to call for a member that was cut off or never joined (no-op). */
 void room_leave(struct room *r, struct room_member *m);
@@ -131,5 +163,7 @@ void room_system(struct room *r, const char *text);
 
 /* Milliseconds since the Unix epoch, for `ts`; tests may replace it. */
 extern uint64_t (*room_clock_ms)(void);
+/* A monotonic millisecond clock, for ROOM_STALL_MS; tests may replace it. */
+extern uint64_t (*room_mono_ms)(void);
 
 #endif

@@ -19,10 +19,11 @@ struct client {
     struct client *prev, *next;     /* all clients, for shutdown */
     struct client *next_dirty;      /* queued output to write this turn */
     struct client *next_paused;     /* filled the read buffer this turn */
+    struct client *next_unblocked;  /* a held poster the room let go */
     struct action *orphan;          /* pool work still running after close */
     uint64_t armed_deadline;
     unsigned open_handles;
-    bool dirty, reading, writing, closing, lingering, counted, paused;
+    bool dirty, reading, writing, closing, lingering, counted, paused, unblocked;
 };
 
 struct server {
@@ -42,6 +43,7 @@ struct server {
     struct client *clients;
     struct client *dirty;
     struct client *paused;
+    struct client *unblocked;
     unsigned live;             /* admitted connections, for --max-conns */
     bool stopping;
 };
@@ -52,6 +54,7 @@ void client_accept(uv_stream_t *listener);
 void client_sync(struct client *cl);
 void client_close(struct client *cl);
 void flush_dirty_clients(void);
+bool run_unblocked_clients(void);
 void resume_paused_clients(void);
 void fetch_done(struct action *a);
 extern const struct room_sink async_sink;

@@ -100,9 +100,7 @@ static void on_write(uv_write_t *req, int status)
         size_t off = c->out.head_off;
         for (unsigned i = c->out.pinned; i && node; i--, node = node->next, off = 0)
             n += node->buf->len - off;
-        outq_consume(&c->out, n);
-        if (outq_empty(&c->out))
-            conn_flushed(c);
+        conn_sent(c, n);
     }
     client_sync(cl);
 }
@@ -121,9 +119,7 @@ static void flush(struct client *cl)
             bufs[i] = uv_buf_init(iov[i].iov_base, (unsigned)iov[i].iov_len);
         int w = uv_try_write((uv_stream_t *)&cl->tcp, bufs, (unsigned)n);
         if (w > 0) {
-            outq_consume(&c->out, (size_t)w);
-            if (outq_empty(&c->out))
-                conn_flushed(c); /* may queue the next pipelined answer */
+            conn_sent(c, (size_t)w); /* may queue the next pipelined answer */
             continue;
         }
         if (w != UV_EAGAIN) {
@@ -174,7 +170,32 @@ static void sink_cut_off(struct room_member *m)
     mark_dirty(cl);
 }
 
-const struct room_sink async_sink = {sink_deliver, sink_cut_off};
+/* Inside some room call, maybe another client's write: only take note.
+ * before_poll feeds the held input, then writes what it caused. */
+static void sink_unblock(struct room_member *m)
+{
+    struct client *cl = (struct client *)((char *)conn_of_member(m) - offsetof(struct client, conn));
+    if (cl->unblocked || cl->closing)
+        return;
+    cl->unblocked = true;
+    cl->next_unblocked = server.unblocked;
+    server.unblocked = cl;
+}
+
+bool run_unblocked_clients(void)
+{
+    bool any = server.unblocked != NULL;
+    while (server.unblocked) {
+        struct client *cl = server.unblocked;
+        server.unblocked = cl->next_unblocked;
+        cl->unblocked = false;
+        conn_unblock(&cl->conn);
+        client_sync(cl);
+    }
+    return any;
+}
+
+const struct room_sink async_sink = {sink_deliver, sink_cut_off, sink_unblock};
 
 /* --- deferred actions: how this model waits ----------------------------- */
 
@@ -396,6 +417,13 @@ void client_close(struct client *cl)
             p = &(*p)->next_dirty;
         *p = cl->next_dirty;
         cl->dirty = false;
+    }
+    if (cl->unblocked) {
+        struct client **p = &server.unblocked;
+        while (*p != cl)
+            p = &(*p)->next_unblocked;
+        *p = cl->next_unblocked;
+        cl->unblocked = false;
     }
     if (cl->paused) {
         struct client **p = &server.paused;

@@ -55,6 +55,11 @@ static void before_poll(uv_prepare_t *h)
 {
     (void)h;
     flush_dirty_clients();
+    /* Writing may have drained the member the room's posters waited for:
+     * they go on now, and what they post is written before we sleep.
+     * This ends: each round takes only input held back earlier. */
+    while (run_unblocked_clients())
+        flush_dirty_clients();
     resume_paused_clients(); /* after the flush: see pause_until_next_turn */
     /* --gil: the loop thread holds the GIL while it runs callbacks and
      * drops it while it waits for I/O, as CPython does around select(). */

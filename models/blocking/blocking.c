@@ -43,15 +43,21 @@ void blocking_read(int fd, struct conn *c)
 void blocking_flush(int fd, struct conn *c)
 {
     while (!outq_empty(&c->out) && c->close != CLOSE_NOW) {
+        struct iovec iov[64];
+        int n = outq_iov(&c->out, iov, 64);
+        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
         gil_release();
-        ssize_t w = net_write_outq(fd, &c->out);
+        ssize_t w = sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+        int err = errno;
         gil_acquire();
-        if (w < 0)
-            c->close = CLOSE_NOW;
-        else if (outq_empty(&c->out))
-            conn_flushed(c); /* may answer the next pipelined request */
-        else
+        if (w > 0)
+            conn_sent(c, (size_t)w); /* may answer the next pipelined request */
+        else if (w < 0 && err == EINTR)
+            continue;
+        else if (w < 0 && err == EAGAIN)
             return; /* the socket is full: wait for POLLOUT */
+        else
+            c->close = CLOSE_NOW;
     }
 }
 

@@ -37,11 +37,15 @@ static int proxy_join(void *ctx, struct room_member *m, const char *user)
     return 0;
 }
 
-static void proxy_post(void *ctx, struct room_member *m, const char *text, size_t len)
+/* Never holds: the hub does, by answering HUB_SYNC only once the room
+ * takes this child's messages again (the child reads its client only when
+ * synced). */
+static bool proxy_post(void *ctx, struct room_member *m, const char *text, size_t len)
 {
     (void)ctx, (void)m;
     if (up.joined)
         uplink_send(&up, HUB_POST, text, len);
+    return true;
 }
 
 static void proxy_leave(void *ctx, struct room_member *m)
@@ -52,7 +56,14 @@ static void proxy_leave(void *ctx, struct room_member *m)
     up.joined = false;
 }
 
-static const struct chat_ops hub_proxy = {proxy_join, proxy_post, proxy_leave};
+static void proxy_backlog(void *ctx, struct room_member *m, size_t bytes)
+{
+    (void)ctx, (void)m;
+    if (up.joined)
+        uplink_depth(&up, bytes);
+}
+
+static const struct chat_ops hub_proxy = {proxy_join, proxy_post, proxy_leave, proxy_backlog};
 
 /* --- the child's life ----------------------------------------------------- */
 

@@ -33,10 +33,13 @@ extern struct forked_shared *shared;
  *   HUB_POST   one chat message (0..WS_MAX_MESSAGE bytes of valid UTF-8)
  *   HUB_LEAVE  empty
  *   HUB_SYNC   empty: "tell me when you have done everything before this"
+ *   HUB_DEPTH  4 bytes, big-endian: the bytes waiting in the child for its
+ *              client, sent when that passes ROOM_DEEP_BACKLOG and as it
+ *              drains (the room's backpressure, room_post, needs to know)
  * Hub to child: nothing but whole WebSocket frames — text frames (events,
  * ready to forward), close 1008 (cut off), and HUB_SYNC's answer, a frame
  * with a reserved control opcode that never reaches a client. */
-enum hub_msg { HUB_JOIN = 'J', HUB_POST = 'P', HUB_LEAVE = 'L', HUB_SYNC = 'S' };
+enum hub_msg { HUB_JOIN = 'J', HUB_POST = 'P', HUB_LEAVE = 'L', HUB_SYNC = 'S', HUB_DEPTH = 'D' };
 #define HUB_HEAD 3
 #define HUB_PAYLOAD_MAX WS_MAX_MESSAGE
 #define HUB_MSG_MAX (HUB_HEAD + HUB_PAYLOAD_MAX)
@@ -57,6 +60,10 @@ int hub_add_child(struct hub *h, int fd, pid_t pid);
 void hub_on_event(struct hub *h, void *tag, uint32_t events);
 /* Write what this turn queued, one writev per child, before epoll again. */
 void hub_flush(struct hub *h);
+/* Posters the room held back (room_post) past ROOM_STALL_MS ask again; and
+ * when the next one will. */
+void hub_tick(struct hub *h);
+uint64_t hub_next_deadline(const struct hub *h);
 unsigned hub_links(const struct hub *h);
 /* The hub's room, for --redis: the parent is the one Redis subscriber. */
 struct room *hub_room(struct hub *h);
@@ -79,10 +86,14 @@ struct uplink {
     bool joined;       /* a member, as far as the child knows */
     bool unsynced;     /* sent something since the last HUB_SYNC */
     unsigned syncs;    /* HUB_SYNCs not yet answered */
+    bool deep_told;    /* the hub last heard we were over ROOM_SHALLOW_BACKLOG */
+    uint64_t depth_ms; /* when it last heard how deep */
     bool failed;       /* the link broke or carried garbage */
 };
 /* Queue a message and write what the hub takes now. */
 void uplink_send(struct uplink *u, int type, const void *payload, size_t len);
+/* HUB_DEPTH: tell the hub how much waits for the client (rate-limited). */
+void uplink_depth(struct uplink *u, size_t bytes);
 /* HUB_SYNC, if anything was sent since the last one. */
 void uplink_sync(struct uplink *u);
 /* Write what waits, without blocking (on POLLOUT). */

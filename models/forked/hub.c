@@ -51,13 +51,19 @@ struct link {
     bool gone;         /* the child closed its end: nothing more goes to it */
     struct link *prev, *next, *next_dirty;
     bool dirty, want_out;
+    /* Backpressure (room_post): a held poster's messages wait in `in`,
+     * and its socket is not read, until the room unblocks it. */
+    size_t child_backlog;   /* as the child last said (HUB_DEPTH) */
+    bool held, unblocked, want_in;
+    uint64_t held_ms;
+    struct link *next_held, *next_unblocked;
 };
 
 struct hub {
     int epoll_fd;
     struct room *room;
     struct rbuf *synced; /* HUB_SYNC's answer, one shared frame */
-    struct link *links, *dirty;
+    struct link *links, *dirty, *held, *unblocked;
     unsigned count;
 };
 
@@ -85,7 +91,14 @@ static size_t sink_deliver(struct room_member *m, struct rbuf *ev)
     if (outq_push(&l->out, rbuf_ref(ev)) < 0)
         return SIZE_MAX;
     mark_dirty(the_hub, l);
-    return l->out.bytes;
+    /* What waits here, plus what the child last said waits there, is what
+     * the room sees for backpressure; but the child's figure may be stale,
+     * so it alone never makes a cut-off (the child decides that, exactly,
+     * on its own queue). */
+    if (l->out.bytes > ROOM_MAX_BACKLOG)
+        return l->out.bytes;
+    size_t total = l->out.bytes + l->child_backlog;
+    return total > ROOM_MAX_BACKLOG ? ROOM_MAX_BACKLOG : total;
 }
 
 static void sink_cut_off(struct room_member *m)
@@ -101,7 +114,30 @@ static void sink_cut_off(struct room_member *m)
     mark_dirty(the_hub, l);
 }
 
-static const struct room_sink hub_sink = {sink_deliver, sink_cut_off};
+static void list_remove(struct link **head, struct link *l, size_t next_off)
+{
+    for (struct link **p = head; *p; p = (struct link **)((char *)*p + next_off))
+        if (*p == l) {
+            *p = *(struct link **)((char *)l + next_off);
+            return;
+        }
+}
+
+/* Inside a room call: only take note; hub_flush feeds the held messages. */
+static void sink_unblock(struct room_member *m)
+{
+    struct link *l = m->owner;
+    struct hub *h = the_hub;
+    if (!l->held)
+        return;
+    l->held = false;
+    list_remove(&h->held, l, offsetof(struct link, next_held));
+    l->unblocked = true;
+    l->next_unblocked = h->unblocked;
+    h->unblocked = l;
+}
+
+static const struct room_sink hub_sink = {sink_deliver, sink_cut_off, sink_unblock};
 
 struct hub *hub_new(int epoll_fd)
 {
@@ -130,6 +166,7 @@ int hub_add_child(struct hub *h, int fd, pid_t pid)
     l->fd = fd;
     l->pid = pid;
     l->member.owner = l;
+    l->want_in = true;
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = l};
     if (epoll_ctl(h->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0) {
         free(l);
@@ -154,12 +191,12 @@ static void drop_link(struct hub *h, struct link *l)
 {
     room_leave(h->room, &l->member); /* a clean `leave`, however it died */
     set_member(l, false);
-    if (l->dirty) {
-        struct link **p = &h->dirty;
-        while (*p != l)
-            p = &(*p)->next_dirty;
-        *p = l->next_dirty;
-    }
+    if (l->dirty)
+        list_remove(&h->dirty, l, offsetof(struct link, next_dirty));
+    if (l->held)
+        list_remove(&h->held, l, offsetof(struct link, next_held));
+    if (l->unblocked)
+        list_remove(&h->unblocked, l, offsetof(struct link, next_unblocked));
     if (l->prev)
         l->prev->next = l->next;
     else
@@ -192,6 +229,8 @@ static bool message_valid(int type, const char *p, size_t len)
     case HUB_LEAVE:
     case HUB_SYNC:
         return len == 0;
+    case HUB_DEPTH:
+        return len == 4;
     }
     return false;
 }
@@ -202,7 +241,8 @@ static bool message_valid(int type, const char *p, size_t len)
 static int handle_messages(struct hub *h, struct link *l)
 {
     size_t off = 0;
-    while (l->in.len - off >= HUB_HEAD) {
+    /* A child that is gone cannot be slowed down: what it sent is taken. */
+    while (l->in.len - off >= HUB_HEAD && !(l->held && !l->gone)) {
         const unsigned char *p = (const unsigned char *)l->in.data + off;
         size_t len = (size_t)p[1] << 8 | p[2];
         if (len > HUB_PAYLOAD_MAX)
@@ -222,9 +262,22 @@ static int handle_messages(struct hub *h, struct link *l)
             if (room_join(h->room, &l->member, user) == 0)
                 set_member(l, true);
             break;
-        case HUB_POST:
-            room_post(h->room, &l->member, payload, len); /* ignored after a cut-off */
+        case HUB_POST: /* ignored after a cut-off */
+            if (!room_post(h->room, &l->member, payload, len) && !l->held) {
+                l->held = true; /* the rest waits; see room_post */
+                l->held_ms = app_now_ms();
+                l->next_held = h->held;
+                h->held = l;
+            }
             break;
+        case HUB_DEPTH: {
+            const unsigned char *d = (const unsigned char *)payload;
+            l->child_backlog = (size_t)d[0] << 24 | (size_t)d[1] << 16 | (size_t)d[2] << 8 | d[3];
+            if (l->child_backlog > ROOM_MAX_BACKLOG)
+                l->child_backlog = ROOM_MAX_BACKLOG; /* the child cuts itself off past it */
+            room_backlog(h->room, &l->member, l->out.bytes + l->child_backlog);
+            break;
+        }
         case HUB_LEAVE:
             room_leave(h->room, &l->member);
             set_member(l, false);
@@ -253,6 +306,8 @@ void hub_on_event(struct hub *h, void *tag, uint32_t events)
         l->gone = true; /* its end is closed: read the rest, send nothing */
         outq_clear(&l->out);
     }
+    if (l->held && !l->gone && !(events & EPOLLERR))
+        return; /* read when the hold ends (a stale EPOLLIN of this batch) */
     if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
         char buf[16 * 1024]; /* bounded per turn: one busy child cannot starve the rest */
         ssize_t n = recv(l->fd, buf, sizeof buf, MSG_DONTWAIT);
@@ -271,26 +326,78 @@ void hub_on_event(struct hub *h, void *tag, uint32_t events)
     }
 }
 
-static void flush_link(struct hub *h, struct link *l)
+/* What epoll watches for l: its input unless held, its output while some
+ * waits. */
+static void link_interest(struct hub *h, struct link *l)
 {
-    if (net_write_outq(l->fd, &l->out) < 0)
-        outq_clear(&l->out); /* the child is gone; its EOF will come */
-    bool want_out = !outq_empty(&l->out);
-    if (want_out != l->want_out) {
-        struct epoll_event ev = {.events = EPOLLIN | (want_out ? EPOLLOUT : 0), .data.ptr = l};
+    bool want_in = !l->held || l->gone, want_out = !outq_empty(&l->out);
+    if (want_in != l->want_in || want_out != l->want_out) {
+        struct epoll_event ev = {
+            .events = (want_in ? EPOLLIN : 0u) | (want_out ? EPOLLOUT : 0u), .data.ptr = l};
         epoll_ctl(h->epoll_fd, EPOLL_CTL_MOD, l->fd, &ev);
+        l->want_in = want_in;
         l->want_out = want_out;
     }
 }
 
+static void flush_link(struct hub *h, struct link *l)
+{
+    if (net_write_outq(l->fd, &l->out) < 0)
+        outq_clear(&l->out); /* the child is gone; its EOF will come */
+    link_interest(h, l);
+}
+
+/* Posters the room let go: their waiting messages, now. */
+static bool run_unblocked(struct hub *h)
+{
+    bool any = h->unblocked != NULL;
+    while (h->unblocked) {
+        struct link *l = h->unblocked;
+        h->unblocked = l->next_unblocked;
+        l->unblocked = false;
+        if (handle_messages(h, l) < 0)
+            drop_link(h, l);
+        else
+            link_interest(h, l);
+    }
+    return any;
+}
+
 void hub_flush(struct hub *h)
 {
-    while (h->dirty) {
-        struct link *l = h->dirty;
-        h->dirty = l->next_dirty;
-        l->dirty = false;
-        flush_link(h, l);
+    /* Writing to the children may end a hold (their HUB_DEPTH comes later,
+     * but a cut-off or a leave also ends one), and what the posters then
+     * send goes out before the hub sleeps. Each round takes only messages
+     * held back earlier, so this ends. */
+    do {
+        while (h->dirty) {
+            struct link *l = h->dirty;
+            h->dirty = l->next_dirty;
+            l->dirty = false;
+            flush_link(h, l);
+        }
+    } while (run_unblocked(h));
+    for (struct link *l = h->held; l; l = l->next_held)
+        link_interest(h, l); /* stop reading it */
+}
+
+void hub_tick(struct hub *h)
+{
+    uint64_t now = app_now_ms();
+    for (struct link *l = h->held, *next; l; l = next) {
+        next = l->next_held;
+        if (now - l->held_ms >= ROOM_STALL_MS) /* ask the room again */
+            sink_unblock(&l->member);
     }
+}
+
+uint64_t hub_next_deadline(const struct hub *h)
+{
+    uint64_t next = 0;
+    for (const struct link *l = h->held; l; l = l->next_held)
+        if (!next || l->held_ms + ROOM_STALL_MS < next)
+            next = l->held_ms + ROOM_STALL_MS;
+    return next;
 }
 
 unsigned hub_links(const struct hub *h) { return h->count; }

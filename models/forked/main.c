@@ -265,6 +265,9 @@ static int next_timeout(void)
             next = r->deadline;
     if (stopping && stop_deadline < next)
         next = stop_deadline;
+    uint64_t held = hub_next_deadline(hub);
+    if (held && held < next)
+        next = held;
     if (next > now + 1000)
         next = now + 1000; /* the hub's heap is trimmed once a second */
     if (bp && next > now + BACKPLANE_TICK_MS)
@@ -352,6 +355,7 @@ int main(int argc, char **argv)
             hub_flush(hub); /* to the children before they get SIGTERM */
             start_shutdown();
         }
+        hub_tick(hub);
         if (bp)
             backplane_tick(bp);
         if (settle_end && (backplane_settled(bp) || app_now_ms() >= settle_end))

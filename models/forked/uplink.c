@@ -71,6 +71,25 @@ void uplink_flush(struct uplink *u)
         buf_free(&u->out);
 }
 
+#define DEPTH_EVERY_MS 50 /* while deep, the hub hears of progress this often */
+
+void uplink_depth(struct uplink *u, size_t bytes)
+{
+    bool deep = bytes > ROOM_SHALLOW_BACKLOG;
+    uint64_t now = app_now_ms();
+    if (deep == u->deep_told && (!deep || now - u->depth_ms < DEPTH_EVERY_MS))
+        return;
+    if (bytes > ROOM_MAX_BACKLOG)
+        bytes = ROOM_MAX_BACKLOG;
+    unsigned char d[4] = {(unsigned char)(bytes >> 24), (unsigned char)(bytes >> 16),
+                          (unsigned char)(bytes >> 8), (unsigned char)bytes};
+    bool unsynced = u->unsynced;
+    uplink_send(u, HUB_DEPTH, d, sizeof d);
+    u->unsynced = unsynced; /* a report is not news to sync on */
+    u->deep_told = deep;
+    u->depth_ms = now;
+}
+
 void uplink_sync(struct uplink *u)
 {
     if (u->unsynced && u->fd >= 0) {
@@ -137,6 +156,8 @@ static void take_frame(struct uplink *u, struct conn *c, const unsigned char *p,
             fail(u); /* an event lost: the client's stream would have a gap */
             return;
         }
+        if (c->out.bytes > ROOM_DEEP_BACKLOG && !u->deep_told && c->out.bytes <= ROOM_MAX_BACKLOG)
+            uplink_depth(u, c->out.bytes); /* the room holds its posters back */
         if (c->out.bytes > ROOM_MAX_BACKLOG) {
             /* Its client does not read: the contract's cut-off, decided here
              * because this is where its backlog is. Leave first, so the room

@@ -62,7 +62,7 @@ struct tconn {
     pthread_mutex_t lock;      /* guards what follows */
     struct outq inbox;
     size_t out_bytes;          /* the outbox size as last published */
-    bool cut, sleeping, signalled;
+    bool cut, unblocked, sleeping, signalled;
 };
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -120,15 +120,26 @@ static void sink_cut_off(struct room_member *m)
     pthread_mutex_unlock(&t->lock);
 }
 
-const struct room_sink threaded_sink = {sink_deliver, sink_cut_off};
+/* A poster the room held back may go on: its own worker feeds the held
+ * input, never the thread that drained the member it waited for. */
+static void sink_unblock(struct room_member *m)
+{
+    struct tconn *t = tconn_of(m);
+    pthread_mutex_lock(&t->lock);
+    t->unblocked = true;
+    wake_locked(t);
+    pthread_mutex_unlock(&t->lock);
+}
+
+const struct room_sink threaded_sink = {sink_deliver, sink_cut_off, sink_unblock};
 
 /* Move what other threads queued for us into our outbox. */
 static void take_inbox(struct tconn *t)
 {
     struct conn *c = &t->conn;
     pthread_mutex_lock(&t->lock);
-    bool cut = t->cut;
-    t->cut = false;
+    bool cut = t->cut, unblocked = t->unblocked;
+    t->cut = t->unblocked = false;
     struct outq in = t->inbox;
     t->inbox = (struct outq){0};
     pthread_mutex_unlock(&t->lock);
@@ -147,6 +158,8 @@ static void take_inbox(struct tconn *t)
     }
     if (cut)
         conn_ws_cut_off(c);
+    if (unblocked)
+        conn_unblock(c);
 }
 
 static void publish_out_bytes(struct tconn *t)
@@ -158,7 +171,7 @@ static void publish_out_bytes(struct tconn *t)
 
 static bool inbox_pending(struct tconn *t)
 {
-    return !outq_empty(&t->inbox) || t->cut;
+    return !outq_empty(&t->inbox) || t->cut || t->unblocked;
 }
 
 static void registry_add(struct tconn *t)

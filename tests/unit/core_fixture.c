@@ -20,7 +20,7 @@ static size_t sink_deliver(struct room_member *m, struct rbuf *ev)
 
 static void sink_cut_off(struct room_member *m) { conn_ws_cut_off(conn_of_member(m)); }
 
-static const struct room_sink sink = {sink_deliver, sink_cut_off};
+static const struct room_sink sink = {sink_deliver, sink_cut_off, NULL};
 
 void fixture_setup(void)
 {
@@ -50,6 +50,7 @@ void fixture_setup(void)
     http_req_global_init();
     fake_now = 1000000;
     app_clock = fake_clock;
+    room_mono_ms = fake_clock; /* one clock for the stall time and the timers */
     test_app.started_ms = fake_now;
 }
 

@@ -274,11 +274,23 @@ Test(conn_routes, slow_reader_is_cut_off_and_the_room_goes_on)
     memset(text, 'x', sizeof text);
     uint8_t f[4100];
     size_t n = client_frame(f, 1, text, sizeof text);
-    /* fast reads everything, slow nothing: past 1 MiB queued, slow is cut */
+    /* fast reads everything, slow nothing. Past ROOM_DEEP_BACKLOG queued
+     * for slow, the room holds fast's messages back (slow might be reading);
+     * once slow has drained nothing for ROOM_STALL_MS, fast goes on, and
+     * past 1 MiB slow is cut off. */
+    int holds = 0;
     for (int i = 0; i < 300 && slow.ws->phase == WS_OPEN; i++) {
+        if (fast.ws->held) {
+            holds++;
+            cr_assert_not(conn_want_read(&fast), "a held poster is not read");
+            cr_assert_eq(conn_timer_kind(&fast), TIMER_ROOM_WAIT);
+            fake_now = conn_deadline(&fast);
+            conn_on_timeout(&fast);
+        }
         conn_feed(&fast, (char *)f, n);
         free(drain(&fast));
     }
+    cr_assert_eq(holds, 1, "fast was held %d times (once, until slow had stalled)", holds);
     cr_assert_eq(slow.ws->phase, WS_CLOSE_SENT, "cut off");
     cr_assert_lt(slow.out.bytes, 8192, "its backlog was dropped");
     /* the last thing queued for it is close 1008 */

@@ -22,6 +22,7 @@ struct fake {
     size_t queued;
     const char *slow_on_type;
     int cutoffs;
+    int unblocks; /* times the room let this poster go on */
 };
 
 #define TS "1700000000123"
@@ -88,7 +89,12 @@ static void fake_cut_off(struct room_member *m)
     fake_of(m)->cutoffs++;
 }
 
-static const struct room_sink sink = {fake_deliver, fake_cut_off};
+static void fake_unblock(struct room_member *m) { fake_of(m)->unblocks++; }
+
+static const struct room_sink sink = {fake_deliver, fake_cut_off, fake_unblock};
+
+static uint64_t mono_now = 5000;
+static uint64_t fake_mono(void) { return mono_now; }
 
 static void fake_free(struct fake *f)
 {
@@ -101,7 +107,11 @@ static void fake_free(struct fake *f)
     memset(f, 0, sizeof *f);
 }
 
-static void setup(void) { room_clock_ms = fixed_clock; }
+static void setup(void)
+{
+    room_clock_ms = fixed_clock;
+    room_mono_ms = fake_mono;
+}
 
 TestSuite(room, .init = setup);
 
@@ -712,4 +722,124 @@ Test(room, threads_posting_at_once_see_one_total_order)
         fake_free(&obs[i]);
     for (int i = 0; i < THREADS; i++)
         fake_free(&p[i].f);
+}
+
+/* ---- backpressure -------------------------------------------------------- */
+
+/* A member that reads, fallen behind: its queue holds `queued` bytes. The
+ * model reports what a write left; the fake's accumulate stands for the
+ * queue between writes. */
+static void drained_to(struct room *r, struct fake *f, size_t bytes)
+{
+    f->queued = bytes;
+    room_backlog(r, &f->m, bytes);
+}
+
+/* Posts until the room says wait; returns how many it took. */
+static int post_until_held(struct room *r, struct fake *poster, int max)
+{
+    for (int i = 1; i <= max; i++)
+        if (!room_post(r, &poster->m, "0123456789012345678901234567890123456789", 40))
+            return i;
+    return 0;
+}
+
+Test(room, a_poster_waits_while_a_reader_is_deep_and_goes_on_once_it_drains)
+{
+    struct room *r = room_new(&sink, false);
+    struct fake reader = {.accumulate = true}, poster = {0};
+    join(r, &reader, "reader");
+    join(r, &poster, "poster");
+    int n = post_until_held(r, &poster, 100000);
+    cr_assert_gt(n, 0, "the room never held the poster back");
+    cr_assert_gt(reader.queued, ROOM_DEEP_BACKLOG);
+    cr_assert_leq(reader.queued, ROOM_DEEP_BACKLOG + 200, "held %zu bytes past the mark",
+                  reader.queued - ROOM_DEEP_BACKLOG);
+    cr_assert_eq(reader.cutoffs, 0);
+
+    /* It drains, but not yet far enough: still holding, no unblock. */
+    drained_to(r, &reader, ROOM_SHALLOW_BACKLOG + 1);
+    cr_assert_eq(poster.unblocks, 0);
+    /* Down to the low mark: the poster goes on, once. */
+    drained_to(r, &reader, ROOM_SHALLOW_BACKLOG);
+    cr_assert_eq(poster.unblocks, 1);
+    cr_assert(room_post(r, &poster.m, "again", 5), "still held after the reader drained");
+    room_leave(r, &reader.m);
+    room_leave(r, &poster.m);
+    room_free(r);
+    fake_free(&reader);
+    fake_free(&poster);
+}
+
+/* "One slow reader never ... stalls the others": a deep member whose queue
+ * does not go down for ROOM_STALL_MS holds nobody, and is cut off at 1 MiB
+ * like any member that does not read. */
+Test(room, a_deep_member_that_does_not_drain_holds_nobody_after_the_stall_time)
+{
+    struct room *r = room_new(&sink, false);
+    struct fake sleeper = {.accumulate = true}, poster = {0};
+    join(r, &sleeper, "sleeper");
+    join(r, &poster, "poster");
+    cr_assert_gt(post_until_held(r, &poster, 100000), 0);
+    mono_now += ROOM_STALL_MS - 1;
+    cr_assert_not(room_post(r, &poster.m, "x", 1), "let go before the stall time");
+    mono_now += 1;
+    int posted = 0;
+    while (sleeper.cutoffs == 0 && posted < 100000) {
+        cr_assert(room_post(r, &poster.m, "0123456789", 10), "held by a member that stalled");
+        posted++;
+    }
+    cr_assert_eq(sleeper.cutoffs, 1, "the stalled member was not cut off at 1 MiB");
+    cr_assert_eq(poster.cutoffs, 0);
+    room_leave(r, &poster.m);
+    room_free(r);
+    fake_free(&sleeper);
+    fake_free(&poster);
+}
+
+/* A member that drains keeps holding posters, however long that takes:
+ * every report of progress restarts its stall time. */
+Test(room, progress_keeps_a_slow_reader_counted)
+{
+    struct room *r = room_new(&sink, false);
+    struct fake reader = {.accumulate = true}, poster = {0};
+    join(r, &reader, "reader");
+    join(r, &poster, "poster");
+    cr_assert_gt(post_until_held(r, &poster, 100000), 0);
+    for (int i = 0; i < 5; i++) {
+        mono_now += ROOM_STALL_MS - 1;
+        drained_to(r, &reader, reader.queued - 1000);
+        cr_assert_not(room_post(r, &poster.m, "x", 1), "round %d: let go while it drains", i);
+    }
+    cr_assert_eq(poster.unblocks, 0);
+    cr_assert_eq(reader.cutoffs, 0);
+    room_leave(r, &reader.m); /* a deep member that leaves ends the wait */
+    cr_assert_eq(poster.unblocks, 1);
+    room_leave(r, &poster.m);
+    room_free(r);
+    fake_free(&reader);
+    fake_free(&poster);
+}
+
+/* A poster that leaves while held is forgotten: nothing unblocks a member
+ * that is gone (its connection may be freed right after). */
+Test(room, a_held_poster_that_leaves_is_not_unblocked)
+{
+    struct room *r = room_new(&sink, false);
+    struct fake reader = {.accumulate = true}, poster = {0}, other = {0};
+    join(r, &reader, "reader");
+    join(r, &poster, "poster");
+    join(r, &other, "other");
+    cr_assert_gt(post_until_held(r, &poster, 100000), 0);
+    cr_assert_not(room_post(r, &other.m, "me too", 6));
+    room_leave(r, &poster.m);
+    drained_to(r, &reader, 0);
+    cr_assert_eq(poster.unblocks, 0);
+    cr_assert_eq(other.unblocks, 1);
+    room_leave(r, &reader.m);
+    room_leave(r, &other.m);
+    room_free(r);
+    fake_free(&reader);
+    fake_free(&poster);
+    fake_free(&other);
 }

@@ -36,7 +36,7 @@ static size_t deliver(struct room_member *m, struct rbuf *ev)
 
 static void cut_off(struct room_member *m) { rm_of(m)->cutoffs++; }
 
-static const struct room_sink sink = {deliver, cut_off};
+static const struct room_sink sink = {deliver, cut_off, NULL};
 
 static void rm_free(struct rm *r)
 {

@@ -272,7 +272,14 @@ Test(ipc, child_cuts_off_its_client_past_the_backlog)
     uplink_flush(&e.u);
     struct buf at_hub = {0};
     drain(e.hub, &at_hub);
-    cr_assert(at_hub.len == 3 && memcmp(at_hub.data, "L\0\0", 3) == 0, "no leave for the hub");
+    /* First how deep it got, once past ROOM_DEEP_BACKLOG (the room holds
+     * its posters back on that), then the leave. */
+    const unsigned char *h = (const unsigned char *)at_hub.data;
+    cr_assert(at_hub.len == 7 + 3 && h[0] == 'D' && h[1] == 0 && h[2] == 4,
+              "no HUB_DEPTH first (%zu bytes at the hub)", at_hub.len);
+    size_t depth = (size_t)h[3] << 24 | (size_t)h[4] << 16 | (size_t)h[5] << 8 | h[6];
+    cr_assert(depth > ROOM_DEEP_BACKLOG && depth <= ROOM_MAX_BACKLOG, "depth %zu", depth);
+    cr_assert(memcmp(at_hub.data + 7, "L\0\0", 3) == 0, "no leave for the hub");
     buf_free(&at_hub);
     rbuf_unref(f);
     free(text);
