@@ -342,8 +342,14 @@ static void link_interest(struct hub *h, struct link *l)
 
 static void flush_link(struct hub *h, struct link *l)
 {
+    size_t before = l->out.bytes + l->child_backlog;
     if (net_write_outq(l->fd, &l->out) < 0)
         outq_clear(&l->out); /* the child is gone; its EOF will come */
+    /* The room counts what waits here as well as in the child: it must see
+     * this queue drain too, or a member behind a slow socketpair would hold
+     * every poster until ROOM_STALL_MS. */
+    if (before > ROOM_SHALLOW_BACKLOG && l->member.joined)
+        room_backlog(h->room, &l->member, l->out.bytes + l->child_backlog);
     link_interest(h, l);
 }
 

@@ -904,3 +904,166 @@ Test(chat, flood_then_close_every_message_before_the_leave)
     free(cc);
     server_stop(&s);
 }
+
+/* ---- flooders and readers ---- */
+
+/* "A client that sends faster than the room can deliver is slowed down
+ * (the server stops reading from it for a while), never answered by cutting
+ * off members that read: a member that reads continuously is never cut off,
+ * whatever other clients send."
+ *
+ * nflood connections (all "aa") each write `bytes` of 1-byte text frames
+ * (7 bytes on the wire, ~9 300 messages in one 64 KiB read, each fanned out
+ * as a ~75-byte event to every member) as fast as their sockets take them,
+ * while two readers and the flooders themselves read continuously. Every
+ * member must get every message, in seq order and in each flooder's order,
+ * and nothing else: no 1008, no leave. A flooder's text is one printable
+ * character: which flooder sent it (chars / FLOOD_ALPHABET) and its index
+ * modulo FLOOD_ALPHABET. */
+#define FLOOD_MAX 10
+#define FLOOD_ALPHABET 9
+
+struct flood_member {
+    struct ws *w;
+    long long next;          /* the seq it expects next */
+    int got[FLOOD_MAX];      /* messages received from each flooder */
+    uint8_t *wire;           /* flooders: what they write, and how far */
+    size_t len, sent;
+};
+
+/* Everything that has arrived for m; false once it has all it expects. */
+static void flood_read(struct flood_member *m, int nflood, int msgs, const char *who)
+{
+    for (struct ws_msg *x; (x = ws_recv(m->w, 0))->kind != WS_TIMEOUT;) {
+        int total = 0;
+        for (int k = 0; k < nflood; k++)
+            total += m->got[k];
+        cr_assert_eq(x->kind, WS_TEXT, "%s got %s %u after %d of %d messages", who,
+                     ws_kind_name(x->kind), x->code, total, nflood * msgs);
+        struct jv *v = jv_parse(x->data, x->len);
+        ws_msg_free(x);
+        cr_assert(v != NULL);
+        long long seq;
+        cr_assert(jv_int(v, "seq", &seq));
+        cr_assert_eq(seq, m->next, "%s got seq %lld, expected %lld", who, seq, m->next);
+        m->next++;
+        const char *type = jv_str(v, "type"), *text = jv_str(v, "text");
+        cr_assert_str_eq(type, "message", "%s got a %s event by %s during the flood", who, type,
+                         jv_str(v, "user"));
+        cr_assert(text && strlen(text) == 1 && text[0] > ' ', "%s: unexpected text", who);
+        int c = text[0] - '!', k = c / FLOOD_ALPHABET;
+        cr_assert(k < nflood, "%s: text %s from no flooder", who, text);
+        cr_assert_eq(c % FLOOD_ALPHABET, m->got[k] % FLOOD_ALPHABET,
+                     "%s: flooder %d's message %d out of order", who, k, m->got[k]);
+        m->got[k]++;
+        jv_free(v);
+    }
+}
+
+static bool flood_member_done(const struct flood_member *m, int nflood, int msgs)
+{
+    for (int k = 0; k < nflood; k++)
+        if (m->got[k] < msgs)
+            return false;
+    return true;
+}
+
+static void flooders_against_readers(int nflood, size_t bytes)
+{
+    struct server s;
+    server_start(&s, NULL);
+    char *aa = login(s.port, "aa", "123456"), *coco = login(s.port, "coco", "123456"),
+         *cc = login(s.port, "cc", "123456");
+    int n = 2 + nflood;
+    struct flood_member m[2 + FLOOD_MAX];
+    memset(m, 0, sizeof m);
+    struct ws *readers[2];
+    long long next[2];
+    join_two_readers(s.port, coco, cc, readers, next);
+    for (int r = 0; r < 2; r++) {
+        m[r].w = readers[r];
+        m[r].next = next[r];
+    }
+    /* The flooders join; everyone already in sees each join. */
+    for (int k = 0; k < nflood; k++) {
+        long long seq;
+        m[2 + k].w = chat_join(s.port, aa, "aa", &seq, NULL);
+        m[2 + k].next = seq + 1;
+        for (int i = 0; i < 2 + k; i++)
+            cr_assert_eq(expect_event_by(m[i].w, "join", "aa"), m[i].next++);
+    }
+    int msgs = (int)(bytes / 7);
+    for (int k = 0; k < nflood; k++) {
+        struct flood_member *f = &m[2 + k];
+        f->wire = malloc((size_t)msgs * 7);
+        for (int i = 0; i < msgs; i++) {
+            char c = (char)('!' + k * FLOOD_ALPHABET + i % FLOOD_ALPHABET);
+            f->len += ws_frame(f->wire + f->len, true, 0, 0x1, true, &c, 1);
+        }
+    }
+
+    int64_t deadline = now_ms() + CAP_MS * 2;
+    bool done = false;
+    while (!done && remaining_ms(deadline) > 0) {
+        struct pollfd p[2 + FLOOD_MAX];
+        for (int i = 0; i < n; i++)
+            p[i] = (struct pollfd){m[i].w->fd, (short)(POLLIN | (m[i].sent < m[i].len ? POLLOUT : 0)), 0};
+        poll(p, (nfds_t)n, remaining_ms(deadline));
+        for (int i = 0; i < n; i++) {
+            struct flood_member *f = &m[i];
+            if (f->sent < f->len && (p[i].revents & (POLLOUT | POLLERR | POLLHUP))) {
+                ssize_t w = send(f->w->fd, f->wire + f->sent, f->len - f->sent,
+                                 MSG_NOSIGNAL | MSG_DONTWAIT);
+                cr_assert(w > 0 || errno == EAGAIN || errno == EINTR,
+                          "the server closed flooder %d after %zu of %zu bytes", i - 2, f->sent,
+                          f->len);
+                if (w > 0)
+                    f->sent += (size_t)w;
+            }
+        }
+        done = true;
+        for (int i = 0; i < n; i++) {
+            char who[32];
+            snprintf(who, sizeof who, i < 2 ? "reader %d" : "flooder %d", i < 2 ? i : i - 2);
+            flood_read(&m[i], nflood, msgs, who);
+            done = done && flood_member_done(&m[i], nflood, msgs);
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        int total = 0;
+        for (int k = 0; k < nflood; k++)
+            total += m[i].got[k];
+        cr_assert(flood_member_done(&m[i], nflood, msgs),
+                  "%s %d got %d of %d messages within the cap", i < 2 ? "reader" : "flooder",
+                  i < 2 ? i : i - 2, total, nflood * msgs);
+    }
+    cr_log_info("%d flooder(s): %d messages each, all delivered to %d members", nflood, msgs, n);
+
+    /* The room goes on. */
+    ws_send_texts(m[0].w, "after the flood");
+    for (int i = 0; i < n; i++)
+        cr_assert_eq(expect_message(m[i].w, "coco", "after the flood", 15), m[i].next++);
+    for (int i = 0; i < n; i++) {
+        free(m[i].wire);
+        ws_free(m[i].w);
+    }
+    free(aa);
+    free(coco);
+    free(cc);
+    server_stop(&s);
+}
+
+Test(chat, one_flooder_is_slowed_and_no_reader_is_cut_off)
+{
+    flooders_against_readers(1, 64 * 1024);
+}
+
+Test(chat, two_flooders_are_slowed_and_no_reader_is_cut_off)
+{
+    flooders_against_readers(2, 64 * 1024);
+}
+
+Test(chat, ten_flooders_are_slowed_and_no_reader_is_cut_off)
+{
+    flooders_against_readers(10, 16 * 1024);
+}
