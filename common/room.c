@@ -66,6 +66,11 @@ struct room {
     /* Backpressure (room_post): members over ROOM_DEEP_BACKLOG, and the
      * posters held back until none of them that still reads is. */
     struct room_member *deep_head, *wait_head;
+    /* Remote mode: the last op id this server published, and the last of
+     * its own that came back. The stream a server reads is bounded (and
+     * read in batches), so a poster that runs ahead of it by more than
+     * ROOM_REMOTE_IN_FLIGHT events is held like one ahead of a reader. */
+    uint64_t remote_published, remote_applied;
 
     struct buf scratch; /* JSON of the event being encoded */
 
@@ -305,6 +310,15 @@ fail:
 
 /* ---- backpressure ------------------------------------------------------ */
 
+static uint64_t remote_publish(struct room *r, const char *type, const char *user,
+                               const char *text, size_t len)
+{
+    uint64_t token = r->remote.publish(r->remote.ctx, type, user, text, len);
+    if (token > r->remote_published)
+        r->remote_published = token;
+    return token;
+}
+
 static void deep_link(struct room *r, struct room_member *m, uint64_t now)
 {
     m->deep = true;
@@ -351,6 +365,8 @@ static void backlog_seen(struct room *r, struct room_member *m, size_t bytes, ui
  * first member that is draining ends the walk. */
 static bool congested(const struct room *r, uint64_t now)
 {
+    if (r->has_remote && r->remote_published > r->remote_applied + ROOM_REMOTE_IN_FLIGHT)
+        return true; /* events lost on the way still let go: a later one comes back */
     for (const struct room_member *m = r->deep_head; m; m = m->deep_next)
         if (now - m->progress_ms < ROOM_STALL_MS)
             return true;
@@ -520,7 +536,7 @@ static void settle_cut_offs(struct room *r)
         memcpy(user, m->user, sizeof user);
         r->sink.cut_off(m);
         if (r->has_remote) /* presence changes when the leave comes back */
-            r->remote.publish(r->remote.ctx, "leave", user, NULL, 0);
+            remote_publish(r, "leave", user, NULL, 0);
         else
             announce_leave(r, user);
     }
@@ -572,7 +588,7 @@ int room_join(struct room *r, struct room_member *m, const char *user)
          * come back in the shared order (room_apply). */
         memcpy(m->user, user, ulen + 1);
         link_pending(r, m);
-        m->token = r->remote.publish(r->remote.ctx, "join", user, NULL, 0);
+        m->token = remote_publish(r, "join", user, NULL, 0);
         room_unlock(r);
         return 0;
     }
@@ -622,7 +638,7 @@ bool room_post(struct room *r, struct room_member *m, const char *text, size_t l
      * published after its join, on the same ordered channel. */
     if (r->has_remote) {
         if (m->joined || m->pending)
-            r->remote.publish(r->remote.ctx, "message", m->user, text, len);
+            remote_publish(r, "message", m->user, text, len);
     } else if (m->joined) {
         size_t json_off;
         struct rbuf *ev = broadcast(r, "message", m->user, text, len, &json_off);
@@ -663,7 +679,7 @@ void room_leave(struct room *r, struct room_member *m)
                 unlink_member(r, m);
             else
                 unlink_pending(r, m);
-            r->remote.publish(r->remote.ctx, "leave", m->user, NULL, 0);
+            remote_publish(r, "leave", m->user, NULL, 0);
         }
     } else if (m->joined) {
         unlink_member(r, m);
@@ -682,11 +698,11 @@ void room_close(struct room *r)
     while (r->has_remote && r->pend_head) {
         struct room_member *m = r->pend_head;
         unlink_pending(r, m);
-        r->remote.publish(r->remote.ctx, "leave", m->user, NULL, 0);
+        remote_publish(r, "leave", m->user, NULL, 0);
     }
     while (r->head) {
         if (r->has_remote)
-            r->remote.publish(r->remote.ctx, "leave", r->head->user, NULL, 0);
+            remote_publish(r, "leave", r->head->user, NULL, 0);
         presence_remove(r, r->head->user);
         unlink_member(r, r->head);
     }
@@ -729,7 +745,7 @@ static void apply_own_join(struct room *r, struct room_member *m, struct rbuf *j
     struct rbuf *welcome = encode_welcome(r, m->user);
     if (!welcome) { /* ENOMEM: it cannot start right; treat as cut off */
         r->sink.cut_off(m);
-        r->remote.publish(r->remote.ctx, "leave", m->user, NULL, 0);
+        remote_publish(r, "leave", m->user, NULL, 0);
         fan_out(r, join);
         return;
     }
@@ -791,6 +807,8 @@ void room_apply(struct room *r, const struct room_event *e)
         system_locked(r, note);
     }
     r->seq = e->seq;
+    if (e->mine && e->token > r->remote_applied)
+        r->remote_applied = e->token;
     bool join = strcmp(e->type, "join") == 0, leave = strcmp(e->type, "leave") == 0;
     bool message = strcmp(e->type, "message") == 0;
     struct room_member *own = join && e->mine ? find_pending(r, e->token) : NULL;

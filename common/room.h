@@ -33,6 +33,9 @@
 #define ROOM_DEEP_BACKLOG (256 * 1024)
 #define ROOM_SHALLOW_BACKLOG (64 * 1024)
 #define ROOM_STALL_MS 2000
+/* Remote mode: this server's events published and not yet back from the
+ * backplane, past which its posters wait too (room.c, remote_publish). */
+#define ROOM_REMOTE_IN_FLIGHT 1000
 #define ROOM_HISTORY 50
 #define ROOM_MAX_USER 32
 #define ROOM_MAX_TEXT 4096 /* contract: a chat message is at most 4096 bytes */

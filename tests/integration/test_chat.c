@@ -941,10 +941,10 @@ static void flood_read(struct flood_member *m, int nflood, int msgs, const char 
         cr_assert_eq(x->kind, WS_TEXT, "%s got %s %u after %d of %d messages", who,
                      ws_kind_name(x->kind), x->code, total, nflood * msgs);
         struct jv *v = jv_parse(x->data, x->len);
-        ws_msg_free(x);
         cr_assert(v != NULL);
         long long seq;
-        cr_assert(jv_int(v, "seq", &seq));
+        cr_assert(jv_int(v, "seq", &seq), "%s got an event without seq: %.300s", who, x->data);
+        ws_msg_free(x);
         cr_assert_eq(seq, m->next, "%s got seq %lld, expected %lld", who, seq, m->next);
         m->next++;
         const char *type = jv_str(v, "type"), *text = jv_str(v, "text");

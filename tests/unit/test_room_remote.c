@@ -52,17 +52,21 @@ struct pub {
     uint64_t token;
 };
 static struct pub pubs[32];
-static size_t npubs;
+static size_t npubs;   /* recorded: the first 32 */
+static uint64_t ntotal; /* published */
 
 static uint64_t publish(void *ctx, const char *type, const char *user, const char *text,
                         size_t len)
 {
     (void)ctx;
+    uint64_t token = 100 + ntotal++;
+    if (npubs == 32)
+        return token;
     struct pub *p = &pubs[npubs];
     snprintf(p->type, sizeof p->type, "%s", type);
     snprintf(p->user, sizeof p->user, "%s", user);
     snprintf(p->text, sizeof p->text, "%.*s", (int)len, text ? text : "");
-    p->token = 100 + npubs;
+    p->token = token;
     npubs++;
     return p->token;
 }
@@ -73,6 +77,7 @@ static struct room *remote_room(void)
 {
     room_clock_ms = fixed_clock;
     npubs = 0;
+    ntotal = 0;
     struct room *r = room_new(&sink, false);
     cr_assert(r);
     room_set_remote(r, &(struct room_remote){publish, NULL});
@@ -307,4 +312,50 @@ Test(room_remote, a_local_join_with_a_name_outside_the_alphabet_is_refused)
     cr_assert_eq(a.n, 0);
     cr_assert_eq(room_stats(r).members, 0);
     room_free(r);
+}
+
+/* A server that publishes faster than its events come back from the
+ * backplane (the stream is read in batches, and keeps only so many) would
+ * have its readers miss what was trimmed: its posters wait once
+ * ROOM_REMOTE_IN_FLIGHT events are out, and go on when their own come back. */
+static int unblocked;
+static void count_unblock(struct room_member *m)
+{
+    (void)m;
+    unblocked++;
+}
+
+Test(room_remote, a_poster_waits_while_too_many_of_its_events_are_on_the_way)
+{
+    static const struct room_sink counting = {deliver, cut_off, count_unblock};
+    room_clock_ms = fixed_clock;
+    npubs = ntotal = 0;
+    unblocked = 0;
+    struct room *r = room_new(&counting, false);
+    room_set_remote(r, &(struct room_remote){publish, NULL});
+    struct rm a = {0};
+    cr_assert_eq(room_join(r, &a.m, "ann"), 0);
+    room_apply(r, &(struct room_event){.type = "join", .seq = 1, .ts = 1, .user = "ann",
+                                       .mine = true, .token = pubs[0].token});
+    int posted = 0;
+    while (room_post(r, &a.m, "x", 1))
+        posted++;
+    cr_assert_eq(posted, ROOM_REMOTE_IN_FLIGHT, "held after %d posts", posted + 1);
+    cr_assert_eq(unblocked, 0);
+    /* Its first message comes back: room for one more, then it waits again. */
+    room_apply(r, &(struct room_event){.type = "message", .seq = 2, .ts = 1, .user = "ann",
+                                       .text = "x", .text_len = 1, .mine = true,
+                                       .token = pubs[1].token});
+    cr_assert_eq(unblocked, 1);
+    cr_assert_not(room_post(r, &a.m, "x", 1));
+    /* The last one comes back (those between may have been trimmed: the
+     * room is told of the gap, and the poster goes on). */
+    room_apply(r, &(struct room_event){.type = "message", .seq = 3 + ROOM_REMOTE_IN_FLIGHT, .ts = 1,
+                                       .user = "ann", .text = "x", .text_len = 1, .mine = true,
+                                       .token = 100 + ntotal - 1});
+    cr_assert_eq(unblocked, 2);
+    cr_assert(room_post(r, &a.m, "x", 1));
+    room_leave(r, &a.m);
+    room_free(r);
+    rm_free(&a);
 }
