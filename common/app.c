@@ -41,7 +41,7 @@ static bool local_post(void *ctx, struct room_member *m, const char *text, size_
 static void local_leave(void *ctx, struct room_member *m) { room_leave(ctx, m); }
 static void local_backlog(void *ctx, struct room_member *m, size_t bytes)
 {
-    room_backlog(ctx, m, bytes);
+    room_backlog(ctx, m, bytes, true); /* after a write: the client took bytes */
 }
 const struct chat_ops chat_local = {local_join, local_post, local_leave, local_backlog};
 

@@ -60,7 +60,7 @@ struct chat_ops {
      * (room_post's backpressure). */
     bool (*post)(void *ctx, struct room_member *m, const char *text, size_t len);
     void (*leave)(void *ctx, struct room_member *m);
-    /* The member's queue went down to `bytes` (see room_backlog). */
+    /* The member's client took bytes; `bytes` still wait (room_backlog). */
     void (*backlog)(void *ctx, struct room_member *m, size_t bytes);
 };
 extern const struct chat_ops chat_local; /* ctx: a struct room * */

@@ -344,11 +344,14 @@ static void deep_unlink(struct room *r, struct room_member *m)
     m->deep = false;
 }
 
-/* A new figure for what waits for m: from a delivery (it grew) or from the
- * model's report after a write (it shrank). Going down is progress. */
-static void backlog_seen(struct room *r, struct room_member *m, size_t bytes, uint64_t now)
+/* A new figure for what waits for m: from a delivery, or from the model's
+ * report (room_backlog). Only a report that the client took bytes is
+ * progress: a figure can go down between deliveries without the client
+ * reading anything (chat-forked's hub hands bytes on to a child). */
+static void backlog_seen(struct room *r, struct room_member *m, size_t bytes, bool drained,
+                         uint64_t now)
 {
-    bool down = bytes < m->backlog;
+    bool down = drained && bytes < m->backlog;
     m->backlog = bytes;
     if (!m->deep) {
         if (bytes > ROOM_DEEP_BACKLOG)
@@ -487,7 +490,7 @@ static void fan_out(struct room *r, struct rbuf *ev)
         next = m->next;
         size_t backlog = r->sink.deliver(m, ev);
         if (backlog <= ROOM_MAX_BACKLOG) {
-            backlog_seen(r, m, backlog, now);
+            backlog_seen(r, m, backlog, false, now);
             continue;
         }
         unlink_member(r, m);
@@ -658,11 +661,11 @@ bool room_post(struct room *r, struct room_member *m, const char *text, size_t l
     return go;
 }
 
-void room_backlog(struct room *r, struct room_member *m, size_t bytes)
+void room_backlog(struct room *r, struct room_member *m, size_t bytes, bool drained)
 {
     room_lock(r);
     if (m->joined) {
-        backlog_seen(r, m, bytes, room_mono_ms());
+        backlog_seen(r, m, bytes, drained, room_mono_ms());
         release_posters(r);
     }
     room_unlock(r);

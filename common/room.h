@@ -93,10 +93,13 @@ int room_join(struct room *r, struct room_member *m, const char *user);
  * slowed to the pace of the members that read, and only a member that does
  * not read meets the 1 MiB cut-off. */
 bool room_post(struct room *r, struct room_member *m, const char *text, size_t len);
-/* What the model wrote for m: `bytes` now wait for it. Called after writes
- * while m's backlog was over ROOM_SHALLOW_BACKLOG (cheaper than always, and
- * all the room needs); it is how deep members are seen to drain. */
-void room_backlog(struct room *r, struct room_member *m, size_t bytes);
+/* `bytes` now wait for m. `drained`: its client took some since the last
+ * figure — that is progress, which keeps a deep member counted as one that
+ * reads; a figure that only moved between the server's own queues (the
+ * forked hub's and a child's) is not. Models call it after writes while m's
+ * backlog was over ROOM_SHALLOW_BACKLOG (cheaper than always, and all the
+ * room needs): it is how deep members are seen to drain. */
+void room_backlog(struct room *r, struct room_member *m, size_t bytes, bool drained);
 /* m leaves (closed, errored, shut down): everyone left receives `leave`.
  * Safe to call for a member that was cut off or never joined (no-op). */
 void room_leave(struct room *r, struct room_member *m);

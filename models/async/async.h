@@ -22,6 +22,7 @@ struct client {
     struct client *next_unblocked;  /* a held poster the room let go */
     struct action *orphan;          /* pool work still running after close */
     uint64_t armed_deadline;
+    size_t pinned_bytes;            /* handed to the uv_write in flight */
     unsigned open_handles;
     bool dirty, reading, writing, closing, lingering, counted, paused, unblocked;
 };

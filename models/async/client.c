@@ -94,13 +94,9 @@ static void on_write(uv_write_t *req, int status)
     if (status < 0) {
         c->close = CLOSE_NOW;
     } else {
-        /* uv_write finishes all or nothing: the pinned nodes are done. */
-        size_t n = 0;
-        const struct outq_node *node = c->out.head;
-        size_t off = c->out.head_off;
-        for (unsigned i = c->out.pinned; i && node; i--, node = node->next, off = 0)
-            n += node->buf->len - off;
-        conn_sent(c, n);
+        /* uv_write finishes all or nothing: the pinned piece is out. */
+        c->out.pinned = 0;
+        conn_sent(c, cl->pinned_bytes);
     }
     client_sync(cl);
 }
@@ -126,10 +122,19 @@ static void flush(struct client *cl)
             c->close = CLOSE_NOW;
             return;
         }
-        c->out.pinned = (unsigned)n;
+        /* The socket is full: uv_write waits for it. It gets only the rest
+         * of a frame already started, or the first byte of the next one:
+         * what is handed to libuv cannot be taken back, and a member cut
+         * off meanwhile must get nothing more than the frame it is in the
+         * middle of (its backlog is dropped). Once that piece is out,
+         * on_write goes back to uv_try_write for the rest. */
+        if (c->out.head_off == 0)
+            bufs[0].len = 1;
+        c->out.pinned = 1;
+        cl->pinned_bytes = bufs[0].len;
         cl->writing = true;
         cl->write_req.data = cl;
-        if (uv_write(&cl->write_req, (uv_stream_t *)&cl->tcp, bufs, (unsigned)n, on_write) < 0) {
+        if (uv_write(&cl->write_req, (uv_stream_t *)&cl->tcp, bufs, 1, on_write) < 0) {
             cl->writing = false;
             c->out.pinned = 0;
             c->close = CLOSE_NOW;
@@ -160,6 +165,12 @@ static size_t sink_deliver(struct room_member *m, struct rbuf *ev)
     if (outq_push(&c->out, rbuf_ref(ev)) < 0)
         return (size_t)-1; /* out of memory counts as over the limit */
     mark_dirty(cl);
+    /* What waits unsent. The nodes handed to a uv_write stay in the outq
+     * until it completes, but libuv may have written part of them already:
+     * it knows how much is left (the 1 MiB rule counts exactly). */
+    if (cl->writing)
+        return c->out.bytes - cl->pinned_bytes +
+               uv_stream_get_write_queue_size((uv_stream_t *)&cl->tcp);
     return c->out.bytes;
 }
 

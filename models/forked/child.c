@@ -117,7 +117,10 @@ void child_main(int fd, int hub_fd)
         uplink_sync(&up);
         if (up.failed)
             conn_ws_close(&c, 1011); /* no chat without the hub; the hub said our leave */
+        size_t queued = c.out.bytes;
         blocking_flush(CLIENT_FD, &c);
+        if (c.out.bytes < queued && up.joined)
+            uplink_depth(&up, c.out.bytes); /* the client took some */
         if (c.close == CLOSE_NOW)
             break;
         struct action *a = conn_action_to_start(&c);

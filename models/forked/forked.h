@@ -33,9 +33,11 @@ extern struct forked_shared *shared;
  *   HUB_POST   one chat message (0..WS_MAX_MESSAGE bytes of valid UTF-8)
  *   HUB_LEAVE  empty
  *   HUB_SYNC   empty: "tell me when you have done everything before this"
- *   HUB_DEPTH  4 bytes, big-endian: the bytes waiting in the child for its
- *              client, sent when that passes ROOM_DEEP_BACKLOG and as it
- *              drains (the room's backpressure, room_post, needs to know)
+ *   HUB_DEPTH  5 bytes: the bytes waiting in the child for its client (4,
+ *              big-endian), and 1 if the client took some since the last
+ *              HUB_DEPTH, else 0. Sent when that passes ROOM_DEEP_BACKLOG,
+ *              as it drains, and after every HUB_DEPTH_EVERY bytes read from
+ *              the hub (the room's backpressure, room_post, needs to know)
  * Hub to child: nothing but whole WebSocket frames — text frames (events,
  * ready to forward), close 1008 (cut off), and HUB_SYNC's answer, a frame
  * with a reserved control opcode that never reaches a client. */
@@ -46,6 +48,14 @@ enum hub_msg { HUB_JOIN = 'J', HUB_POST = 'P', HUB_LEAVE = 'L', HUB_SYNC = 'S', 
 _Static_assert(HUB_PAYLOAD_MAX <= 0xffff, "a hub message's length field is 2 bytes");
 _Static_assert(ROOM_MAX_USER <= HUB_PAYLOAD_MAX, "a user name fits a hub message");
 
+#define HUB_DEPTH_EVERY (64 * 1024)
+/* What a child may have sent the hub that the hub has not taken: what one
+ * read from the client can make (blocking.c reads 64 KiB at a time, and a
+ * message is never longer than its frame), a message completed from earlier
+ * fragments, a leave and a sync, with room to spare. The child reads its
+ * client only once the hub has taken all of it and answered HUB_SYNC: more
+ * is a bug, not a load. */
+#define UPLINK_OUT_MAX (256 * 1024)
 #define HUB_OP_SYNCED 0xF /* RFC 6455 reserves 0xB-0xF: no client frame is one */
 /* The largest frame the hub sends: an event is at most the backlog that
  * would cut its recipient off (room.c), plus a frame header. */
@@ -64,6 +74,8 @@ void hub_flush(struct hub *h);
  * when the next one will. */
 void hub_tick(struct hub *h);
 uint64_t hub_next_deadline(const struct hub *h);
+/* Work left for the next turn: do not sleep in epoll. */
+bool hub_busy(const struct hub *h);
 unsigned hub_links(const struct hub *h);
 /* The hub's room, for --redis: the parent is the one Redis subscriber. */
 struct room *hub_room(struct hub *h);
@@ -86,13 +98,16 @@ struct uplink {
     bool joined;       /* a member, as far as the child knows */
     bool unsynced;     /* sent something since the last HUB_SYNC */
     unsigned syncs;    /* HUB_SYNCs not yet answered */
-    bool deep_told;    /* the hub last heard we were over ROOM_SHALLOW_BACKLOG */
+    size_t told;       /* the queue as the hub last heard of it (HUB_DEPTH) */
+    bool drained;      /* the client took bytes since the last HUB_DEPTH */
     uint64_t depth_ms; /* when it last heard how deep */
+    size_t taken;      /* bytes read from the hub since the last HUB_DEPTH */
     bool failed;       /* the link broke or carried garbage */
 };
 /* Queue a message and write what the hub takes now. */
 void uplink_send(struct uplink *u, int type, const void *payload, size_t len);
-/* HUB_DEPTH: tell the hub how much waits for the client (rate-limited). */
+/* The client took bytes and `bytes` still wait: tell the hub when it must
+ * know (rate-limited; see HUB_DEPTH). */
 void uplink_depth(struct uplink *u, size_t bytes);
 /* HUB_SYNC, if anything was sent since the last one. */
 void uplink_sync(struct uplink *u);

@@ -51,10 +51,11 @@ struct link {
     bool gone;         /* the child closed its end: nothing more goes to it */
     struct link *prev, *next, *next_dirty;
     bool dirty, want_out;
-    /* Backpressure (room_post): a held poster's messages wait in `in`,
-     * and its socket is not read, until the room unblocks it. */
+    /* Backpressure (room_post): a held poster's messages wait in `in`
+     * until the room unblocks it. */
     size_t child_backlog;   /* as the child last said (HUB_DEPTH) */
-    bool held, unblocked, want_in;
+    size_t sent_since;      /* written to the child since it said so */
+    bool held, unblocked;
     uint64_t held_ms;
     struct link *next_held, *next_unblocked;
 };
@@ -80,6 +81,14 @@ static void mark_dirty(struct hub *h, struct link *l)
 
 static struct hub *the_hub; /* the sink gets members, not the hub */
 
+/* What waits for this child's client inside the server, as far as the hub
+ * knows: here, on the way (written since the child's last word), and in
+ * the child. Handing bytes on to the child does not change it. */
+static size_t link_backlog(const struct link *l)
+{
+    return l->out.bytes + l->sent_since + l->child_backlog;
+}
+
 static size_t sink_deliver(struct room_member *m, struct rbuf *ev)
 {
     struct link *l = m->owner;
@@ -97,7 +106,7 @@ static size_t sink_deliver(struct room_member *m, struct rbuf *ev)
      * on its own queue). */
     if (l->out.bytes > ROOM_MAX_BACKLOG)
         return l->out.bytes;
-    size_t total = l->out.bytes + l->child_backlog;
+    size_t total = link_backlog(l);
     return total > ROOM_MAX_BACKLOG ? ROOM_MAX_BACKLOG : total;
 }
 
@@ -132,6 +141,8 @@ static void sink_unblock(struct room_member *m)
         return;
     l->held = false;
     list_remove(&h->held, l, offsetof(struct link, next_held));
+    if (l->unblocked)
+        return; /* already on a list to run */
     l->unblocked = true;
     l->next_unblocked = h->unblocked;
     h->unblocked = l;
@@ -166,7 +177,6 @@ int hub_add_child(struct hub *h, int fd, pid_t pid)
     l->fd = fd;
     l->pid = pid;
     l->member.owner = l;
-    l->want_in = true;
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = l};
     if (epoll_ctl(h->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0) {
         free(l);
@@ -230,19 +240,58 @@ static bool message_valid(int type, const char *p, size_t len)
     case HUB_SYNC:
         return len == 0;
     case HUB_DEPTH:
-        return len == 4;
+        return len == 5 && (p[4] == 0 || p[4] == 1);
     }
     return false;
+}
+
+static void take_depth(struct hub *h, struct link *l, const unsigned char *d)
+{
+    l->child_backlog = (size_t)d[0] << 24 | (size_t)d[1] << 16 | (size_t)d[2] << 8 | d[3];
+    if (l->child_backlog > ROOM_MAX_BACKLOG)
+        l->child_backlog = ROOM_MAX_BACKLOG; /* the child cuts itself off past it */
+    l->sent_since = 0;
+    room_backlog(h->room, &l->member, link_backlog(l), d[4] != 0);
 }
 
 /* Whole messages in l->in: act on each. Returns -1 when the child broke
  * the protocol: the caller drops the link (its leave, then EOF for the
  * child), since nothing after a bad message can be trusted to be in step. */
+/* A held poster's HUB_DEPTH reports are taken at once, out of turn: they
+ * say how its own client drains, which may be what it waits for; every
+ * other message keeps its place. Returns -1 as handle_messages does. */
+static int take_held_reports(struct hub *h, struct link *l, size_t off)
+{
+    while (l->in.len - off >= HUB_HEAD) {
+        unsigned char *p = (unsigned char *)l->in.data + off;
+        size_t len = (size_t)p[1] << 8 | p[2];
+        if (len > HUB_PAYLOAD_MAX)
+            return -1;
+        if (l->in.len - off < HUB_HEAD + len)
+            break;
+        if (p[0] != HUB_DEPTH) {
+            off += HUB_HEAD + len; /* checked when its turn comes */
+            continue;
+        }
+        if (!message_valid(p[0], (const char *)p + HUB_HEAD, len))
+            return -1;
+        take_depth(h, l, p + HUB_HEAD);
+        memmove(p, p + HUB_HEAD + len, l->in.len - off - HUB_HEAD - len);
+        l->in.len -= HUB_HEAD + len;
+    }
+    return 0;
+}
+
 static int handle_messages(struct hub *h, struct link *l)
 {
     size_t off = 0;
-    /* A child that is gone cannot be slowed down: what it sent is taken. */
-    while (l->in.len - off >= HUB_HEAD && !(l->held && !l->gone)) {
+    while (l->in.len - off >= HUB_HEAD) {
+        /* A child that is gone cannot be slowed down: what it sent is taken. */
+        if (l->held && !l->gone) {
+            if (take_held_reports(h, l, off) < 0)
+                return -1;
+            break;
+        }
         const unsigned char *p = (const unsigned char *)l->in.data + off;
         size_t len = (size_t)p[1] << 8 | p[2];
         if (len > HUB_PAYLOAD_MAX)
@@ -270,14 +319,9 @@ static int handle_messages(struct hub *h, struct link *l)
                 h->held = l;
             }
             break;
-        case HUB_DEPTH: {
-            const unsigned char *d = (const unsigned char *)payload;
-            l->child_backlog = (size_t)d[0] << 24 | (size_t)d[1] << 16 | (size_t)d[2] << 8 | d[3];
-            if (l->child_backlog > ROOM_MAX_BACKLOG)
-                l->child_backlog = ROOM_MAX_BACKLOG; /* the child cuts itself off past it */
-            room_backlog(h->room, &l->member, l->out.bytes + l->child_backlog);
+        case HUB_DEPTH:
+            take_depth(h, l, (const unsigned char *)payload);
             break;
-        }
         case HUB_LEAVE:
             room_leave(h->room, &l->member);
             set_member(l, false);
@@ -306,8 +350,6 @@ void hub_on_event(struct hub *h, void *tag, uint32_t events)
         l->gone = true; /* its end is closed: read the rest, send nothing */
         outq_clear(&l->out);
     }
-    if (l->held && !l->gone && !(events & EPOLLERR))
-        return; /* read when the hold ends (a stale EPOLLIN of this batch) */
     if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
         char buf[16 * 1024]; /* bounded per turn: one busy child cannot starve the rest */
         ssize_t n = recv(l->fd, buf, sizeof buf, MSG_DONTWAIT);
@@ -316,8 +358,10 @@ void hub_on_event(struct hub *h, void *tag, uint32_t events)
             return;
         }
         if (n > 0) {
-            /* A partial message and one read: bounded by the protocol. */
-            if (buf_append(&l->in, buf, (size_t)n, HUB_MSG_MAX + sizeof buf) < 0 ||
+            /* Bounded by the protocol: a partial message and one read, or,
+             * held, what the child may send before it waits (and its
+             * reports, taken out at once). */
+            if (buf_append(&l->in, buf, (size_t)n, UPLINK_OUT_MAX + HUB_MSG_MAX + sizeof buf) < 0 ||
                 handle_messages(h, l) < 0) {
                 drop_link(h, l);
                 return;
@@ -326,66 +370,71 @@ void hub_on_event(struct hub *h, void *tag, uint32_t events)
     }
 }
 
-/* What epoll watches for l: its input unless held, its output while some
- * waits. */
+/* What epoll watches for l: always its input (a held poster's messages
+ * wait in l->in, bounded, while its reports are taken), its output while
+ * some waits. */
 static void link_interest(struct hub *h, struct link *l)
 {
-    bool want_in = !l->held || l->gone, want_out = !outq_empty(&l->out);
-    if (want_in != l->want_in || want_out != l->want_out) {
-        struct epoll_event ev = {
-            .events = (want_in ? EPOLLIN : 0u) | (want_out ? EPOLLOUT : 0u), .data.ptr = l};
+    bool want_out = !outq_empty(&l->out);
+    if (want_out != l->want_out) {
+        struct epoll_event ev = {.events = EPOLLIN | (want_out ? EPOLLOUT : 0u), .data.ptr = l};
         epoll_ctl(h->epoll_fd, EPOLL_CTL_MOD, l->fd, &ev);
-        l->want_in = want_in;
         l->want_out = want_out;
     }
 }
 
 static void flush_link(struct hub *h, struct link *l)
 {
-    size_t before = l->out.bytes + l->child_backlog;
+    size_t before = l->out.bytes;
     if (net_write_outq(l->fd, &l->out) < 0)
         outq_clear(&l->out); /* the child is gone; its EOF will come */
-    /* The room counts what waits here as well as in the child: it must see
-     * this queue drain too, or a member behind a slow socketpair would hold
-     * every poster until ROOM_STALL_MS. */
-    if (before > ROOM_SHALLOW_BACKLOG && l->member.joined)
-        room_backlog(h->room, &l->member, l->out.bytes + l->child_backlog);
+    else
+        l->sent_since += before - l->out.bytes;
     link_interest(h, l);
 }
 
-/* Posters the room let go: their waiting messages, now. */
-static bool run_unblocked(struct hub *h)
+static void flush_dirty(struct hub *h)
 {
-    bool any = h->unblocked != NULL;
-    while (h->unblocked) {
-        struct link *l = h->unblocked;
-        h->unblocked = l->next_unblocked;
+    while (h->dirty) {
+        struct link *l = h->dirty;
+        h->dirty = l->next_dirty;
+        l->dirty = false;
+        flush_link(h, l);
+    }
+}
+
+/* Posters the room let go: their waiting messages, once per turn. A
+ * poster let go here may be held and let go again within the same turn
+ * (its own reports, taken out of turn, can end its wait): it then waits
+ * for the next turn, after epoll, so the hub never loops on one link. */
+static void run_unblocked(struct hub *h)
+{
+    struct link *batch = h->unblocked;
+    h->unblocked = NULL;
+    while (batch) {
+        struct link *l = batch;
+        batch = l->next_unblocked;
         l->unblocked = false;
+        if (l->held)
+            continue; /* held again since (read in this turn): its turn comes */
         if (handle_messages(h, l) < 0)
             drop_link(h, l);
         else
             link_interest(h, l);
     }
-    return any;
 }
 
 void hub_flush(struct hub *h)
 {
-    /* Writing to the children may end a hold (their HUB_DEPTH comes later,
-     * but a cut-off or a leave also ends one), and what the posters then
-     * send goes out before the hub sleeps. Each round takes only messages
-     * held back earlier, so this ends. */
-    do {
-        while (h->dirty) {
-            struct link *l = h->dirty;
-            h->dirty = l->next_dirty;
-            l->dirty = false;
-            flush_link(h, l);
-        }
-    } while (run_unblocked(h));
-    for (struct link *l = h->held; l; l = l->next_held)
-        link_interest(h, l); /* stop reading it */
+    /* Writing to the children may end a hold (a leave or a cut-off does,
+     * at once), and what the posters then send goes out before the hub
+     * sleeps. */
+    flush_dirty(h);
+    run_unblocked(h);
+    flush_dirty(h);
 }
+
+bool hub_busy(const struct hub *h) { return h->unblocked != NULL || h->dirty != NULL; }
 
 void hub_tick(struct hub *h)
 {

@@ -268,6 +268,8 @@ static int next_timeout(void)
     uint64_t held = hub_next_deadline(hub);
     if (held && held < next)
         next = held;
+    if (hub_busy(hub))
+        next = now;
     if (next > now + 1000)
         next = now + 1000; /* the hub's heap is trimmed once a second */
     if (bp && next > now + BACKPLANE_TICK_MS)

@@ -20,11 +20,6 @@
 
 #include "forked.h"
 
-/* What one read from the client can make (blocking.c reads 64 KiB at a
- * time, and a message is never longer than its frame), a message completed
- * from earlier fragments, a leave and a sync, with room to spare. The child
- * reads its client only when this is empty: more is a bug, not a load. */
-#define UPLINK_OUT_MAX (256 * 1024)
 #define UPLINK_FAIL_MS 1000 /* writing what waits after a failure, at most */
 
 static void fail(struct uplink *u)
@@ -73,21 +68,34 @@ void uplink_flush(struct uplink *u)
 
 #define DEPTH_EVERY_MS 50 /* while deep, the hub hears of progress this often */
 
-void uplink_depth(struct uplink *u, size_t bytes)
+static void send_depth(struct uplink *u, size_t bytes)
 {
-    bool deep = bytes > ROOM_SHALLOW_BACKLOG;
-    uint64_t now = app_now_ms();
-    if (deep == u->deep_told && (!deep || now - u->depth_ms < DEPTH_EVERY_MS))
-        return;
     if (bytes > ROOM_MAX_BACKLOG)
         bytes = ROOM_MAX_BACKLOG;
-    unsigned char d[4] = {(unsigned char)(bytes >> 24), (unsigned char)(bytes >> 16),
-                          (unsigned char)(bytes >> 8), (unsigned char)bytes};
+    unsigned char d[5] = {(unsigned char)(bytes >> 24), (unsigned char)(bytes >> 16),
+                          (unsigned char)(bytes >> 8), (unsigned char)bytes, u->drained};
     bool unsynced = u->unsynced;
     uplink_send(u, HUB_DEPTH, d, sizeof d);
     u->unsynced = unsynced; /* a report is not news to sync on */
-    u->deep_told = deep;
-    u->depth_ms = now;
+    u->told = bytes;
+    u->drained = false;
+    u->depth_ms = app_now_ms();
+    u->taken = 0;
+}
+
+void uplink_depth(struct uplink *u, size_t bytes)
+{
+    u->drained = true;
+    /* The hub counts what we last told it plus all it wrote to us since:
+     * while that may be over ROOM_SHALLOW_BACKLOG it must hear how we
+     * drain (now and then while deep, at once when we are not). */
+    bool hub_sees_deep = u->told + u->taken > ROOM_SHALLOW_BACKLOG;
+    bool deep = bytes > ROOM_SHALLOW_BACKLOG;
+    if (!hub_sees_deep && !deep)
+        return;
+    if (deep && hub_sees_deep && app_now_ms() - u->depth_ms < DEPTH_EVERY_MS)
+        return;
+    send_depth(u, bytes);
 }
 
 void uplink_sync(struct uplink *u)
@@ -156,8 +164,9 @@ static void take_frame(struct uplink *u, struct conn *c, const unsigned char *p,
             fail(u); /* an event lost: the client's stream would have a gap */
             return;
         }
-        if (c->out.bytes > ROOM_DEEP_BACKLOG && !u->deep_told && c->out.bytes <= ROOM_MAX_BACKLOG)
-            uplink_depth(u, c->out.bytes); /* the room holds its posters back */
+        if (c->out.bytes > ROOM_DEEP_BACKLOG && u->told <= ROOM_DEEP_BACKLOG &&
+            c->out.bytes <= ROOM_MAX_BACKLOG)
+            send_depth(u, c->out.bytes); /* the room holds its posters back */
         if (c->out.bytes > ROOM_MAX_BACKLOG) {
             /* Its client does not read: the contract's cut-off, decided here
              * because this is where its backlog is. Leave first, so the room
@@ -181,6 +190,7 @@ void uplink_take(struct uplink *u, struct conn *c)
         fail(u); /* EOF: the hub dropped us, or the server is gone */
         return;
     }
+    u->taken += (size_t)n;
     size_t off = 0;
     while (u->fd >= 0) {
         size_t whole, hl;
@@ -196,6 +206,10 @@ void uplink_take(struct uplink *u, struct conn *c)
     if (u->fd < 0)
         return; /* closed, buffers freed */
     buf_consume(&u->in, off);
+    /* The hub counts what it wrote to us as waiting until we say how much
+     * still does: say so now and then, or its figure would only grow. */
+    if (u->taken >= HUB_DEPTH_EVERY && u->joined)
+        send_depth(u, c->out.bytes);
     if (u->in.len == 0)
         buf_free(&u->in);
 }

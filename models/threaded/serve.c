@@ -142,6 +142,7 @@ static void take_inbox(struct tconn *t)
     t->cut = t->unblocked = false;
     struct outq in = t->inbox;
     t->inbox = (struct outq){0};
+    t->out_bytes += in.bytes; /* still waiting, now in the outbox: the 1 MiB rule counts it */
     pthread_mutex_unlock(&t->lock);
     /* Nothing may follow a close frame (RFC 6455 5.5.1): what was delivered
      * after ours was queued goes nowhere. */

@@ -13,6 +13,8 @@
 #include "jsonv.h"
 #include "ws_client.h"
 
+#define ROOM_MAX_BACKLOG_BYTES (1024 * 1024) /* the contract's 1 MiB */
+
 TestSuite(chat, SUITE_CFG);
 
 static void expect_users(const struct jv *welcome, const char *const *names)
@@ -517,12 +519,14 @@ struct slow_result {
     long long last_seq;
     bool closed_1008;  /* it saw the close frame */
     bool tail_partial; /* EOF came in the middle of a frame */
+    size_t bytes;      /* wire bytes of the event frames with seq >= count_from */
 };
 
 /* Reads everything the server sends to the slow client, raw: whole frames of
  * events in seq order, then close 1008 (or EOF). When the close comes, the
  * client tries to post (it must be ignored) and then answers the close. */
-static struct slow_result drain_slow_reader(struct ws *w, long long leave_seq)
+static struct slow_result drain_slow_reader(struct ws *w, long long leave_seq,
+                                            long long count_from)
 {
     struct slow_result res = {0};
     size_t cap = 1 << 20, len = 0;
@@ -568,6 +572,8 @@ static struct slow_result drain_slow_reader(struct ws *w, long long leave_seq)
                 cr_assert(seq < leave_seq, "the slow reader got seq %lld, after its leave %lld",
                           seq, leave_seq);
                 res.last_seq = seq;
+                if (seq >= count_from)
+                    res.bytes += used;
             }
             res.events++;
             jv_free(v);
@@ -678,7 +684,7 @@ Test(chat, slow_reader_cut_off_others_unaffected)
     free(text);
 
     /* The slow reader finally reads: whole frames, then 1008 (or EOF). */
-    struct slow_result res = drain_slow_reader(slow, leave_seq);
+    struct slow_result res = drain_slow_reader(slow, leave_seq, 0);
     cr_assert(res.events >= 2, "the slow reader did not even get its welcome and join");
     if (!res.closed_1008)
         cr_log_info("slow reader: EOF without the close frame (its socket stayed full)%s",
@@ -1066,4 +1072,85 @@ Test(chat, two_flooders_are_slowed_and_no_reader_is_cut_off)
 Test(chat, ten_flooders_are_slowed_and_no_reader_is_cut_off)
 {
     flooders_against_readers(10, 16 * 1024);
+}
+
+/* "A client that does not read is cut off once more than 1 MiB of frames
+ * waits unsent for it inside the server (bytes the server has queued, not
+ * the kernel's socket buffers)" — exactly, on every model.
+ *
+ * The poster sees every event the slow member was sent, byte for byte the
+ * same frames, so the test knows G, the bytes generated for the slow member
+ * from the first message up to the one that cut it off (the event right
+ * before its leave). Reading afterwards, the slow member gets R of them:
+ * all the server had written before the cut, plus the rest of a frame it
+ * was in the middle of. So what was queued at the cut lies in
+ * (G - R, G - R + one frame]: more than 1 MiB must fit in that window, and
+ * one event fewer must not have been more than 1 MiB. */
+Test(chat, cut_off_exactly_when_more_than_one_mebibyte_is_queued)
+{
+    struct server s;
+    server_start(&s, NULL);
+    char *aa = login(s.port, "aa", "123456"), *coco = login(s.port, "coco", "123456");
+    struct ws *slow = ws_connect_rcvbuf(s.port, aa, 4096);
+    long long join_seq;
+    struct ws *poster = chat_join(s.port, coco, "coco", &join_seq, NULL);
+    long long first = join_seq + 1;
+
+    enum { BATCH = 16, TEXT = 1000, MAX_EVENTS = 4000 };
+    size_t *size = calloc(MAX_EVENTS, sizeof *size); /* frame bytes, by seq - first */
+    char text[TEXT];
+    long long leave_seq = 0;
+    for (int sent = 0; !leave_seq && sent + BATCH < MAX_EVENTS; sent += BATCH) {
+        for (int i = 0; i < BATCH; i++) {
+            memset(text, 'a' + (sent + i) % 26, TEXT);
+            ws_queue_text(poster, text, TEXT);
+        }
+        ws_flush(poster);
+        for (int got = 0; got < BATCH;) {
+            struct ws_msg *m = ws_recv(poster, CAP_MS);
+            cr_assert_eq(m->kind, WS_TEXT, "the poster got %s", ws_kind_name(m->kind));
+            struct jv *v = jv_parse(m->data, m->len);
+            long long seq;
+            cr_assert(v && jv_int(v, "seq", &seq) && seq >= first && seq - first < MAX_EVENTS);
+            size[seq - first] = (m->len < 126 ? 2 : m->len < 65536 ? 4 : 10) + m->len;
+            if (strcmp(jv_str(v, "type"), "leave") == 0) {
+                cr_assert_str_eq(jv_str(v, "user"), "aa");
+                leave_seq = seq;
+            } else {
+                got++;
+            }
+            jv_free(v);
+            ws_msg_free(m);
+        }
+    }
+    cr_assert(leave_seq > first, "the reader that never reads was not cut off");
+
+    size_t generated = 0, largest = 0, trigger = size[leave_seq - 1 - first];
+    for (long long q = first; q < leave_seq; q++) {
+        generated += size[q - first];
+        if (size[q - first] > largest)
+            largest = size[q - first];
+    }
+    struct slow_result res = drain_slow_reader(slow, leave_seq, first);
+    cr_assert(res.closed_1008, "the close 1008 did not reach the slow reader after %zu bytes",
+              res.bytes);
+    size_t queued_at_least = generated - res.bytes, queued_at_most = queued_at_least + largest;
+    cr_log_info("cut off with %zu..%zu bytes queued (limit %d)", queued_at_least, queued_at_most,
+                ROOM_MAX_BACKLOG_BYTES);
+    cr_assert_gt(queued_at_most, ROOM_MAX_BACKLOG_BYTES,
+                 "cut off with at most %zu bytes queued: not more than 1 MiB", queued_at_most);
+    /* chat-forked decides in the child, on what waits there; the hub
+     * learns of it with the child's leave and goes on sending events until
+     * then: up to the poster's batch more come before the leave. The bytes
+     * are the same; the moment is later, and says so. */
+    size_t late_events = strcmp(server_model(&s), "forked") == 0 ? BATCH : 0;
+    cr_assert_leq(queued_at_least - trigger, ROOM_MAX_BACKLOG_BYTES + late_events * largest,
+                  "over 1 MiB (%zu bytes) was queued an event before the cut-off",
+                  queued_at_least - trigger);
+    free(size);
+    ws_free(slow);
+    ws_free(poster);
+    free(aa);
+    free(coco);
+    server_stop(&s);
 }

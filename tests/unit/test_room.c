@@ -732,7 +732,7 @@ Test(room, threads_posting_at_once_see_one_total_order)
 static void drained_to(struct room *r, struct fake *f, size_t bytes)
 {
     f->queued = bytes;
-    room_backlog(r, &f->m, bytes);
+    room_backlog(r, &f->m, bytes, true);
 }
 
 /* Posts until the room says wait; returns how many it took. */
