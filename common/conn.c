@@ -296,6 +296,13 @@ void conn_feed(struct conn *c, const char *data, size_t len)
 void conn_eof(struct conn *c)
 {
     c->peer_eof = true;
+    if (c->ws && c->in.len && c->ws->phase == WS_OPEN) {
+        /* Input held back by the room came before this EOF: it goes to the
+         * room first, held or not (there is no more to slow down). */
+        c->ws->held = false;
+        c->ws->no_hold = true;
+        pump(c);
+    }
     if (c->ws) {
         /* A WebSocket peer that vanished without a close frame. */
         leave_room(c);
@@ -494,7 +501,8 @@ static size_t ws_feed(struct conn *c, const char *data, size_t len)
             break;
         case WS_EV_TEXT:
             if (w->phase == WS_OPEN &&
-                !c->app->chat->post(c->app->chat_ctx, &w->member, ev.data, ev.len)) {
+                !c->app->chat->post(c->app->chat_ctx, &w->member, ev.data, ev.len) &&
+                !w->no_hold) {
                 /* Backpressure: the rest waits until the room's readers have
                  * caught up. The message just posted is in the room. */
                 w->held = true;

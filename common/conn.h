@@ -69,7 +69,7 @@ struct ws_session {
     uint64_t close_sent_ms;
     /* The room held this poster back (room_post): the rest of its input
      * waits in conn.in, unread further, until conn_unblock(). */
-    bool held;
+    bool held, no_hold; /* no_hold: the peer's EOF came, take what is left */
     uint64_t held_ms;
 };
 

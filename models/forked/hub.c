@@ -354,7 +354,11 @@ void hub_on_event(struct hub *h, void *tag, uint32_t events)
         char buf[16 * 1024]; /* bounded per turn: one busy child cannot starve the rest */
         ssize_t n = recv(l->fd, buf, sizeof buf, MSG_DONTWAIT);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-            drop_link(h, l); /* the child exited or was killed */
+            /* The child exited or was killed. Messages it sent while held
+             * are still here: they go first, then its leave. */
+            l->gone = true;
+            handle_messages(h, l);
+            drop_link(h, l);
             return;
         }
         if (n > 0) {
