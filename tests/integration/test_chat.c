@@ -1144,13 +1144,16 @@ Test(chat, cut_off_exactly_when_more_than_one_mebibyte_is_queued)
      * on what waits there, and the hub hears of it with the child's leave;
      * with --redis (the contract run, tests/redis/with_redis.sh) the leave is
      * published and takes its place in the stream behind what was published
-     * before. Up to the poster's batch then precedes the leave; what the
-     * member was sent is counted the same way. */
+     * before. Which event cut the member off is then not the one before its
+     * leave, and how many come between depends on how the processes were
+     * scheduled (a batch on a quiet machine, more under load): there the
+     * test holds the server to "never before 1 MiB" and to a bounded queue
+     * (another ROOM_DEEP_BACKLOG at most), not to the event. */
     bool leave_later = strcmp(server_model(&s), "forked") == 0 || getenv("C10K_REAL_SERVER");
-    size_t late_events = leave_later ? BATCH : 0;
-    cr_assert_leq(queued_at_least - trigger, ROOM_MAX_BACKLOG_BYTES + late_events * largest,
-                  "over 1 MiB (%zu bytes) was queued an event before the cut-off",
-                  queued_at_least - trigger);
+    size_t slack = leave_later ? 256 * 1024 : 0;
+    cr_assert_leq(queued_at_least - trigger, ROOM_MAX_BACKLOG_BYTES + slack,
+                  "%zu bytes were queued an event before the cut-off (1 MiB + %zu allowed)",
+                  queued_at_least - trigger, slack);
     free(size);
     ws_free(slow);
     ws_free(poster);
