@@ -11,8 +11,7 @@
 
 #include "async.h"
 #include "gil.h"
-
-#define LINGER_MS 2000 /* how long to drain a peer after our FIN */
+#include "timing.h"
 
 /* All reads land in one buffer owned by the loop: the core copies what it
  * must keep, so an idle connection holds no read buffer at all. One thread,
@@ -350,7 +349,7 @@ static void linger(struct client *cl)
     if (!cl->reading && !cl->paused) /* paused: resumed before the next poll */
         uv_read_start((uv_stream_t *)&cl->tcp, on_alloc, on_read);
     cl->reading = true;
-    uv_timer_start(&cl->timer, on_deadline, LINGER_MS, 0);
+    uv_timer_start(&cl->timer, on_deadline, CLOSE_LINGER_MS, 0);
 }
 
 void client_sync(struct client *cl)

@@ -18,10 +18,10 @@
 #include "forked.h"
 #include "gil.h"
 #include "net.h"
+#include "timing.h"
 
 #define CLIENT_FD 3
 #define HUB_FD 4
-#define LINGER_MS 2000
 
 /* --- chat through the hub ------------------------------------------------ */
 
@@ -106,7 +106,7 @@ void child_main(int fd, int hub_fd)
     for (;;) {
         if (!shutdown_seen && atomic_load(&blocking_stopping)) {
             shutdown_seen = true;
-            atomic_store(&blocking_deadline_ms, app_now_ms() + 4000);
+            atomic_store(&blocking_deadline_ms, app_now_ms() + SHUTDOWN_CHILD_GRACE_MS);
             /* What the hub sent before the parent signalled us — a leave,
              * say — goes out before our close 1001, never after it. */
             struct pollfd hub = {up.fd, POLLIN, 0};
@@ -161,9 +161,9 @@ void child_main(int fd, int hub_fd)
     /* Everything for the hub goes before the client's socket is closed or
      * lingers: once the link is closed the hub drops what it would send
      * here, so a long flood still in the pipe cannot make us look slow. */
-    uplink_close(&up, LINGER_MS);
+    uplink_close(&up, UPLINK_CLOSE_MS);
     if (linger)
-        net_linger_close(CLIENT_FD, shutdown_seen ? 200 : LINGER_MS);
+        net_linger_close(CLIENT_FD, shutdown_seen ? SHUTDOWN_LINGER_MS : CLOSE_LINGER_MS);
     else
         close(CLIENT_FD);
     users_free(app.users);

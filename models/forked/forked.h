@@ -129,5 +129,8 @@ void uplink_take(struct uplink *u, struct conn *c);
  * reads what is left, leave included, and says `leave` itself if we could
  * not. */
 void uplink_close(struct uplink *u, int ms);
+/* How long a child that is done gives the hub to take its last messages
+ * (its leave among them) before closing the link. */
+#define UPLINK_CLOSE_MS 2000
 
 #endif

@@ -37,9 +37,7 @@
 #include "backplane.h"
 #include "forked.h"
 #include "net.h"
-
-#define SHUTDOWN_GRACE_MS 4500 /* contract: exit within 5 s */
-#define LINGER_MS 1000         /* a refused connection, see net.h */
+#include "timing.h"
 
 struct app app;
 struct forked_shared *shared;
@@ -129,7 +127,7 @@ static void refuse(int fd)
         close(fd);
         return;
     }
-    *r = (struct refused){TAG_REFUSED, fd, app_now_ms() + LINGER_MS, refused};
+    *r = (struct refused){TAG_REFUSED, fd, app_now_ms() + REFUSED_LINGER_MS, refused};
     ev.data.ptr = r;
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
         close(fd);

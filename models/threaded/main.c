@@ -40,8 +40,7 @@
 #include "pool.h"
 #include "refuser.h"
 #include "threaded.h"
-
-#define SHUTDOWN_GRACE_MS 4500 /* contract: exit within 5 s */
+#include "timing.h"
 
 struct app app;
 atomic_uint live_conns;

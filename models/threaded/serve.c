@@ -51,8 +51,7 @@
 #include "gil.h"
 #include "net.h"
 #include "threaded.h"
-
-#define LINGER_MS 2000
+#include "timing.h"
 
 struct tconn {
     struct conn conn;          /* the owner's alone */
@@ -275,7 +274,7 @@ void serve_connection(int fd, void *arg)
     pthread_mutex_destroy(&t->lock);
     free(t);
     if (linger)
-        net_linger_close(fd, atomic_load(&blocking_stopping) ? 200 : LINGER_MS);
+        net_linger_close(fd, atomic_load(&blocking_stopping) ? SHUTDOWN_LINGER_MS : CLOSE_LINGER_MS);
     else
         close(fd);
     atomic_fetch_sub(&live_conns, 1);
