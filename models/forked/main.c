@@ -42,14 +42,13 @@
 struct app app;
 struct forked_shared *shared;
 
-/* epoll tags: each registered descriptor's data.ptr points at one of these
- * (hub links start with the same int, see hub.c). */
-enum { TAG_LISTENER = 10, TAG_SIGNALS, TAG_REFUSED, TAG_REDIS };
+/* epoll tags (forked.h): each registered descriptor's data.ptr points at
+ * one of these, or at a hub link. */
 struct tag {
-    int kind;
+    enum epoll_tag kind;
 };
 struct refused {
-    int kind;
+    enum epoll_tag kind;
     int fd;
     uint64_t deadline;
     struct refused *next;
@@ -250,7 +249,7 @@ static void settle_hub(void)
     int n = epoll_wait(epfd, ev, 256, 0);
     for (int i = 0; i < n; i++) {
         struct tag *t = ev[i].data.ptr;
-        if (t->kind < TAG_LISTENER) /* a hub link */
+        if (t->kind == TAG_LINK)
             hub_on_event(hub, t, ev[i].events);
     }
 }
@@ -328,7 +327,8 @@ int main(int argc, char **argv)
         int n = epoll_wait(epfd, events, 256, next_timeout());
         for (int i = 0; i < n; i++) {
             struct tag *t = events[i].data.ptr;
-            if (t->kind == TAG_LISTENER) {
+            switch (t->kind) {
+            case TAG_LISTENER:
                 /* A few per wakeup, so chat traffic is not starved by a storm. */
                 for (int k = 0; k < 64 && listener >= 0 && !stop_requested; k++) {
                     int fd = net_accept(listener);
@@ -336,18 +336,24 @@ int main(int argc, char **argv)
                         break;
                     spawn(fd);
                 }
-            } else if (t->kind == TAG_SIGNALS) {
+                break;
+            case TAG_SIGNALS:
                 on_signals();
-            } else if (t->kind == TAG_REDIS) {
+                break;
+            case TAG_REDIS:
                 redis_epoll_dispatch(bp_loop);
-            } else if (t->kind == TAG_REFUSED) {
+                break;
+            case TAG_REFUSED: {
                 struct refused *r = (struct refused *)t;
                 char sink[4096];
                 ssize_t got = recv(r->fd, sink, sizeof sink, MSG_DONTWAIT);
                 if (got == 0 || (got < 0 && errno != EAGAIN))
                     end_refused(r);
-            } else {
+                break;
+            }
+            case TAG_LINK:
                 hub_on_event(hub, t, events[i].events);
+                break;
             }
         }
         if (stop_requested && !stopping) {
