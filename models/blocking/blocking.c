@@ -37,7 +37,7 @@ void blocking_read(int fd, struct conn *c)
     else if (n == 0)
         conn_eof(c);
     else if (err != EAGAIN && err != EINTR)
-        c->close = CLOSE_NOW;
+        conn_abort(c);
 }
 
 void blocking_flush(int fd, struct conn *c)
@@ -57,7 +57,7 @@ void blocking_flush(int fd, struct conn *c)
         else if (w < 0 && err == EAGAIN)
             return; /* the socket is full: wait for POLLOUT */
         else
-            c->close = CLOSE_NOW;
+            conn_abort(c);
     }
 }
 
@@ -97,7 +97,7 @@ void blocking_run_action(struct conn *c, struct action *a)
     switch (a->kind) {
     case ACTION_SLEEP:
         if (!sleep_ms(a->sleep.ms)) {
-            c->close = CLOSE_NOW; /* cannot finish in time: dropped */
+            conn_abort(c); /* cannot finish in time: dropped */
             return;
         }
         break;

@@ -147,7 +147,7 @@ void child_main(int fd, int hub_fd)
         if (n > 0 && (p[0].revents & POLLIN))
             blocking_read(CLIENT_FD, &c);
         else if (n > 0 && (p[0].revents & (POLLERR | POLLHUP)))
-            c.close = CLOSE_NOW;
+            conn_abort(&c); /* reset, or both directions gone */
         if (n > 0 && (p[1].revents & POLLOUT))
             uplink_flush(&up);
         if (n > 0 && up.fd >= 0 && (p[1].revents & (POLLIN | POLLHUP | POLLERR)))

@@ -224,7 +224,7 @@ void serve_connection(int fd, void *arg)
             conn_shutdown(c);
         }
         if (atomic_load(&blocking_hard_stop))
-            c->close = CLOSE_NOW;
+            conn_abort(c);
         blocking_flush(fd, c); /* before any blocking action: earlier answers go out first */
         publish_out_bytes(t);
         if (c->close == CLOSE_NOW)
@@ -261,7 +261,7 @@ void serve_connection(int fd, void *arg)
         if (n > 0 && (p.revents & POLLIN))
             blocking_read(fd, c);
         else if (n > 0 && (p.revents & (POLLERR | POLLHUP)))
-            c->close = CLOSE_NOW; /* reset, or both directions gone */
+            conn_abort(c); /* reset, or both directions gone */
         if (deadline && app_now_ms() >= deadline)
             conn_on_timeout(c);
     }
