@@ -147,15 +147,7 @@ static void take_inbox(struct tconn *t)
      * after ours was queued goes nowhere. */
     if (c->ws && c->ws->phase != WS_OPEN)
         outq_clear(&in);
-    /* Splice: the nodes change hands, the bytes are not copied. */
-    if (in.head) {
-        if (c->out.tail)
-            c->out.tail->next = in.head;
-        else
-            c->out.head = in.head;
-        c->out.tail = in.tail;
-        c->out.bytes += in.bytes;
-    }
+    outq_splice(&c->out, &in);
     if (cut)
         conn_ws_cut_off(c);
     if (unblocked)
