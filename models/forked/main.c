@@ -37,6 +37,7 @@
 #include "backplane.h"
 #include "forked.h"
 #include "net.h"
+#include "redis_epoll.h"
 #include "timing.h"
 
 struct app app;
@@ -174,8 +175,10 @@ static void spawn(int fd)
     pid_t pid = fork();
     if (pid == 0) {
         close(pair[0]);
-        if (bp) /* the parent's Redis connections must close when it closes them */
-            backplane_close_in_child(bp, bp_loop);
+        if (bp) { /* the parent's Redis connections must close when it closes them */
+            backplane_close_in_child(bp);
+            close(redis_epoll_fd(bp_loop));
+        }
         child_main(fd, pair[1]); /* never returns */
     }
     close(fd);      /* the child has it; ours would keep the connection open */

@@ -38,6 +38,7 @@
 #include "gil.h"
 #include "net.h"
 #include "pool.h"
+#include "redis_epoll.h"
 #include "refuser.h"
 #include "threaded.h"
 #include "timing.h"
