@@ -12,7 +12,8 @@
  *   - chat-async: hiredis contexts attached to the libuv loop
  *     (models/async/redis_uv.c), backplane_tick from a uv_timer;
  *   - chat-threaded: one backplane thread waiting in poll() on
- *     redis_epoll_fd() and backplane_wake_fd() (models/threaded/main.c);
+ *     redis_epoll_fd() (models/blocking/redis_epoll.h) and
+ *     backplane_wake_fd() (models/threaded/main.c);
  *   - chat-forked: the parent's epoll loop watches redis_epoll_fd() — the
  *     parent is the one subscriber and fans out to its children through the
  *     hub's socketpairs, never a Redis connection per child.
@@ -70,19 +71,9 @@ bool backplane_settled(struct backplane *bp);
 void backplane_free(struct backplane *bp);
 
 /* In a child forked by the process that drives bp (chat-forked): close the
- * child's copies of the Redis sockets and of re's descriptor, touching
- * nothing else, so that a connection the parent drops really closes. */
-struct redis_epoll;
-void backplane_close_in_child(struct backplane *bp, struct redis_epoll *re);
-
-/* For chat-threaded and chat-forked: hiredis driven by an epoll set of its
- * own, whose one descriptor the model's poll/epoll watches. */
-struct redis_epoll;
-struct redis_epoll *redis_epoll_new(void);
-int redis_epoll_fd(const struct redis_epoll *re);
-int redis_epoll_attach(void *re, redisAsyncContext *ac); /* a backplane_loop.attach */
-/* The epoll descriptor is readable: handle what is ready, without waiting. */
-void redis_epoll_dispatch(struct redis_epoll *re);
-void redis_epoll_free(struct redis_epoll *re); /* after backplane_free */
+ * child's copies of the Redis sockets, touching nothing else, so that a
+ * connection the parent drops really closes. The loop's own descriptors
+ * (redis_epoll_fd) are the model's to close. */
+void backplane_close_in_child(struct backplane *bp);
 
 #endif

@@ -835,14 +835,12 @@ int backplane_wake_fd(const struct backplane *bp) { return bp->wake_fd; }
 
 bool backplane_up(const struct backplane *bp) { return bp->state == BP_UP; }
 
-void backplane_close_in_child(struct backplane *bp, struct redis_epoll *re)
+void backplane_close_in_child(struct backplane *bp)
 {
     if (bp->wr)
         close(bp->wr->c.fd);
     if (bp->rd)
         close(bp->rd->c.fd);
-    if (re)
-        close(redis_epoll_fd(re));
 }
 
 bool backplane_settled(struct backplane *bp)

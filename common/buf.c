@@ -190,3 +190,16 @@ void outq_clear(struct outq *q)
         outq_pop(q);
     *q = (struct outq){0};
 }
+
+void outq_splice(struct outq *q, struct outq *from)
+{
+    if (!from->head)
+        return;
+    if (q->tail)
+        q->tail->next = from->head;
+    else
+        q->head = from->head;
+    q->tail = from->tail;
+    q->bytes += from->bytes;
+    *from = (struct outq){0};
+}

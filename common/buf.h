@@ -71,6 +71,10 @@ void outq_consume(struct outq *q, size_t n);
  * so the peer never sees half a frame followed by another one. */
 void outq_drop_unsent(struct outq *q);
 void outq_clear(struct outq *q);
+/* Move every node of `from` behind q's, leaving `from` empty: the nodes
+ * change hands, the bytes are not copied. Nothing of `from` may have been
+ * written or pinned (a queue that was only pushed to). */
+void outq_splice(struct outq *q, struct outq *from);
 static inline bool outq_empty(const struct outq *q) { return q->head == NULL; }
 
 #endif

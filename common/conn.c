@@ -341,6 +341,18 @@ void conn_flushed(struct conn *c)
     settle(c);
 }
 
+void conn_abort(struct conn *c)
+{
+    c->close = CLOSE_NOW;
+}
+
+void conn_refuse(struct conn *c, struct rbuf *answer)
+{
+    queue(c, answer);
+    if (c->close == CLOSE_NO)
+        c->close = CLOSE_FLUSHED;
+}
+
 /* --- time --------------------------------------------------------------- */
 
 enum conn_timer conn_timer_kind(const struct conn *c)

@@ -10,6 +10,8 @@
  *   conn_unblock(c)        the room lets this held poster post again
  *   conn_on_timeout(c)     the deadline from conn_deadline() passed
  *   conn_shutdown(c)       the server is stopping
+ *   conn_abort(c)          the connection must end now (reset, I/O error)
+ *   conn_refuse(c, answer) the server turns it away with this answer
  *
  * After each call the model looks at the connection and acts:
  *
@@ -20,7 +22,8 @@
  *   c->close == CLOSE_NOW       close the socket now, dropping output
  *   c->close == CLOSE_FLUSHED   close once the outq is empty
  *
- * and finally conn_free() before freeing its own wrapper. One thread at a
+ * and finally conn_free() before freeing its own wrapper. The model reads
+ * c->close but never writes it: it says what happened, the core decides. One thread at a
  * time per connection; chat deliveries from other threads go through the
  * model's room sink, never straight into c->out.
  */
@@ -106,6 +109,15 @@ void conn_sent(struct conn *c, size_t n);
 void conn_unblock(struct conn *c);
 void conn_on_timeout(struct conn *c);
 void conn_shutdown(struct conn *c);
+/* The connection cannot go on: the socket failed (a reset, a read or write
+ * error), or the server must drop it now (out of memory for its own
+ * bookkeeping, out of time at shutdown). Output still queued is dropped:
+ * c->close becomes CLOSE_NOW, and the model closes without lingering. */
+void conn_abort(struct conn *c);
+/* A new connection the server will not serve (--max-conns): `answer`, the
+ * whole response (app_busy_response; the reference moves in), is all it
+ * gets, then the close. NULL (out of memory) aborts it instead. */
+void conn_refuse(struct conn *c, struct rbuf *answer);
 
 bool conn_want_read(const struct conn *c);
 uint64_t conn_deadline(const struct conn *c); /* app_now_ms() clock; 0 = none */

@@ -95,14 +95,6 @@ static struct ws_event fail(struct ws_decoder *d, uint16_t code)
     return (struct ws_event){.type = WS_EV_ERROR, .code = code};
 }
 
-/* The header's full size, known from its second byte. Every frame we accept
- * carries a mask, so the 4 key bytes are always counted. */
-static size_t header_size(const struct ws_decoder *d)
-{
-    uint8_t len7 = d->hdr[1] & 0x7F;
-    return 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + 4;
-}
-
 /* What the first two bytes alone can already refuse; 0 if nothing. */
 static uint16_t check_first_bytes(const struct ws_decoder *d)
 {
@@ -118,34 +110,39 @@ static uint16_t check_first_bytes(const struct ws_decoder *d)
     return 0;
 }
 
-static uint64_t read_be(const uint8_t *p, int n)
+static uint64_t read_be(const uint8_t *p, size_t n)
 {
     uint64_t v = 0;
-    for (int i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++)
         v = v << 8 | p[i];
     return v;
 }
 
-/* The header is complete: decode it and check it against the message state.
- * The checks run in wslay's order (length encoding, sequence, size, binary)
- * so the oracle test can expect the same close code. */
-static struct ws_event start_frame(struct ws_decoder *d)
+size_t ws_frame_head(const uint8_t *p, size_t n, uint64_t *payload)
+{
+    if (n < 2)
+        return 0;
+    uint8_t len7 = p[1] & 0x7F;
+    size_t field = len7 == 126 ? 2 : len7 == 127 ? 8 : 0;
+    size_t size = 2 + field + (p[1] & 0x80 ? 4 : 0);
+    if (n < size)
+        return 0;
+    *payload = field ? read_be(p + 2, field) : len7;
+    return size;
+}
+
+/* The header (d->hdr_len bytes, the mask key last) is complete and announces
+ * len payload bytes: check it against the message state. The checks run in
+ * wslay's order (length encoding, sequence, size, binary) so the oracle test
+ * can expect the same close code. */
+static struct ws_event start_frame(struct ws_decoder *d, uint64_t len)
 {
     uint8_t len7 = d->hdr[1] & 0x7F;
-    uint64_t len = len7;
-    size_t at = 2;
-    if (len7 == 126) {
-        len = read_be(d->hdr + 2, 2);
-        at = 4;
-        if (len < 126)
-            return fail(d, 1002); /* 5.2: "the minimal number of bytes MUST be used" */
-    } else if (len7 == 127) {
-        len = read_be(d->hdr + 2, 8);
-        at = 10;
-        if (len < 0x10000 || len >> 63)
-            return fail(d, 1002);
-    }
-    memcpy(d->mask, d->hdr + at, 4);
+    if (len7 == 126 && len < 126)
+        return fail(d, 1002); /* 5.2: "the minimal number of bytes MUST be used" */
+    if (len7 == 127 && (len < 0x10000 || len >> 63))
+        return fail(d, 1002); /* likewise, and the top bit MUST be 0 */
+    memcpy(d->mask, d->hdr + d->hdr_len - 4, 4);
     d->mask_pos = 0;
     d->opcode = d->hdr[0] & 0x0F;
     d->fin = d->hdr[0] & 0x80;
@@ -288,10 +285,13 @@ struct ws_event ws_decode(struct ws_decoder *d, const uint8_t *data, size_t len,
             if (d->hdr_len < 2)
                 continue;
             uint16_t code = d->hdr_len == 2 ? check_first_bytes(d) : 0;
+            uint64_t payload;
             if (code) {
                 ev = fail(d, code);
-            } else if (d->hdr_len == header_size(d)) {
-                ev = start_frame(d);
+            } else if (ws_frame_head(d->hdr, d->hdr_len, &payload)) {
+                /* check_first_bytes refused an unmasked frame: the header
+                 * ends with its mask key. */
+                ev = start_frame(d, payload);
                 if (ev.type == WS_EV_NONE && d->left == 0)
                     ev = end_frame(d);
             }

@@ -86,6 +86,13 @@ void ws_decoder_free(struct ws_decoder *d);
 struct ws_event ws_decode(struct ws_decoder *d, const uint8_t *data, size_t len,
                           size_t *used);
 
+/* The header of one frame at p[0..n), from either side: returns its size in
+ * bytes (2..14, the extended length and a mask key included) and stores the
+ * payload length it announces in *payload; returns 0 while p holds too
+ * little to tell. It checks nothing (minimal length encoding, limits, who
+ * must mask): that is the caller's. */
+size_t ws_frame_head(const uint8_t *p, size_t n, uint64_t *payload);
+
 /* Server-to-client frames: unmasked, FIN set, one frame per message.
  * ws_frame_header writes 2..10 bytes into out and returns the count. */
 size_t ws_frame_header(uint8_t out[10], enum ws_opcode op, size_t payload_len);

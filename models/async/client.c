@@ -11,8 +11,7 @@
 
 #include "async.h"
 #include "gil.h"
-
-#define LINGER_MS 2000 /* how long to drain a peer after our FIN */
+#include "timing.h"
 
 /* All reads land in one buffer owned by the loop: the core copies what it
  * must keep, so an idle connection holds no read buffer at all. One thread,
@@ -67,7 +66,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     else if (n == UV_EOF)
         conn_eof(&cl->conn);
     else if (n < 0)
-        cl->conn.close = CLOSE_NOW; /* reset or worse */
+        conn_abort(&cl->conn); /* reset or worse */
     if (n == (ssize_t)sizeof read_buf)
         pause_until_next_turn(cl);
     client_sync(cl);
@@ -92,7 +91,7 @@ static void on_write(uv_write_t *req, int status)
     if (cl->closing)
         return;
     if (status < 0) {
-        c->close = CLOSE_NOW;
+        conn_abort(c);
     } else {
         /* uv_write finishes all or nothing: the pinned piece is out. */
         c->out.pinned = 0;
@@ -119,7 +118,7 @@ static void flush(struct client *cl)
             continue;
         }
         if (w != UV_EAGAIN) {
-            c->close = CLOSE_NOW;
+            conn_abort(c);
             return;
         }
         /* The socket is full: uv_write waits for it. It gets only the rest
@@ -137,7 +136,7 @@ static void flush(struct client *cl)
         if (uv_write(&cl->write_req, (uv_stream_t *)&cl->tcp, bufs, 1, on_write) < 0) {
             cl->writing = false;
             c->out.pinned = 0;
-            c->close = CLOSE_NOW;
+            conn_abort(c);
         }
     }
 }
@@ -296,7 +295,7 @@ static void start_action(struct client *cl, struct action *a)
     }
     struct pool_job *job = malloc(sizeof *job);
     if (!job) {
-        cl->conn.close = CLOSE_NOW;
+        conn_abort(&cl->conn);
         return;
     }
     /* Filled in before queueing: a pool thread may start on it at once. */
@@ -305,7 +304,7 @@ static void start_action(struct client *cl, struct action *a)
     job->a = a;
     if (uv_queue_work(server.loop, &job->req, pool_work, pool_done) < 0) {
         free(job);
-        cl->conn.close = CLOSE_NOW;
+        conn_abort(&cl->conn);
     }
 }
 
@@ -350,7 +349,7 @@ static void linger(struct client *cl)
     if (!cl->reading && !cl->paused) /* paused: resumed before the next poll */
         uv_read_start((uv_stream_t *)&cl->tcp, on_alloc, on_read);
     cl->reading = true;
-    uv_timer_start(&cl->timer, on_deadline, LINGER_MS, 0);
+    uv_timer_start(&cl->timer, on_deadline, CLOSE_LINGER_MS, 0);
 }
 
 void client_sync(struct client *cl)
@@ -486,11 +485,7 @@ void client_accept(uv_stream_t *listener)
         conn_set_peer(&cl->conn, (struct sockaddr *)&peer); /* failed logins count per address */
     if (server.live >= server.app.cfg.max_conns || server.stopping) {
         /* --max-conns: say so and close, never queue without bound. */
-        struct rbuf *busy = app_busy_response(&server.app);
-        if (!busy || outq_push(&cl->conn.out, busy) < 0)
-            cl->conn.close = CLOSE_NOW;
-        else
-            cl->conn.close = CLOSE_FLUSHED;
+        conn_refuse(&cl->conn, app_busy_response(&server.app));
     } else {
         server.live++;
         cl->counted = true;

@@ -27,9 +27,9 @@
 #include "backplane.h"
 #include "redis_uv.h"
 #include "gil.h"
+#include "timing.h"
 
 #define LISTEN_BACKLOG 4096
-#define SHUTDOWN_GRACE_MS 4500 /* contract: exit within 5 s */
 
 struct server server;
 

@@ -16,6 +16,14 @@ sigset_t blocking_wake_mask;
 
 static void on_wake(int sig) { (void)sig; }
 
+/* ppoll's timeout for the time from now until `deadline` (app_now_ms()
+ * clock); a deadline already passed gives zero. */
+static struct timespec until(uint64_t deadline)
+{
+    uint64_t now = app_now_ms(), left = deadline > now ? deadline - now : 0;
+    return (struct timespec){(time_t)(left / 1000), (long)(left % 1000) * 1000000};
+}
+
 void blocking_init(int wake_signal)
 {
     struct sigaction sa = {.sa_handler = on_wake}; /* no SA_RESTART: interrupt */
@@ -37,7 +45,7 @@ void blocking_read(int fd, struct conn *c)
     else if (n == 0)
         conn_eof(c);
     else if (err != EAGAIN && err != EINTR)
-        c->close = CLOSE_NOW;
+        conn_abort(c);
 }
 
 void blocking_flush(int fd, struct conn *c)
@@ -57,7 +65,7 @@ void blocking_flush(int fd, struct conn *c)
         else if (w < 0 && err == EAGAIN)
             return; /* the socket is full: wait for POLLOUT */
         else
-            c->close = CLOSE_NOW;
+            conn_abort(c);
     }
 }
 
@@ -76,8 +84,7 @@ static bool sleep_ms(unsigned ms)
             done = false;
             break;
         }
-        uint64_t left = end - now;
-        struct timespec ts = {(time_t)(left / 1000), (long)(left % 1000) * 1000000};
+        struct timespec ts = until(end);
         ppoll(NULL, 0, &ts, &blocking_wake_mask);
     }
     gil_acquire();
@@ -97,7 +104,7 @@ void blocking_run_action(struct conn *c, struct action *a)
     switch (a->kind) {
     case ACTION_SLEEP:
         if (!sleep_ms(a->sleep.ms)) {
-            c->close = CLOSE_NOW; /* cannot finish in time: dropped */
+            conn_abort(c); /* cannot finish in time: dropped */
             return;
         }
         break;
@@ -124,4 +131,64 @@ void blocking_run_action(struct conn *c, struct action *a)
         break;
     }
     conn_resume(c);
+}
+
+void blocking_serve(int fd, struct conn *c, const struct blocking_hooks *h, void *ctx)
+{
+    bool shutdown_seen = false;
+    for (;;) {
+        if (h->take)
+            h->take(ctx, c);
+        if (!shutdown_seen && atomic_load(&blocking_stopping)) {
+            shutdown_seen = true;
+            if (h->shutdown)
+                h->shutdown(ctx, c);
+            conn_shutdown(c);
+        }
+        if (atomic_load(&blocking_hard_stop))
+            conn_abort(c);
+        if (h->before_flush)
+            h->before_flush(ctx, c);
+        size_t queued = c->out.bytes;
+        blocking_flush(fd, c); /* before any blocking action: earlier answers go out first */
+        if (h->after_flush)
+            h->after_flush(ctx, c, queued);
+        if (c->close == CLOSE_NOW)
+            return;
+        struct action *a = conn_action_to_start(c);
+        if (a) {
+            blocking_run_action(c, a);
+            continue;
+        }
+        if (c->close == CLOSE_FLUSHED && outq_empty(&c->out))
+            return;
+
+        bool want_read = conn_want_read(c) && (!h->may_read || h->may_read(ctx));
+        struct pollfd p[2] = {
+            {fd, (short)((want_read ? POLLIN : 0) | (outq_empty(&c->out) ? 0 : POLLOUT)), 0},
+        };
+        nfds_t nfds = h->extra_fd && h->extra_fd(ctx, &p[1]) ? 2 : 1;
+        uint64_t deadline = conn_deadline(c);
+        struct timespec ts = until(deadline);
+        /* A shutdown that began during this turn is seen at the top of the
+         * next one, not after a sleep. */
+        if (!shutdown_seen && atomic_load(&blocking_stopping))
+            continue;
+        if (h->may_sleep && !h->may_sleep(ctx))
+            continue;
+        gil_release();
+        int n = ppoll(p, nfds, deadline ? &ts : NULL, &blocking_wake_mask);
+        gil_acquire();
+        if (h->woke)
+            h->woke(ctx);
+
+        if (n > 0 && (p[0].revents & POLLIN))
+            blocking_read(fd, c);
+        else if (n > 0 && (p[0].revents & (POLLERR | POLLHUP)))
+            conn_abort(c); /* reset, or both directions gone */
+        if (n > 0 && nfds == 2 && h->extra_ready)
+            h->extra_ready(ctx, c, p[1].revents);
+        if (deadline && app_now_ms() >= deadline)
+            conn_on_timeout(c);
+    }
 }

@@ -10,9 +10,9 @@
 
 #include "app.h"
 #include "net.h"
+#include "timing.h"
 
 #define REFUSER_MAX 1024  /* lingering at once; past that, plain close */
-#define REFUSER_LINGER_MS 1000
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_t thread;
@@ -97,7 +97,7 @@ void refuser_add(int fd, struct rbuf *response)
         return;
     }
     fds[count] = fd;
-    deadlines[count] = app_now_ms() + REFUSER_LINGER_MS;
+    deadlines[count] = app_now_ms() + REFUSED_LINGER_MS;
     count++;
     pthread_mutex_unlock(&lock);
     uint64_t one = 1;

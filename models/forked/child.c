@@ -5,6 +5,10 @@
  * through the hub in the parent (hub.c): join, post and leave are small
  * messages on its socketpair (uplink.c), and what comes back is WebSocket
  * frames that it forwards to its client.
+ *
+ * The loop is a worker's, models/blocking/blocking.c:blocking_serve; the
+ * hooks below add the hub: its link is a second descriptor to wait on, and
+ * the client is read only once the hub has answered for what it sent.
  */
 #include <errno.h>
 #include <poll.h>
@@ -18,10 +22,10 @@
 #include "forked.h"
 #include "gil.h"
 #include "net.h"
+#include "timing.h"
 
 #define CLIENT_FD 3
 #define HUB_FD 4
-#define LINGER_MS 2000
 
 /* --- chat through the hub ------------------------------------------------ */
 
@@ -65,6 +69,70 @@ static void proxy_backlog(void *ctx, struct room_member *m, size_t bytes)
 
 static const struct chat_ops hub_proxy = {proxy_join, proxy_post, proxy_leave, proxy_backlog};
 
+/* --- the child's part of the blocking loop (blocking_serve) ------------- */
+
+static bool shutdown_seen;
+
+static void hub_shutdown(void *ctx, struct conn *c)
+{
+    (void)ctx;
+    shutdown_seen = true;
+    atomic_store(&blocking_deadline_ms, app_now_ms() + SHUTDOWN_CHILD_GRACE_MS);
+    /* What the hub sent before the parent signalled us — a leave, say —
+     * goes out before our close 1001, never after it. */
+    struct pollfd hub = {up.fd, POLLIN, 0};
+    for (int i = 0; up.joined && i < 64 && poll(&hub, 1, 0) == 1; i++)
+        uplink_take(&up, c);
+}
+
+static void hub_before_flush(void *ctx, struct conn *c)
+{
+    (void)ctx;
+    uplink_sync(&up);
+    if (up.failed)
+        conn_ws_close(c, 1011); /* no chat without the hub; the hub said our leave */
+}
+
+static void hub_after_flush(void *ctx, struct conn *c, size_t before)
+{
+    (void)ctx;
+    if (c->out.bytes < before && up.joined)
+        uplink_depth(&up, c->out.bytes); /* the client took some */
+}
+
+/* The client is read only once the hub has answered for what it sent
+ * before (see uplink.c); the hub is always read. */
+static bool hub_settled(void *ctx)
+{
+    (void)ctx;
+    return uplink_settled(&up);
+}
+
+static bool hub_link_fd(void *ctx, struct pollfd *p)
+{
+    (void)ctx;
+    *p = (struct pollfd){up.fd, (short)(POLLIN | (up.out.len ? POLLOUT : 0)), 0};
+    return true; /* once the link is closed, up.fd is -1: ppoll skips it */
+}
+
+static void hub_ready(void *ctx, struct conn *c, short revents)
+{
+    (void)ctx;
+    if (revents & POLLOUT)
+        uplink_flush(&up);
+    if (up.fd >= 0 && (revents & (POLLIN | POLLHUP | POLLERR)))
+        uplink_take(&up, c);
+}
+
+static const struct blocking_hooks child_hooks = {
+    .shutdown = hub_shutdown,
+    .before_flush = hub_before_flush,
+    .after_flush = hub_after_flush,
+    .may_read = hub_settled,
+    .extra_fd = hub_link_fd,
+    .extra_ready = hub_ready,
+};
+
 /* --- the child's life ----------------------------------------------------- */
 
 static void on_sigterm(int sig)
@@ -99,71 +167,19 @@ void child_main(int fd, int hub_fd)
     app.chat = &hub_proxy;
     app.chat_ctx = NULL;
     struct conn c;
-    bool shutdown_seen = false;
     gil_acquire();
     conn_init(&c, &app);
     net_conn_peer(&c, CLIENT_FD);
-    for (;;) {
-        if (!shutdown_seen && atomic_load(&blocking_stopping)) {
-            shutdown_seen = true;
-            atomic_store(&blocking_deadline_ms, app_now_ms() + 4000);
-            /* What the hub sent before the parent signalled us — a leave,
-             * say — goes out before our close 1001, never after it. */
-            struct pollfd hub = {up.fd, POLLIN, 0};
-            for (int i = 0; up.joined && i < 64 && poll(&hub, 1, 0) == 1; i++)
-                uplink_take(&up, &c);
-            conn_shutdown(&c);
-        }
-        uplink_sync(&up);
-        if (up.failed)
-            conn_ws_close(&c, 1011); /* no chat without the hub; the hub said our leave */
-        size_t queued = c.out.bytes;
-        blocking_flush(CLIENT_FD, &c);
-        if (c.out.bytes < queued && up.joined)
-            uplink_depth(&up, c.out.bytes); /* the client took some */
-        if (c.close == CLOSE_NOW)
-            break;
-        struct action *a = conn_action_to_start(&c);
-        if (a) {
-            blocking_run_action(&c, a);
-            continue;
-        }
-        if (c.close == CLOSE_FLUSHED && outq_empty(&c.out))
-            break;
-
-        /* The client is read only once the hub has answered for what it
-         * sent before (see uplink.c); the hub is always read. */
-        bool take_client = conn_want_read(&c) && uplink_settled(&up);
-        struct pollfd p[2] = {
-            {CLIENT_FD, (short)((take_client ? POLLIN : 0) | (outq_empty(&c.out) ? 0 : POLLOUT)), 0},
-            {up.fd, (short)(POLLIN | (up.out.len ? POLLOUT : 0)), 0},
-        };
-        uint64_t deadline = conn_deadline(&c), now = app_now_ms();
-        uint64_t left = deadline ? (deadline > now ? deadline - now : 0) : 0;
-        struct timespec ts = {(time_t)(left / 1000), (long)(left % 1000) * 1000000};
-        gil_release();
-        int n = ppoll(p, 2, deadline ? &ts : NULL, &blocking_wake_mask);
-        gil_acquire();
-        if (n > 0 && (p[0].revents & POLLIN))
-            blocking_read(CLIENT_FD, &c);
-        else if (n > 0 && (p[0].revents & (POLLERR | POLLHUP)))
-            c.close = CLOSE_NOW;
-        if (n > 0 && (p[1].revents & POLLOUT))
-            uplink_flush(&up);
-        if (n > 0 && up.fd >= 0 && (p[1].revents & (POLLIN | POLLHUP | POLLERR)))
-            uplink_take(&up, &c);
-        if (deadline && app_now_ms() >= deadline)
-            conn_on_timeout(&c);
-    }
+    blocking_serve(CLIENT_FD, &c, &child_hooks, NULL);
     bool linger = c.close == CLOSE_FLUSHED && !c.peer_eof;
     conn_free(&c); /* queues our leave for the hub */
     gil_release();
     /* Everything for the hub goes before the client's socket is closed or
      * lingers: once the link is closed the hub drops what it would send
      * here, so a long flood still in the pipe cannot make us look slow. */
-    uplink_close(&up, LINGER_MS);
+    uplink_close(&up, UPLINK_CLOSE_MS);
     if (linger)
-        net_linger_close(CLIENT_FD, shutdown_seen ? 200 : LINGER_MS);
+        net_linger_close(CLIENT_FD, shutdown_seen ? SHUTDOWN_LINGER_MS : CLOSE_LINGER_MS);
     else
         close(CLIENT_FD);
     users_free(app.users);

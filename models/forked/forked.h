@@ -62,6 +62,11 @@ _Static_assert(ROOM_MAX_USER <= HUB_PAYLOAD_MAX, "a user name fits a hub message
 #define HUB_FRAME_MAX (10 + ROOM_MAX_BACKLOG)
 
 /* --- the parent's side ---------------------------------------------------- */
+/* What the parent's epoll set watches. Each descriptor's data.ptr points at
+ * a struct whose first member is its kind, so the loop can tell them apart:
+ * main.c's tags, and hub.c's struct link for a child's socketpair. */
+enum epoll_tag { TAG_LISTENER, TAG_SIGNALS, TAG_REFUSED, TAG_REDIS, TAG_LINK };
+
 struct hub;
 struct hub *hub_new(int epoll_fd);
 /* A new child's end of its socketpair; the hub owns fd from now on. */
@@ -129,5 +134,8 @@ void uplink_take(struct uplink *u, struct conn *c);
  * reads what is left, leave included, and says `leave` itself if we could
  * not. */
 void uplink_close(struct uplink *u, int ms);
+/* How long a child that is done gives the hub to take its last messages
+ * (its leave among them) before closing the link. */
+#define UPLINK_CLOSE_MS 2000
 
 #endif

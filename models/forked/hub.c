@@ -41,7 +41,7 @@
 #include "net.h"
 
 struct link {
-    int kind; /* first, as every epoll tag in chat-forked */
+    enum epoll_tag kind; /* TAG_LINK, first: the parent's loop reads it (forked.h) */
     int fd;
     pid_t pid;
     struct room_member member;
@@ -67,8 +67,6 @@ struct hub {
     struct link *links, *dirty, *held, *unblocked;
     unsigned count;
 };
-
-#define LINK_KIND 1 /* matches main.c's tag kinds */
 
 static void mark_dirty(struct hub *h, struct link *l)
 {
@@ -173,7 +171,7 @@ int hub_add_child(struct hub *h, int fd, pid_t pid)
     struct link *l = calloc(1, sizeof *l);
     if (!l)
         return -1;
-    l->kind = LINK_KIND;
+    l->kind = TAG_LINK;
     l->fd = fd;
     l->pid = pid;
     l->member.owner = l;

@@ -37,21 +37,19 @@
 #include "backplane.h"
 #include "forked.h"
 #include "net.h"
-
-#define SHUTDOWN_GRACE_MS 4500 /* contract: exit within 5 s */
-#define LINGER_MS 1000         /* a refused connection, see net.h */
+#include "redis_epoll.h"
+#include "timing.h"
 
 struct app app;
 struct forked_shared *shared;
 
-/* epoll tags: each registered descriptor's data.ptr points at one of these
- * (hub links start with the same int, see hub.c). */
-enum { TAG_LISTENER = 10, TAG_SIGNALS, TAG_REFUSED, TAG_REDIS };
+/* epoll tags (forked.h): each registered descriptor's data.ptr points at
+ * one of these, or at a hub link. */
 struct tag {
-    int kind;
+    enum epoll_tag kind;
 };
 struct refused {
-    int kind;
+    enum epoll_tag kind;
     int fd;
     uint64_t deadline;
     struct refused *next;
@@ -129,7 +127,7 @@ static void refuse(int fd)
         close(fd);
         return;
     }
-    *r = (struct refused){TAG_REFUSED, fd, app_now_ms() + LINGER_MS, refused};
+    *r = (struct refused){TAG_REFUSED, fd, app_now_ms() + REFUSED_LINGER_MS, refused};
     ev.data.ptr = r;
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
         close(fd);
@@ -177,8 +175,10 @@ static void spawn(int fd)
     pid_t pid = fork();
     if (pid == 0) {
         close(pair[0]);
-        if (bp) /* the parent's Redis connections must close when it closes them */
-            backplane_close_in_child(bp, bp_loop);
+        if (bp) { /* the parent's Redis connections must close when it closes them */
+            backplane_close_in_child(bp);
+            close(redis_epoll_fd(bp_loop));
+        }
         child_main(fd, pair[1]); /* never returns */
     }
     close(fd);      /* the child has it; ours would keep the connection open */
@@ -252,7 +252,7 @@ static void settle_hub(void)
     int n = epoll_wait(epfd, ev, 256, 0);
     for (int i = 0; i < n; i++) {
         struct tag *t = ev[i].data.ptr;
-        if (t->kind < TAG_LISTENER) /* a hub link */
+        if (t->kind == TAG_LINK)
             hub_on_event(hub, t, ev[i].events);
     }
 }
@@ -330,7 +330,8 @@ int main(int argc, char **argv)
         int n = epoll_wait(epfd, events, 256, next_timeout());
         for (int i = 0; i < n; i++) {
             struct tag *t = events[i].data.ptr;
-            if (t->kind == TAG_LISTENER) {
+            switch (t->kind) {
+            case TAG_LISTENER:
                 /* A few per wakeup, so chat traffic is not starved by a storm. */
                 for (int k = 0; k < 64 && listener >= 0 && !stop_requested; k++) {
                     int fd = net_accept(listener);
@@ -338,18 +339,24 @@ int main(int argc, char **argv)
                         break;
                     spawn(fd);
                 }
-            } else if (t->kind == TAG_SIGNALS) {
+                break;
+            case TAG_SIGNALS:
                 on_signals();
-            } else if (t->kind == TAG_REDIS) {
+                break;
+            case TAG_REDIS:
                 redis_epoll_dispatch(bp_loop);
-            } else if (t->kind == TAG_REFUSED) {
+                break;
+            case TAG_REFUSED: {
                 struct refused *r = (struct refused *)t;
                 char sink[4096];
                 ssize_t got = recv(r->fd, sink, sizeof sink, MSG_DONTWAIT);
                 if (got == 0 || (got < 0 && errno != EAGAIN))
                     end_refused(r);
-            } else {
+                break;
+            }
+            case TAG_LINK:
                 hub_on_event(hub, t, events[i].events);
+                break;
             }
         }
         if (stop_requested && !stopping) {

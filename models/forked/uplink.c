@@ -119,21 +119,10 @@ static int hub_frame(const unsigned char *p, size_t n, size_t *whole, int *op, s
     if ((p[0] & 0xf0) != 0x80 || (p[1] & 0x80))
         return -1; /* the hub sends whole (FIN), plain (no RSV), unmasked frames */
     *op = p[0] & 0x0f;
-    uint64_t len = p[1] & 0x7f;
-    *hl = 2;
-    if (len == 126) {
-        *hl = 4;
-        if (n < 4)
-            return 0;
-        len = (uint64_t)p[2] << 8 | p[3];
-    } else if (len == 127) {
-        *hl = 10;
-        if (n < 10)
-            return 0;
-        len = 0;
-        for (int i = 2; i < 10; i++)
-            len = len << 8 | p[i];
-    }
+    uint64_t len;
+    *hl = ws_frame_head(p, n, &len);
+    if (*hl == 0)
+        return 0;
     if (len > HUB_FRAME_MAX - *hl)
         return -1;
     *whole = *hl + (size_t)len;

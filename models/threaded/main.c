@@ -38,10 +38,10 @@
 #include "gil.h"
 #include "net.h"
 #include "pool.h"
+#include "redis_epoll.h"
 #include "refuser.h"
 #include "threaded.h"
-
-#define SHUTDOWN_GRACE_MS 4500 /* contract: exit within 5 s */
+#include "timing.h"
 
 struct app app;
 atomic_uint live_conns;

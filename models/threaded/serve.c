@@ -6,6 +6,10 @@
  * the worker, /cpu computes in the worker: while it does, this thread serves
  * no one else, which is why the pool size is the limit of concurrency.
  *
+ * The loop itself is the one chat-forked's children run too,
+ * models/blocking/blocking.c:blocking_serve. What is this model's own is
+ * how chat from other threads reaches the worker: the hooks below.
+ *
  * Chat fan-out across threads — the design:
  *
  *   The room is shared by every worker, under the room's mutex. A message
@@ -34,25 +38,17 @@
  * routing, the room) and drops it around every call that can block — ppoll,
  * read, write, sleep, curl, a password hash — as CPython does.
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <sys/uio.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "blocking.h"
 #include "gil.h"
 #include "net.h"
 #include "threaded.h"
-
-#define LINGER_MS 2000
+#include "timing.h"
 
 struct tconn {
     struct conn conn;          /* the owner's alone */
@@ -133,10 +129,14 @@ static void sink_unblock(struct room_member *m)
 
 const struct room_sink threaded_sink = {sink_deliver, sink_cut_off, sink_unblock};
 
-/* Move what other threads queued for us into our outbox. */
-static void take_inbox(struct tconn *t)
+/* --- the worker's part of the blocking loop (blocking_serve) ----------- */
+
+/* Move what other threads queued for us into our outbox. First in every
+ * turn: events delivered before the shutdown (a leave, say) go out before
+ * the close 1001, not after it. */
+static void take_inbox(void *arg, struct conn *c)
 {
-    struct conn *c = &t->conn;
+    struct tconn *t = arg;
     pthread_mutex_lock(&t->lock);
     bool cut = t->cut, unblocked = t->unblocked;
     t->cut = t->unblocked = false;
@@ -148,32 +148,52 @@ static void take_inbox(struct tconn *t)
      * after ours was queued goes nowhere. */
     if (c->ws && c->ws->phase != WS_OPEN)
         outq_clear(&in);
-    /* Splice: the nodes change hands, the bytes are not copied. */
-    if (in.head) {
-        if (c->out.tail)
-            c->out.tail->next = in.head;
-        else
-            c->out.head = in.head;
-        c->out.tail = in.tail;
-        c->out.bytes += in.bytes;
-    }
+    outq_splice(&c->out, &in);
     if (cut)
         conn_ws_cut_off(c);
     if (unblocked)
         conn_unblock(c);
 }
 
-static void publish_out_bytes(struct tconn *t)
+/* After each write: the deliverers count what still waits in the outbox
+ * towards the member's 1 MiB. */
+static void publish_out_bytes(void *arg, struct conn *c, size_t before)
 {
+    struct tconn *t = arg;
+    (void)before;
     pthread_mutex_lock(&t->lock);
-    t->out_bytes = t->conn.out.bytes;
+    t->out_bytes = c->out.bytes;
     pthread_mutex_unlock(&t->lock);
 }
 
-static bool inbox_pending(struct tconn *t)
+/* The no-lost-wake-up handshake: say "asleep" only after checking the
+ * inbox under the same lock the deliverers take. One who delivers after
+ * this sees `sleeping` and signals; the signal stays pending until ppoll
+ * lets it through. */
+static bool may_sleep(void *arg)
 {
-    return !outq_empty(&t->inbox) || t->cut || t->unblocked;
+    struct tconn *t = arg;
+    pthread_mutex_lock(&t->lock);
+    bool pending = !outq_empty(&t->inbox) || t->cut || t->unblocked;
+    t->sleeping = !pending;
+    pthread_mutex_unlock(&t->lock);
+    return !pending;
 }
+
+static void woke(void *arg)
+{
+    struct tconn *t = arg;
+    pthread_mutex_lock(&t->lock);
+    t->sleeping = t->signalled = false;
+    pthread_mutex_unlock(&t->lock);
+}
+
+static const struct blocking_hooks worker_hooks = {
+    .take = take_inbox,
+    .after_flush = publish_out_bytes,
+    .may_sleep = may_sleep,
+    .woke = woke,
+};
 
 static void registry_add(struct tconn *t)
 {
@@ -211,61 +231,11 @@ void serve_connection(int fd, void *arg)
     pthread_mutex_init(&t->lock, NULL);
     registry_add(t);
     struct conn *c = &t->conn;
-    bool shutdown_seen = false;
 
     gil_acquire();
     conn_init(c, &app);
     net_conn_peer(c, t->fd);
-    for (;;) {
-        /* The inbox first: events delivered before the shutdown (a leave,
-         * say) go out before the close 1001, not after it. */
-        take_inbox(t);
-        if (!shutdown_seen && atomic_load(&blocking_stopping)) {
-            shutdown_seen = true;
-            conn_shutdown(c);
-        }
-        if (atomic_load(&blocking_hard_stop))
-            c->close = CLOSE_NOW;
-        blocking_flush(fd, c); /* before any blocking action: earlier answers go out first */
-        publish_out_bytes(t);
-        if (c->close == CLOSE_NOW)
-            break;
-        struct action *a = conn_action_to_start(c);
-        if (a) {
-            blocking_run_action(c, a);
-            continue;
-        }
-        if (c->close == CLOSE_FLUSHED && outq_empty(&c->out))
-            break;
-
-        bool want_read = conn_want_read(c);
-        struct pollfd p = {fd, (short)((want_read ? POLLIN : 0) | (outq_empty(&c->out) ? 0 : POLLOUT)), 0};
-        uint64_t deadline = conn_deadline(c), now = app_now_ms();
-        uint64_t left = deadline ? (deadline > now ? deadline - now : 0) : 0;
-        struct timespec ts = {(time_t)(left / 1000), (long)(left % 1000) * 1000000};
-
-        /* The no-lost-wake-up handshake: say "asleep" only after checking
-         * the inbox under the same lock the deliverers take. */
-        pthread_mutex_lock(&t->lock);
-        bool pending = inbox_pending(t) || (!shutdown_seen && atomic_load(&blocking_stopping));
-        t->sleeping = !pending;
-        pthread_mutex_unlock(&t->lock);
-        if (pending)
-            continue;
-        gil_release();
-        int n = ppoll(&p, 1, deadline ? &ts : NULL, &blocking_wake_mask);
-        gil_acquire();
-        pthread_mutex_lock(&t->lock);
-        t->sleeping = t->signalled = false;
-        pthread_mutex_unlock(&t->lock);
-
-        if (n > 0 && (p.revents & POLLIN))
-            blocking_read(fd, c);
-        else if (n > 0 && (p.revents & (POLLERR | POLLHUP)))
-            c->close = CLOSE_NOW; /* reset, or both directions gone */
-        if (deadline && app_now_ms() >= deadline)
-            conn_on_timeout(c);
-    }
+    blocking_serve(fd, c, &worker_hooks, t);
     bool linger = c->close == CLOSE_FLUSHED && !c->peer_eof;
     conn_free(c); /* leaves the room: the others get our `leave` */
     gil_release();
@@ -275,7 +245,7 @@ void serve_connection(int fd, void *arg)
     pthread_mutex_destroy(&t->lock);
     free(t);
     if (linger)
-        net_linger_close(fd, atomic_load(&blocking_stopping) ? 200 : LINGER_MS);
+        net_linger_close(fd, atomic_load(&blocking_stopping) ? SHUTDOWN_LINGER_MS : CLOSE_LINGER_MS);
     else
         close(fd);
     atomic_fetch_sub(&live_conns, 1);

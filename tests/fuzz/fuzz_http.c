@@ -69,7 +69,7 @@ static size_t sink_deliver(struct room_member *m, struct rbuf *ev)
 {
     struct conn *c = conn_of_member(m);
     if (outq_push(&c->out, rbuf_ref(ev)) < 0)
-        c->close = CLOSE_NOW;
+        conn_abort(c);
     return c->out.bytes;
 }
 

@@ -75,3 +75,28 @@ Test(buf, append_respects_limit)
     cr_assert_str_eq(b.data, "345");
     buf_free(&b);
 }
+
+Test(outq, splice_moves_nodes_behind_a_partly_written_head)
+{
+    struct outq q = {0}, in = {0};
+    outq_splice(&q, &in); /* nothing to move */
+    cr_assert(outq_empty(&q));
+    outq_push(&in, mk("one"));
+    outq_splice(&q, &in);
+    cr_assert(outq_empty(&in));
+    cr_assert_eq(in.bytes, 0);
+    cr_assert_eq(q.bytes, 3);
+    outq_consume(&q, 1);
+    outq_push(&in, mk("two"));
+    outq_push(&in, mk("three"));
+    outq_splice(&q, &in);
+    cr_assert(outq_empty(&in));
+    cr_assert_eq(q.bytes, 2 + 3 + 5);
+    struct iovec iov[4];
+    cr_assert_eq(outq_iov(&q, iov, 4), 3);
+    cr_assert(memcmp(iov[0].iov_base, "ne", 2) == 0);
+    cr_assert(memcmp(iov[2].iov_base, "three", 5) == 0);
+    outq_push(&q, mk("four")); /* the tail moved too */
+    cr_assert_eq(q.bytes, 14);
+    outq_clear(&q);
+}

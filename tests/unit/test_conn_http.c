@@ -313,6 +313,38 @@ Test(conn_http, eof_mid_head_closes)
     conn_free(&c);
 }
 
+Test(conn_http, abort_drops_what_is_queued)
+{
+    struct conn c;
+    conn_init(&c, &test_app);
+    feed(&c, "GET /hello HTTP/1.1\r\nHost: h\r\n\r\n");
+    cr_assert_not(outq_empty(&c.out));
+    conn_abort(&c);
+    cr_assert_eq(c.close, CLOSE_NOW);
+    cr_assert_not(conn_want_read(&c));
+    cr_assert_eq(conn_deadline(&c), 0);
+    feed(&c, "GET /hello HTTP/1.1\r\nHost: h\r\n\r\n"); /* ignored now */
+    conn_free(&c);
+}
+
+Test(conn_http, refused_gets_its_answer_then_the_close)
+{
+    struct conn c;
+    conn_init(&c, &test_app);
+    conn_refuse(&c, app_busy_response(&test_app));
+    cr_assert_eq(c.close, CLOSE_FLUSHED);
+    cr_assert_not(conn_want_read(&c));
+    char *out = drain(&c);
+    cr_assert(strncmp(out, "HTTP/1.1 503 ", 13) == 0, "%s", out);
+    free(out);
+    conn_free(&c);
+
+    conn_init(&c, &test_app);
+    conn_refuse(&c, NULL); /* out of memory for the answer */
+    cr_assert_eq(c.close, CLOSE_NOW);
+    conn_free(&c);
+}
+
 Test(conn_http, query_is_percent_decoded_and_plus_is_space)
 {
     char *out = answer("GET /sleep?x=a+b&ms=1%30 HTTP/1.1\r\nHost: h\r\n\r\n");

@@ -471,6 +471,27 @@ Test(ws_encoder, header_lengths_are_minimal)
     assert_header(WS_OP_PONG, 1, (const uint8_t[]){0x8A, 0x01}, 2);
 }
 
+/* ws_frame_head reads back what the encoder writes, whatever prefix it is
+ * given, and counts a mask key when the frame has one. */
+Test(ws_frame_head, sizes_and_lengths_of_every_encoding)
+{
+    const size_t lengths[] = {0, 5, 125, 126, 65535, 65536, (size_t)1 << 40};
+    for (size_t i = 0; i < sizeof lengths / sizeof *lengths; i++) {
+        uint8_t h[14];
+        size_t n = ws_frame_header(h, WS_OP_TEXT, lengths[i]);
+        uint64_t len = 0;
+        for (size_t k = 0; k < n; k++)
+            cr_assert_eq(ws_frame_head(h, k, &len), 0, "a prefix of %zu bytes", k);
+        cr_assert_eq(ws_frame_head(h, n, &len), n);
+        cr_assert_eq(len, lengths[i]);
+        h[1] |= 0x80; /* masked, as a client's: the 4 key bytes follow */
+        memset(h + n, 0xAA, 4);
+        cr_assert_eq(ws_frame_head(h, n + 3, &len), 0);
+        cr_assert_eq(ws_frame_head(h, n + 4, &len), n + 4);
+        cr_assert_eq(len, lengths[i]);
+    }
+}
+
 Test(ws_encoder, frames_and_close_frames)
 {
     struct rbuf *r = ws_frame_new(WS_OP_PING, "Hello", 5);

@@ -7,11 +7,12 @@
  * whatever the context waits for, so hiredis reads the error and disconnects
  * instead of waiting forever (PITFALLS B6).
  */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#include "backplane.h"
+#include "redis_epoll.h"
 
 struct redis_ev {
     redisAsyncContext *ac; /* NULL once hiredis cleaned up */
