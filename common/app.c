@@ -353,9 +353,9 @@ static void route_stats(struct conn *c, struct http_req *req)
 {
     (void)req;
     struct app *app = c->app;
-    /* By default this process is the server; a model corrects what differs. */
+    /* The model fills in its memory, threads and processes (the core reads no
+     * /proc); the counters are the app's unless the model says otherwise. */
     struct stats_view v = {.connections = -1, .ws_clients = -1};
-    proc_tree_memory((int)getpid(), &v.rss_bytes, &v.pss_bytes, &v.threads, &v.processes);
     if (app->stats)
         app->stats(app, &v);
     struct buf b = {0};
@@ -488,58 +488,4 @@ struct rbuf *app_busy_response(const struct app *app)
     return http_response_build(
         &(struct response){503, "text/plain; charset=utf-8", NULL, text, sizeof text - 1},
         app->model, MODE_CLOSE, false);
-}
-
-/* --- memory of a process ------------------------------------------------ */
-
-static long long proc_kb(const char *path, const char *key)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    char line[256];
-    long long kb = 0;
-    size_t kl = strlen(key);
-    while (fgets(line, sizeof line, f))
-        if (strncmp(line, key, kl) == 0) {
-            kb = atoll(line + kl);
-            break;
-        }
-    fclose(f);
-    return kb;
-}
-
-void proc_memory(int pid, long long *rss, long long *pss)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/status", pid);
-    *rss = proc_kb(path, "VmRSS:") * 1024;
-    snprintf(path, sizeof path, "/proc/%d/smaps_rollup", pid);
-    *pss = proc_kb(path, "Pss:") * 1024;
-}
-
-void proc_tree_memory(int pid, long long *rss, long long *pss, long *threads, long *procs)
-{
-    char path[64];
-    long long r, p;
-    proc_memory(pid, rss, pss);
-    snprintf(path, sizeof path, "/proc/%d/status", pid);
-    *threads = (long)proc_kb(path, "Threads:");
-    *procs = 1;
-    /* Every thread of a process has its own list; the server's children are
-     * all made by its main thread, whose task id is the pid. */
-    snprintf(path, sizeof path, "/proc/%d/task/%d/children", pid, pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return;
-    int child;
-    while (fscanf(f, "%d", &child) == 1) {
-        proc_memory(child, &r, &p);
-        *rss += r;
-        *pss += p;
-        snprintf(path, sizeof path, "/proc/%d/status", child);
-        *threads += (long)proc_kb(path, "Threads:");
-        (*procs)++;
-    }
-    fclose(f);
 }

@@ -35,7 +35,9 @@ struct config {
     unsigned queue;   /* chat-threaded */
 };
 
-/* What /stats reports beyond the counters; the model fills it. */
+/* What /stats reports beyond the counters; the model fills it (app.stats):
+ * memory, threads and processes are the model's to read, the core does no
+ * /proc I/O. */
 struct stats_view {
     int pid;                      /* the server's; 0: this process */
     long long rss_bytes, pss_bytes;
@@ -76,6 +78,8 @@ struct app {
     void *chat_ctx;
     uint64_t started_ms;
     struct app_counters own, *n;  /* n = &own unless the model shares them */
+    /* Fills the /stats memory, threads and processes; every model sets it
+     * (models/proc: proc_stats). NULL: they are reported as 0. */
     void (*stats)(struct app *app, struct stats_view *v);
 };
 
@@ -104,11 +108,5 @@ struct rbuf *app_busy_response(const struct app *app);
 /* Monotonic milliseconds: every deadline in the core is on this clock. */
 uint64_t app_now_ms(void);
 extern uint64_t (*app_clock)(void); /* tests replace it */
-
-/* /proc/PID/status VmRSS and /proc/PID/smaps_rollup Pss, in bytes. */
-void proc_memory(int pid, long long *rss, long long *pss);
-/* The same summed over PID and its children, with their thread count and
- * how many processes that was (chat-forked's whole process tree). */
-void proc_tree_memory(int pid, long long *rss, long long *pss, long *threads, long *procs);
 
 #endif

@@ -27,6 +27,7 @@
 #include "backplane.h"
 #include "redis_uv.h"
 #include "gil.h"
+#include "proc_memory.h"
 #include "timing.h"
 
 #define LISTEN_BACKLOG 4096
@@ -230,6 +231,8 @@ int main(int argc, char **argv)
     int rc = app_init(&server.app, "async", argc, argv);
     if (rc)
         return rc < 0 ? 0 : rc;
+    /* /stats reads /proc right on the loop: a few small procfs reads. */
+    server.app.stats = proc_stats;
     server.loop = uv_default_loop();
     app_set_room(&server.app, room_new(&async_sink, false));
     server.curl = curl_uv_new(server.loop, fetch_done);

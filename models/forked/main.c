@@ -37,6 +37,7 @@
 #include "backplane.h"
 #include "forked.h"
 #include "net.h"
+#include "proc_memory.h"
 #include "redis_epoll.h"
 #include "timing.h"
 

@@ -38,6 +38,7 @@
 #include "gil.h"
 #include "net.h"
 #include "pool.h"
+#include "proc_memory.h"
 #include "redis_epoll.h"
 #include "refuser.h"
 #include "threaded.h"
@@ -49,7 +50,7 @@ static struct pool *pool;
 
 static void stats(struct app *a, struct stats_view *v)
 {
-    (void)a;
+    proc_stats(a, v); /* memory; threads and processes are the pool's */
     struct pool_stats s = pool_stats(pool);
     v->threads = (long)s.threads;
     v->processes = 1;
