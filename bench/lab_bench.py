@@ -73,8 +73,9 @@ How a run is measured (one server variant, one scenario case, one repetition):
   * each run also records wall_s and the 1-minute load average when it
     started (loadavg_1m, as loadavg_start[0]).
 
-Anchors (measured in the same run, by a small C helper compiled with cc into
-the build directory, BUILD/lab-anchors, and by BUILD/bench/waitcost):
+Anchors (measured in the same run, by two small C helpers built with
+chatbench: bench/anchors.c as BUILD/bench/lab-anchors, and
+bench/waitcost.c as BUILD/bench/waitcost):
   * fork_us: fork() + _exit(0) in the child + waitpid() in the parent, in a
     tiny process, median of several batches, in microseconds.
   * two_core_scaling: the /cpu SHA-256 chain (OpenSSL, 32 zero bytes, each
@@ -147,101 +148,6 @@ VARIANTS = {
     "tornado": ("tornado", []),
 }
 ALL6 = ["async", "async-cpu-pool", "threaded", "threaded-unpooled", "threaded-gil", "forked"]
-
-ANCHORS_C = r"""
-#define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <openssl/evp.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
-
-static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec / 1e9; }
-static int cmp(const void *a, const void *b) { double x = *(const double *)a, y = *(const double *)b; return (x > y) - (x < y); }
-
-int main(int argc, char **argv)
-{
-    if (argc < 3) return 2;
-    long n = atol(argv[2]);
-    if (strcmp(argv[1], "fork") == 0) {          /* prints median us per fork+exit+wait */
-        double b[9];
-        for (int k = 0; k < 9; k++) {
-            double t0 = now();
-            for (long i = 0; i < n / 9 + 1; i++) {
-                pid_t p = fork();
-                if (p == 0) _exit(0);
-                if (p < 0) return 1;
-                waitpid(p, NULL, 0);
-            }
-            b[k] = (now() - t0) * 1e6 / (double)(n / 9 + 1);
-        }
-        qsort(b, 9, sizeof b[0], cmp);
-        printf("%.2f\n", b[4]);
-        return 0;
-    }
-    if (strcmp(argv[1], "sha") == 0) {           /* prints seconds for n rounds */
-        unsigned char d[32] = {0};
-        unsigned len;
-        double t0 = now();
-        for (long i = 0; i < n; i++) EVP_Digest(d, 32, d, &len, EVP_sha256(), NULL);
-        printf("%.6f %02x\n", now() - t0, d[0]);
-        return 0;
-    }
-    if (strcmp(argv[1], "write") == 0) {         /* prints median ms of one write to n sockets */
-        int l = socket(AF_INET, SOCK_STREAM, 0), one = 1;
-        setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        socklen_t al = sizeof a;
-        if (bind(l, (void *)&a, sizeof a) || listen(l, 4096) || getsockname(l, (void *)&a, &al)) return 1;
-        int go[2], done[2];
-        if (pipe(go) || pipe(done)) return 1;
-        pid_t p = fork();
-        if (p == 0) {                            /* the peers: connect, then wait without reading */
-            close(l); close(go[0]); close(done[1]);
-            for (long i = 0; i < n; i++) {
-                int s = socket(AF_INET, SOCK_STREAM, 0);
-                if (s < 0 || connect(s, (void *)&a, sizeof a)) _exit(1);
-            }
-            char c = 1;
-            if (write(go[1], &c, 1) != 1) _exit(1);
-            if (read(done[0], &c, 1) < 0) _exit(1);
-            _exit(0);
-        }
-        close(go[1]); close(done[0]);
-        int *fd = calloc((size_t)n, sizeof *fd);
-        for (long i = 0; i < n; i++) {
-            fd[i] = accept(l, NULL, NULL);
-            if (fd[i] < 0) { kill(p, SIGKILL); return 1; }
-            setsockopt(fd[i], IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        }
-        char c;
-        if (read(go[0], &c, 1) != 1) return 1;
-        char frame[64];
-        memset(frame, 'x', sizeof frame);
-        double r[5];
-        for (int k = 0; k < 5; k++) {
-            double t0 = now();
-            for (long i = 0; i < n; i++)
-                if (write(fd[i], frame, sizeof frame) != (ssize_t)sizeof frame) return 1;
-            r[k] = (now() - t0) * 1e3;
-            usleep(20000);
-        }
-        close(done[1]);
-        waitpid(p, NULL, 0);
-        qsort(r, 5, sizeof r[0], cmp);
-        printf("%.3f\n", r[2]);
-        return 0;
-    }
-    return 2;
-}
-"""
 
 
 # ------------------------------------------------------------------ output --
@@ -1274,17 +1180,10 @@ class Bench:
     # ---- anchors
     def anchors(self, prog):
         out = {"fork_us": None, "two_core_scaling": None, "write_floor_ms": {}, "wait_ns": {},
-               "method": "bench/lab_bench.py docstring: C helper BUILD/lab-anchors"}
-        exe = os.path.join(self.build, "lab-anchors")
-        src = os.path.join(self.tmp, "lab-anchors.c")
-        with open(src, "w") as f:
-            f.write(ANCHORS_C)
-        cc = shutil.which("cc") or shutil.which("gcc")
-        r = subprocess.run([cc or "cc", "-O2", "-o", exe, src, "-lcrypto"], capture_output=True,
-                           text=True) if cc else None
-        if not r or r.returncode != 0:
-            self.notes.append("anchors not measured: could not compile the helper: %s"
-                              % (r.stderr[-300:] if r else "no cc"))
+               "method": "bench/lab_bench.py docstring: C helper BUILD/bench/lab-anchors"}
+        exe = os.path.join(self.build, "bench", "lab-anchors")
+        if not os.access(exe, os.X_OK):
+            self.notes.append("anchors not measured: %s is not built" % exe)
             return out
         prog("anchors", "fork")
         try:
@@ -1526,7 +1425,8 @@ def fallback_report(doc, path):
 
 def ensure_built(build):
     """Configure and build the release binaries when BUILD is ours to make."""
-    targets = ["chat-async", "chat-threaded", "chat-forked", "chatbench", "waitcost"]
+    targets = ["chat-async", "chat-threaded", "chat-forked", "chatbench", "waitcost",
+               "lab-anchors"]
     if not os.path.exists(os.path.join(build, "CMakeCache.txt")):
         subprocess.run(["cmake", "-S", ROOT, "-B", build, "-DCMAKE_BUILD_TYPE=Release"],
                        check=True, stdout=subprocess.DEVNULL)
