@@ -109,6 +109,9 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from variants import MODELS, VARIANTS, cross_target, cross_tool  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE_S = 0.2
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -135,19 +138,6 @@ PROFILES = {
                     idle_ns=[1000, 3000, 10000], idle_t=20, fork_n=5000,
                     sha_n=2000000, write_ns=[100, 1000, 10000], wait_ns=[10, 100, 1000, 10000]),
 }
-
-# variant -> (model, extra flags); nginx and tornado are peers.
-VARIANTS = {
-    "async": ("async", []),
-    "async-cpu-pool": ("async", ["--cpu-pool"]),
-    "threaded": ("threaded", []),
-    "threaded-unpooled": ("threaded", ["--threads", "0"]),
-    "threaded-gil": ("threaded", ["--gil"]),
-    "forked": ("forked", []),
-    "nginx": ("nginx", []),
-    "tornado": ("tornado", []),
-}
-ALL6 = ["async", "async-cpu-pool", "threaded", "threaded-unpooled", "threaded-gil", "forked"]
 
 
 # ------------------------------------------------------------------ output --
@@ -732,19 +722,6 @@ def parse_ab(out, ru):
             "failed_by": failed_by}
 
 
-def cross_tool(variant):
-    """wrk-vs-X and ab-vs-X: the same server X measured by wrk or ab."""
-    for t in ("wrk", "ab"):
-        if variant.startswith(t + "-vs-"):
-            return t
-    return None
-
-
-def cross_target(variant):
-    t = cross_tool(variant)
-    return variant[len(t) + 4:] if t else variant
-
-
 # ------------------------------------------------------------------ bench --
 class Bench:
     def __init__(self, args):
@@ -821,7 +798,6 @@ class Bench:
         against one server alone. Unpinned, after the other scenarios."""
         if not shutil.which("redis-server"):
             return {"error": "redis-server is not installed"}
-        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         import redis_fanout
         smoke = self.profile_name == "smoke"
         a = argparse.Namespace(clients=10 if smoke else 100, senders=2 if smoke else 10,
@@ -889,12 +865,12 @@ class Bench:
             if vs and (not self.args.scenarios or sc in self.args.scenarios.split(",")):
                 out.append(dict(scenario=sc, case=case, variants=vs, **kw))
 
-        add("hello-keepalive", "c=50", ALL6 + ["nginx", "tornado", "wrk-vs-async", "wrk-vs-nginx",
+        add("hello-keepalive", "c=50", MODELS + ["nginx", "tornado", "wrk-vs-async", "wrk-vs-nginx",
                                                "ab-vs-async"],
             path="/hello", c=50, keep=True, t=T)
-        add("hello-close", "c=50", ALL6 + ["nginx"], path="/hello", c=50, keep=False, t=T)
+        add("hello-close", "c=50", MODELS + ["nginx"], path="/hello", c=50, keep=False, t=T)
         for c in P["sleep_cs"]:
-            add("sleep", "c=%d" % c, ALL6 + ["tornado"], path="/sleep?ms=100", c=c, keep=True,
+            add("sleep", "c=%d" % c, MODELS + ["tornado"], path="/sleep?ms=100", c=c, keep=True,
                 t=P["sleep_t"])
         for c in P["cpu_cs"]:
             add("cpu", "c=%d" % c, ["async", "async-cpu-pool", "threaded", "threaded-gil", "forked"],
@@ -919,7 +895,7 @@ class Bench:
         # GET /hello each, then quiet (re-asking inside the 15 s idle rule)
         # for idle_t; held = those that still answer at the end.
         for n in P["idle_ns"]:
-            add("idle", "n=%d" % n, ALL6 + ["tornado"], idle=True, c=n, t=P["idle_t"],
+            add("idle", "n=%d" % n, MODELS + ["tornado"], idle=True, c=n, t=P["idle_t"],
                 sources=P["sources"])
         return out
 

@@ -25,10 +25,12 @@ import statistics
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from variants import CROSS_TOOLS, MODELS, REFERENCES, cross_target  # noqa: E402
+from variants import cross_tool as variant_tool  # noqa: E402
+
 # ---- what the orchestrator runs (bench/RESULTS.md) ---------------------------
 
-MODELS = ["async", "async-cpu-pool", "threaded", "threaded-unpooled", "threaded-gil", "forked"]
-REFERENCES = ["nginx", "tornado"]
 ORDER = MODELS + REFERENCES
 
 # One colour per variant, the same in every plot.
@@ -97,15 +99,11 @@ def get(d, *keys):
     return d
 
 
-CROSS_TOOLS = ("wrk", "ab")  # the generators chatbench is checked against
-
-
 def cross_tool(run):
     """"wrk" or "ab" for a cross-check run (variant wrk-vs-X, ab-vs-X), else None."""
-    v = run.get("variant", "")
-    for t in CROSS_TOOLS:
-        if v.startswith(t + "-vs-"):
-            return t
+    t = variant_tool(run.get("variant", ""))
+    if t:
+        return t
     t = get(run, "generator", "tool")
     return t if t in CROSS_TOOLS else None
 
@@ -117,8 +115,7 @@ def is_wrk(run):
 
 def wrk_target(run):
     """The server a cross-check run measured: X in wrk-vs-X or ab-vs-X."""
-    v, t = run.get("variant", ""), cross_tool(run)
-    return v[len(t) + 4:] if t and v.startswith(t + "-vs-") else v
+    return cross_target(run.get("variant", ""))
 
 
 def case_n(case):
