@@ -35,6 +35,14 @@ def read(name):
         return f.read()
 
 
+def assert_clean_run(t, r, completed, elapsed, rate):
+    """An http result with no failure: its counts, time and rate."""
+    t.assertEqual((r["mode"], r["completed"], r["failed"], r["failed_by"]),
+                  ("http", completed, 0, {}))
+    t.assertAlmostEqual(r["elapsed"], elapsed)
+    t.assertAlmostEqual(r["rate"], rate)
+
+
 class ToMs(unittest.TestCase):
     def test_units(self):
         self.assertAlmostEqual(lab_bench.to_ms("151.00us"), 0.151)
@@ -48,12 +56,7 @@ class ToMs(unittest.TestCase):
 class Wrk(unittest.TestCase):
     def test_hello(self):
         r = lab_bench.parse_wrk(read("wrk-hello.txt"), RU)
-        self.assertEqual(r["mode"], "http")
-        self.assertEqual(r["completed"], 79219)
-        self.assertEqual(r["failed"], 0)
-        self.assertEqual(r["failed_by"], {})
-        self.assertAlmostEqual(r["elapsed"], 2.0)
-        self.assertAlmostEqual(r["rate"], 39545.59)
+        assert_clean_run(self, r, 79219, 2.0, 39545.59)
         lat = r["latency_ms"]
         self.assertAlmostEqual(lat["p50"], 0.151)    # 151.00us
         self.assertAlmostEqual(lat["p90"], 29.67)    # 29.67ms
@@ -96,12 +99,7 @@ class Wrk(unittest.TestCase):
 class Ab(unittest.TestCase):
     def test_hello(self):
         r = lab_bench.parse_ab(read("ab-hello.txt"), RU)
-        self.assertEqual(r["mode"], "http")
-        self.assertEqual(r["completed"], 83971)
-        self.assertEqual(r["failed"], 0)
-        self.assertEqual(r["failed_by"], {})
-        self.assertAlmostEqual(r["elapsed"], 2.0)
-        self.assertAlmostEqual(r["rate"], 41985.23)
+        assert_clean_run(self, r, 83971, 2.0, 41985.23)
         lat = r["latency_ms"]
         self.assertEqual((lat["p50"], lat["p90"], lat["p99"]), (0.0, 0.0, 1.0))  # whole ms
         self.assertEqual(lat["max"], 36.0)           # the 100% line, not the 95% or 98%
