@@ -744,31 +744,49 @@ static int post_until_held(struct room *r, struct fake *poster, int max)
     return 0;
 }
 
+/* A reader that has fallen past ROOM_DEEP_BACKLOG and a poster the room
+ * holds back because of it: where each test below starts. */
+struct held_room {
+    struct room *r;
+    struct fake reader, poster;
+    int posted; /* posts until the room said wait */
+};
+
+static void held_room_open(struct held_room *h)
+{
+    *h = (struct held_room){.r = room_new(&sink, false), .reader = {.accumulate = true}};
+    join(h->r, &h->reader, "reader");
+    join(h->r, &h->poster, "poster");
+    h->posted = post_until_held(h->r, &h->poster, 100000);
+    cr_assert_gt(h->posted, 0, "the room never held the poster back");
+}
+
+static void held_room_close(struct held_room *h)
+{
+    room_leave(h->r, &h->reader.m); /* no-ops for a member already gone */
+    room_leave(h->r, &h->poster.m);
+    room_free(h->r);
+    fake_free(&h->reader);
+    fake_free(&h->poster);
+}
+
 Test(room, a_poster_waits_while_a_reader_is_deep_and_goes_on_once_it_drains)
 {
-    struct room *r = room_new(&sink, false);
-    struct fake reader = {.accumulate = true}, poster = {0};
-    join(r, &reader, "reader");
-    join(r, &poster, "poster");
-    int n = post_until_held(r, &poster, 100000);
-    cr_assert_gt(n, 0, "the room never held the poster back");
-    cr_assert_gt(reader.queued, ROOM_DEEP_BACKLOG);
-    cr_assert_leq(reader.queued, ROOM_DEEP_BACKLOG + 200, "held %zu bytes past the mark",
-                  reader.queued - ROOM_DEEP_BACKLOG);
-    cr_assert_eq(reader.cutoffs, 0);
+    struct held_room h;
+    held_room_open(&h);
+    cr_assert_gt(h.reader.queued, ROOM_DEEP_BACKLOG);
+    cr_assert_leq(h.reader.queued, ROOM_DEEP_BACKLOG + 200, "held %zu bytes past the mark",
+                  h.reader.queued - ROOM_DEEP_BACKLOG);
+    cr_assert_eq(h.reader.cutoffs, 0);
 
     /* It drains, but not yet far enough: still holding, no unblock. */
-    drained_to(r, &reader, ROOM_SHALLOW_BACKLOG + 1);
-    cr_assert_eq(poster.unblocks, 0);
+    drained_to(h.r, &h.reader, ROOM_SHALLOW_BACKLOG + 1);
+    cr_assert_eq(h.poster.unblocks, 0);
     /* Down to the low mark: the poster goes on, once. */
-    drained_to(r, &reader, ROOM_SHALLOW_BACKLOG);
-    cr_assert_eq(poster.unblocks, 1);
-    cr_assert(room_post(r, &poster.m, "again", 5), "still held after the reader drained");
-    room_leave(r, &reader.m);
-    room_leave(r, &poster.m);
-    room_free(r);
-    fake_free(&reader);
-    fake_free(&poster);
+    drained_to(h.r, &h.reader, ROOM_SHALLOW_BACKLOG);
+    cr_assert_eq(h.poster.unblocks, 1);
+    cr_assert(room_post(h.r, &h.poster.m, "again", 5), "still held after the reader drained");
+    held_room_close(&h);
 }
 
 /* "One slow reader never ... stalls the others": a deep member whose queue
@@ -776,49 +794,37 @@ Test(room, a_poster_waits_while_a_reader_is_deep_and_goes_on_once_it_drains)
  * like any member that does not read. */
 Test(room, a_deep_member_that_does_not_drain_holds_nobody_after_the_stall_time)
 {
-    struct room *r = room_new(&sink, false);
-    struct fake sleeper = {.accumulate = true}, poster = {0};
-    join(r, &sleeper, "sleeper");
-    join(r, &poster, "poster");
-    cr_assert_gt(post_until_held(r, &poster, 100000), 0);
+    struct held_room h;
+    held_room_open(&h);
     mono_now += ROOM_STALL_MS - 1;
-    cr_assert_not(room_post(r, &poster.m, "x", 1), "let go before the stall time");
+    cr_assert_not(room_post(h.r, &h.poster.m, "x", 1), "let go before the stall time");
     mono_now += 1;
     int posted = 0;
-    while (sleeper.cutoffs == 0 && posted < 100000) {
-        cr_assert(room_post(r, &poster.m, "0123456789", 10), "held by a member that stalled");
+    while (h.reader.cutoffs == 0 && posted < 100000) {
+        cr_assert(room_post(h.r, &h.poster.m, "0123456789", 10), "held by a member that stalled");
         posted++;
     }
-    cr_assert_eq(sleeper.cutoffs, 1, "the stalled member was not cut off at 1 MiB");
-    cr_assert_eq(poster.cutoffs, 0);
-    room_leave(r, &poster.m);
-    room_free(r);
-    fake_free(&sleeper);
-    fake_free(&poster);
+    cr_assert_eq(h.reader.cutoffs, 1, "the stalled member was not cut off at 1 MiB");
+    cr_assert_eq(h.poster.cutoffs, 0);
+    held_room_close(&h);
 }
 
 /* A member that drains keeps holding posters, however long that takes:
  * every report of progress restarts its stall time. */
 Test(room, progress_keeps_a_slow_reader_counted)
 {
-    struct room *r = room_new(&sink, false);
-    struct fake reader = {.accumulate = true}, poster = {0};
-    join(r, &reader, "reader");
-    join(r, &poster, "poster");
-    cr_assert_gt(post_until_held(r, &poster, 100000), 0);
+    struct held_room h;
+    held_room_open(&h);
     for (int i = 0; i < 5; i++) {
         mono_now += ROOM_STALL_MS - 1;
-        drained_to(r, &reader, reader.queued - 1000);
-        cr_assert_not(room_post(r, &poster.m, "x", 1), "round %d: let go while it drains", i);
+        drained_to(h.r, &h.reader, h.reader.queued - 1000);
+        cr_assert_not(room_post(h.r, &h.poster.m, "x", 1), "round %d: let go while it drains", i);
     }
-    cr_assert_eq(poster.unblocks, 0);
-    cr_assert_eq(reader.cutoffs, 0);
-    room_leave(r, &reader.m); /* a deep member that leaves ends the wait */
-    cr_assert_eq(poster.unblocks, 1);
-    room_leave(r, &poster.m);
-    room_free(r);
-    fake_free(&reader);
-    fake_free(&poster);
+    cr_assert_eq(h.poster.unblocks, 0);
+    cr_assert_eq(h.reader.cutoffs, 0);
+    room_leave(h.r, &h.reader.m); /* a deep member that leaves ends the wait */
+    cr_assert_eq(h.poster.unblocks, 1);
+    held_room_close(&h);
 }
 
 /* A poster that leaves while held is forgotten: nothing unblocks a member
