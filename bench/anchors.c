@@ -3,6 +3,13 @@
  *
  *   lab-anchors fork N     median microseconds per fork() + _exit(0) +
  *                          waitpid(), of 9 batches of N/9+1
+ *   lab-anchors fork-live K N [fds]
+ *                          the same fork measure, from a parent with K live
+ *                          children; with "fds", each child was forked as
+ *                          chat-forked forks one (a socketpair per child,
+ *                          the parent keeping its end: K more descriptors
+ *                          in the parent's table), so the two costs that
+ *                          grow with K can be told apart
  *   lab-anchors sha N      seconds for N rounds of the /cpu SHA-256 chain,
  *                          then the first byte of the digest
  *   lab-anchors write N    median milliseconds, of 5 rounds, of one 64-byte
@@ -16,36 +23,107 @@
 #include <netinet/tcp.h>
 #include <openssl/evp.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <linux/close_range.h>
 #include <unistd.h>
 
 static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec / 1e9; }
 static int cmp(const void *a, const void *b) { double x = *(const double *)a, y = *(const double *)b; return (x > y) - (x < y); }
+
+/* Median microseconds per fork() + _exit(0) + waitpid(pid) of 9 batches.
+ * waitpid names the pid: since Linux 5.14 that is a lookup, not a walk of
+ * the parent's list of children (kernel/exit.c:do_wait_pid). */
+static double fork_wait_us(long n)
+{
+    double b[9];
+    for (int k = 0; k < 9; k++) {
+        double t0 = now();
+        for (long i = 0; i < n / 9 + 1; i++) {
+            pid_t p = fork();
+            if (p == 0) _exit(0);
+            if (p < 0) return -1;
+            waitpid(p, NULL, 0);
+        }
+        b[k] = (now() - t0) * 1e6 / (double)(n / 9 + 1);
+    }
+    qsort(b, 9, sizeof b[0], cmp);
+    return b[4];
+}
+
+/* K children that wait for the end of `hold` (a pipe) and exit; with fds,
+ * each keeps one end of a socketpair whose other end stays here, as a
+ * chat-forked child keeps its hub link. Then the fork measure, then all K
+ * are ended and reaped: nothing outlives the anchor. */
+static int fork_live(long k, long n, bool fds)
+{
+    int hold[2];
+    if (pipe(hold)) return 1;
+    pid_t *kids = calloc((size_t)k + 1, sizeof *kids);
+    int *ends = calloc((size_t)k + 1, sizeof *ends);
+    if (!kids || !ends) return 1;
+    long made = 0;
+    int rc = 0;
+    for (; made < k; made++) {
+        int pair[2] = {-1, -1};
+        if (fds && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair)) { rc = 1; break; }
+        pid_t p = fork();
+        if (p < 0) { rc = 1; if (fds) { close(pair[0]); close(pair[1]); } break; }
+        if (p == 0) {
+            /* As chat-forked's child does: keep what is ours, close the rest. */
+            char c;
+            dup2(hold[0], 0);
+            if (fds) dup2(pair[1], 1);
+            close_range(fds ? 2 : 1, ~0u, 0);
+            while (read(0, &c, 1) < 0) {}
+            _exit(0);
+        }
+        kids[made] = p;
+        if (fds) { ends[made] = pair[0]; close(pair[1]); }
+    }
+    double us = rc ? -1 : fork_wait_us(n);
+    close(hold[1]); /* every live child sees EOF and exits */
+    close(hold[0]);
+    for (long i = 0; i < made; i++) {
+        waitpid(kids[i], NULL, 0);
+        if (fds) close(ends[i]);
+    }
+    free(kids);
+    free(ends);
+    if (us < 0) {
+        fprintf(stderr, "lab-anchors fork-live: only %ld of %ld children started\n", made, k);
+        return 1;
+    }
+    printf("%.2f\n", us);
+    return 0;
+}
 
 int main(int argc, char **argv)
 {
     if (argc < 3) return 2;
     long n = atol(argv[2]);
     if (strcmp(argv[1], "fork") == 0) {          /* prints median us per fork+exit+wait */
-        double b[9];
-        for (int k = 0; k < 9; k++) {
-            double t0 = now();
-            for (long i = 0; i < n / 9 + 1; i++) {
-                pid_t p = fork();
-                if (p == 0) _exit(0);
-                if (p < 0) return 1;
-                waitpid(p, NULL, 0);
-            }
-            b[k] = (now() - t0) * 1e6 / (double)(n / 9 + 1);
-        }
-        qsort(b, 9, sizeof b[0], cmp);
-        printf("%.2f\n", b[4]);
+        double us = fork_wait_us(n);
+        if (us < 0) return 1;
+        printf("%.2f\n", us);
         return 0;
+    }
+    if (strcmp(argv[1], "fork-live") == 0 && argc >= 4) {  /* K N [fds] */
+        long k = n, forks = atol(argv[3]);
+        bool fds = argc > 4 && strcmp(argv[4], "fds") == 0;
+        struct rlimit lim;
+        if (k < 0 || k > 20000 || forks < 9) return 2;
+        if (fds && getrlimit(RLIMIT_NOFILE, &lim) == 0 && (rlim_t)k + 64 > lim.rlim_cur) {
+            fprintf(stderr, "lab-anchors fork-live: %ld descriptors need a higher RLIMIT_NOFILE\n", k);
+            return 1;
+        }
+        return fork_live(k, forks, fds);
     }
     if (strcmp(argv[1], "sha") == 0) {           /* prints seconds for n rounds */
         unsigned char d[32] = {0};
