@@ -45,7 +45,7 @@
 #define IDLE_HEAD 1024             /* bytes of a response head kept */
 #define NS 1000000000ull
 
-/* The phase bounds, also in bench/lab_bench.py:idle_bound. */
+/* The phase bounds, also in bench/profiles.py:idle_bound. */
 static double idle_open_s(unsigned n) { return 10.0 + n / 500.0; }
 static double idle_verify_s(unsigned n) { return 5.0 + n / 2000.0; }
 

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""bench/lab_bench.py's parse_wrk and parse_ab on real wrk and ab output.
+"""bench/tool_output.py's parse_wrk and parse_ab on real wrk and ab output.
 
 The files in tests/bench/tool-output/ were captured from wrk 4.1.0 and
-ApacheBench 2.3 (Debian 12) run as lab_bench.py runs them (gen_cmd: wrk -t1
---latency --timeout 10s; ab -q -t -n 100000000 -k) against chat-async on
-127.0.0.1:
+ApacheBench 2.3 (Debian 12) run as ./lab bench runs them (bench/runner.py's
+gen_cmd: wrk -t1 --latency --timeout 10s; ab -q -t -n 100000000 -k) against
+chat-async on 127.0.0.1:
   wrk-hello.txt     GET /hello, 10 connections, 2 s
   wrk-404.txt       GET /no-such-page: every response a 404
   wrk-timeout.txt   GET /sleep?ms=1500 with --timeout 1s: every request timed out
@@ -22,9 +22,9 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "tool-output")
 spec = importlib.util.spec_from_file_location(
-    "lab_bench", os.path.join(HERE, "..", "..", "bench", "lab_bench.py"))
-lab_bench = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(lab_bench)
+    "tool_output", os.path.join(HERE, "..", "..", "bench", "tool_output.py"))
+tool_output = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(tool_output)
 
 Rusage = collections.namedtuple("Rusage", "ru_utime ru_stime")
 RU = Rusage(0.5, 0.25)  # 0.75 s of the generator's CPU
@@ -45,17 +45,17 @@ def assert_clean_run(t, r, completed, elapsed, rate):
 
 class ToMs(unittest.TestCase):
     def test_units(self):
-        self.assertAlmostEqual(lab_bench.to_ms("151.00us"), 0.151)
-        self.assertAlmostEqual(lab_bench.to_ms("2.04ms"), 2.04)
-        self.assertAlmostEqual(lab_bench.to_ms("1.50s"), 1500.0)
-        self.assertAlmostEqual(lab_bench.to_ms("2.00m"), 120000.0)
-        self.assertIsNone(lab_bench.to_ms("-nan%"))
-        self.assertIsNone(lab_bench.to_ms("12"))
+        self.assertAlmostEqual(tool_output.to_ms("151.00us"), 0.151)
+        self.assertAlmostEqual(tool_output.to_ms("2.04ms"), 2.04)
+        self.assertAlmostEqual(tool_output.to_ms("1.50s"), 1500.0)
+        self.assertAlmostEqual(tool_output.to_ms("2.00m"), 120000.0)
+        self.assertIsNone(tool_output.to_ms("-nan%"))
+        self.assertIsNone(tool_output.to_ms("12"))
 
 
 class Wrk(unittest.TestCase):
     def test_hello(self):
-        r = lab_bench.parse_wrk(read("wrk-hello.txt"), RU)
+        r = tool_output.parse_wrk(read("wrk-hello.txt"), RU)
         assert_clean_run(self, r, 79219, 2.0, 39545.59)
         lat = r["latency_ms"]
         self.assertAlmostEqual(lat["p50"], 0.151)    # 151.00us
@@ -69,7 +69,7 @@ class Wrk(unittest.TestCase):
         self.assertAlmostEqual(r["cpu"]["us_per_op"], 0.75e6 / 79219)
 
     def test_non_2xx_are_failures(self):
-        r = lab_bench.parse_wrk(read("wrk-404.txt"), RU)
+        r = tool_output.parse_wrk(read("wrk-404.txt"), RU)
         self.assertEqual(r["completed"], 0)          # 86890 requests, 86890 of them 404
         self.assertEqual(r["failed"], 86890)
         self.assertEqual(r["failed_by"], {"status": 86890})
@@ -80,7 +80,7 @@ class Wrk(unittest.TestCase):
         self.assertEqual(r["cpu"]["us_per_op"], 0)   # no good request to share it
 
     def test_socket_errors(self):
-        r = lab_bench.parse_wrk(read("wrk-timeout.txt"), None)
+        r = tool_output.parse_wrk(read("wrk-timeout.txt"), None)
         self.assertEqual(r["failed_by"], {"timeout": 8})  # the zero counts are left out
         self.assertEqual(r["failed"], 8)
         self.assertEqual(r["completed"], 8)
@@ -90,7 +90,7 @@ class Wrk(unittest.TestCase):
         self.assertEqual(r["cpu"], {"user_s": 0.0, "sys_s": 0.0, "us_per_op": 0.0})
 
     def test_refused(self):
-        r = lab_bench.parse_wrk(read("wrk-refused.txt"), RU)
+        r = tool_output.parse_wrk(read("wrk-refused.txt"), RU)
         self.assertEqual((r["completed"], r["elapsed"], r["rate"]), (0, 0, 0))
         self.assertEqual(r["latency_ms"], {"p50": None, "p90": None, "p99": None,
                                            "mean": None, "max": None, "p999": None})
@@ -98,7 +98,7 @@ class Wrk(unittest.TestCase):
 
 class Ab(unittest.TestCase):
     def test_hello(self):
-        r = lab_bench.parse_ab(read("ab-hello.txt"), RU)
+        r = tool_output.parse_ab(read("ab-hello.txt"), RU)
         assert_clean_run(self, r, 83971, 2.0, 41985.23)
         lat = r["latency_ms"]
         self.assertEqual((lat["p50"], lat["p90"], lat["p99"]), (0.0, 0.0, 1.0))  # whole ms
@@ -108,7 +108,7 @@ class Ab(unittest.TestCase):
         self.assertAlmostEqual(r["cpu"]["us_per_op"], 0.75e6 / 83971)
 
     def test_non_2xx_are_failures(self):
-        r = lab_bench.parse_ab(read("ab-404.txt"), RU)
+        r = tool_output.parse_ab(read("ab-404.txt"), RU)
         self.assertEqual(r["completed"], 0)          # 137654 complete, all of them 404
         self.assertEqual(r["failed"], 137654)
         self.assertEqual(r["failed_by"], {"status": 137654})
@@ -117,7 +117,7 @@ class Ab(unittest.TestCase):
         self.assertAlmostEqual(r["latency_ms"]["mean"], 0.145)
 
     def test_refused(self):
-        r = lab_bench.parse_ab(read("ab-refused.txt"), RU)
+        r = tool_output.parse_ab(read("ab-refused.txt"), RU)
         self.assertEqual((r["completed"], r["failed"], r["elapsed"], r["rate"]), (0, 0, 0, 0))
         self.assertEqual(set(r["latency_ms"].values()), {None})
 

@@ -1,0 +1,132 @@
+"""The machine under the bench: its limits checked (and, as root, raised)
+before any scenario, what it had recorded in results.json (machine), and
+whether it was quiet during each run (others' CPU, the load: a run's
+`disturbed` reasons)."""
+import os
+import platform
+import resource
+import sys
+
+from sampling import meminfo, read
+
+
+def prepare_machine(notes, want_ports):
+    """Raise the descriptor limit, check (and when root set) the kernel's
+    limits the scenarios need. What could not be done goes to notes."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    root = os.geteuid() == 0
+    # Root may raise the hard limit too (up to fs.nr_open): 65536 leaves room
+    # for 10 000 connections plus the descriptors around them in each process.
+    want = 65536
+    nr_open = int(read("/proc/sys/fs/nr_open", "0") or 0)
+    if root and hard < want and (not nr_open or nr_open >= want):
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, want))
+        except (ValueError, OSError):
+            pass
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError) as e:
+            notes.append("could not raise RLIMIT_NOFILE to %d: %s" % (hard, e))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # server and generator are separate processes: each holds one end
+    if soft < want_ports + 500:
+        notes.append("descriptor limit %d < %d: the %d-connection cases will fail "
+                     "(raise the hard limit: ulimit -Hn, /etc/security/limits.conf)"
+                     % (soft, want_ports + 500, want_ports))
+
+    def sysctl(name, path, ok, value):
+        cur = read(path, "").strip()
+        if cur and ok(cur):
+            return
+        if root:
+            try:
+                with open(path, "w") as f:
+                    f.write(value)
+                return
+            except OSError as e:
+                notes.append("could not set %s=%s (now %s): %s" % (name, value, cur or "?", e))
+        else:
+            notes.append("%s is %s; as root run: sysctl -w %s=%s" % (name, cur or "?", name, value))
+
+    sysctl("net.core.somaxconn", "/proc/sys/net/core/somaxconn",
+           lambda v: int(v) >= 4096, "4096")
+    sysctl("net.ipv4.tcp_max_syn_backlog", "/proc/sys/net/ipv4/tcp_max_syn_backlog",
+           lambda v: int(v) >= 4096, "4096")
+    pr = read("/proc/sys/net/ipv4/ip_local_port_range", "0 0").split()
+    if int(pr[1]) - int(pr[0]) < want_ports + 1000:
+        notes.append("ip_local_port_range %s-%s is narrow for %d connections (chatbench seat and idle "
+                     "uses several source addresses for that)" % (pr[0], pr[1], want_ports))
+    pm = int(read("/proc/sys/kernel/pid_max", "0") or 0)
+    if pm and pm < want_ports + 2000:
+        notes.append("kernel.pid_max %d is low for %d processes (chat-forked)" % (pm, want_ports))
+    tm = int(read("/proc/sys/kernel/threads-max", "0") or 0)
+    if tm and tm < want_ports + 2000:
+        notes.append("kernel.threads-max %d is low for %d threads" % (tm, want_ports))
+
+
+def machine_info(notes):
+    cpu = "?"
+    for line in (read("/proc/cpuinfo") or "").splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem = meminfo()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    pr = [int(x) for x in read("/proc/sys/net/ipv4/ip_local_port_range", "0 0").split()]
+    return {
+        "cpu_model": cpu, "cores": os.cpu_count(), "kernel": platform.release(),
+        "mem_total_kb": mem.get("MemTotal"), "nofile_soft": soft, "nofile_hard": hard,
+        "somaxconn": int(read("/proc/sys/net/core/somaxconn", "0")),
+        "pid_max": int(read("/proc/sys/kernel/pid_max", "0")),
+        "ip_local_port_range": pr,
+        "loadavg_start": [float(x) for x in read("/proc/loadavg", "0 0 0").split()[:3]],
+        "python": sys.version.split()[0],
+        "notes": notes,
+    }
+
+
+# ------------------------------------------------------------- disturbance --
+QUIET_S = 0.3           # the look at the machine before each run's load
+DISTURBED_PCT = 25.0    # others' CPU, % of one core, that flags a run
+
+
+def own_cpu_s():
+    t = os.times()
+    return t.user + t.system
+
+
+def get_cpu(res):
+    c = (res or {}).get("cpu") or {}
+    return (c.get("user_s") or 0.0) + (c.get("sys_s") or 0.0)
+
+
+def others_cpu(a, b, gen_cpu):
+    """% of one core that processes other than ours used between two looks
+    (time, machine busy s, this script's CPU, the server tree's, the
+    upstream's): the machine's busy time less the server's, the
+    generators', this script's and the search upstream's."""
+    wall = b[0] - a[0]
+    if wall <= 0:
+        return 0.0
+    other = (b[1] - a[1]) - (b[2] - a[2]) - (b[3] - a[3]) - (b[4] - a[4]) - gen_cpu
+    return max(0.0, 100.0 * other / wall)
+
+
+def disturbance(load_start, before_pct, during_pct, cores):
+    """Why a run's machine was not quiet, in words (empty: it was). The
+    1-minute load counts this bench's own previous run too (server and
+    generator, two runnable tasks for a minute), so it flags only above
+    cores + 0.5; others' CPU is measured directly, before and during."""
+    why = []
+    if load_start[0] > cores + 0.5:
+        why.append("1-min load %.2f at start (over %.1f on %d cores)"
+                   % (load_start[0], cores + 0.5, cores))
+    if before_pct > DISTURBED_PCT:
+        why.append("other processes used %.0f %% of a core just before the load"
+                   % before_pct)
+    if during_pct > DISTURBED_PCT:
+        why.append("other processes used %.0f %% of a core during the run" % during_pct)
+    return why

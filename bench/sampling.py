@@ -1,0 +1,179 @@
+"""Reading /proc: the server's process tree (CPU, RSS, PSS, threads,
+processes, open connections) sampled while a run lasts, and the machine's
+load and busy time. bench/lab_bench.py's docstring says what each figure
+means and how it is taken."""
+import os
+import re
+import threading
+import time
+
+SAMPLE_S = 0.2
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def read(path, default=None):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return default
+
+
+def meminfo():
+    out = {}
+    for line in (read("/proc/meminfo") or "").splitlines():
+        k, _, v = line.partition(":")
+        try:
+            out[k] = int(v.split()[0])
+        except (ValueError, IndexError):
+            pass
+    return out
+
+
+def proc_table():
+    """pid -> (ppid, cpu ticks incl. reaped children) for every process."""
+    table = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        s = read("/proc/%s/stat" % name)
+        if not s:
+            continue
+        rest = s[s.rfind(")") + 2:].split()
+        # rest[0] = state (field 3); ppid field 4; utime..cstime fields 14..17
+        try:
+            table[int(name)] = (int(rest[1]), int(rest[11]) + int(rest[12]) + int(rest[13]) + int(rest[14]))
+        except (IndexError, ValueError):
+            pass
+    return table
+
+
+def established_on(port):
+    """Established TCP connections whose local port is `port`: the server's
+    ends of the connections actually open (the kernel's count, the same for
+    every server, peers included). Connections still in the accept queue
+    count too: the kernel holds them open."""
+    if not port:
+        return None
+    want = ":%04X" % port
+    n = 0
+    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(path) as f:
+                next(f, None)
+                for line in f:
+                    fields = line.split(None, 4)
+                    if len(fields) > 3 and fields[3] == "01" and fields[1].endswith(want):
+                        n += 1
+        except OSError:
+            pass
+    return n
+
+
+def machine_busy_s():
+    """CPU seconds the whole machine has spent busy (all CPUs; steal included:
+    on a shared host that is other tenants' time), from /proc/stat."""
+    for line in (read("/proc/stat") or "").splitlines():
+        if line.startswith("cpu "):
+            v = [int(x) for x in line.split()[1:]]
+            # user nice system idle iowait irq softirq steal (guest is in user)
+            return (sum(v[:8]) - v[3] - v[4]) / CLK_TCK
+    return 0.0
+
+
+def loadavg():
+    return [float(x) for x in read("/proc/loadavg", "0 0 0").split()[:3]]
+
+
+def tree_of(root, table):
+    kids = {}
+    for pid, (ppid, _) in table.items():
+        kids.setdefault(ppid, []).append(pid)
+    out, todo = [], [root]
+    while todo:
+        p = todo.pop()
+        if p in table:
+            out.append(p)
+            todo.extend(kids.get(p, []))
+    return out
+
+
+class Sampler(threading.Thread):
+    def __init__(self, root, port=None):
+        super().__init__(daemon=True)
+        self.root, self.port = root, port
+        self.last_open = None
+        self.samples = []
+        self.stop_ev = threading.Event()
+        self.lock = threading.Lock()
+        self.t0 = time.monotonic()
+        self.last_pss = {}
+        self.n = 0
+
+    def take(self, force_pss=False):
+        table = proc_table()
+        pids = tree_of(self.root, table)
+        cpu = sum(table[p][1] for p in pids) / CLK_TCK
+        rss = threads = 0
+        for p in pids:
+            st = read("/proc/%d/status" % p) or ""
+            m = re.search(r"^VmRSS:\s+(\d+)", st, re.M)
+            rss += int(m.group(1)) * 1024 if m else 0
+            m = re.search(r"^Threads:\s+(\d+)", st, re.M)
+            threads += int(m.group(1)) if m else 0
+        self.n += 1
+        if force_pss or len(pids) <= 64 or self.n % 5 == 0:
+            pss = {}
+            for p in pids:
+                sm = read("/proc/%d/smaps_rollup" % p) or ""
+                m = re.search(r"^Pss:\s+(\d+)", sm, re.M)
+                pss[p] = int(m.group(1)) * 1024 if m else 0
+            self.last_pss = pss
+            # Counted with the PSS, so that PSS per connection divides by the
+            # connections open when the PSS was read, not by the target n.
+            self.last_open = established_on(self.port)
+        pss = sum(self.last_pss.get(p, 0) for p in pids)
+        smp = {"t": round(time.monotonic() - self.t0, 3), "cpu_s": round(cpu, 3), "rss": rss,
+               "pss": pss, "threads": threads, "processes": len(pids),
+               "mem_available_kb": meminfo().get("MemAvailable")}
+        if self.last_open is not None:
+            smp["open_conns"] = self.last_open
+        with self.lock:
+            self.samples.append(smp)
+        return smp
+
+    def run(self):
+        while not self.stop_ev.wait(SAMPLE_S):
+            try:
+                self.take()
+            except Exception:  # a vanished process: the next sample will do
+                pass
+
+    def mark(self):
+        """Restart the clock: t of later samples counts from the load's start."""
+        with self.lock:
+            self.samples = []
+            self.t0 = time.monotonic()
+        return self.take(force_pss=True)
+
+    def finish(self):
+        self.stop_ev.set()
+        self.join(2)
+        return self.take(force_pss=True)
+
+
+def proc_state(pid):
+    s = read("/proc/%d/stat" % pid) or ""
+    return s[s.rfind(")") + 2:].split(" ", 1)[0] if s else "gone"
+
+
+def session_members(sid):
+    out = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            s = read("/proc/%s/stat" % name)
+            if s:
+                rest = s[s.rfind(")") + 2:].split()
+                if len(rest) > 3 and int(rest[3]) == sid and rest[0] != "Z":
+                    out.append(int(name))
+    return out
