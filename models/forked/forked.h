@@ -18,6 +18,7 @@ extern struct app app;
  * its socketpair). */
 struct forked_shared {
     struct app_counters n;
+    pid_t server; /* the parent: /stats adds up its whole tree */
     atomic_long children; /* forked and not yet reaped: one per connection */
     atomic_long members;  /* children whose WebSocket is in the room */
 };
@@ -65,7 +66,19 @@ _Static_assert(ROOM_MAX_USER <= HUB_PAYLOAD_MAX, "a user name fits a hub message
 /* What the parent's epoll set watches. Each descriptor's data.ptr points at
  * a struct whose first member is its kind, so the loop can tell them apart:
  * main.c's tags, and hub.c's struct link for a child's socketpair. */
-enum epoll_tag { TAG_LISTENER, TAG_SIGNALS, TAG_REFUSED, TAG_REDIS, TAG_LINK };
+enum epoll_tag { TAG_LISTENER, TAG_SIGNALS, TAG_REFUSED, TAG_REDIS, TAG_SPAWNER, TAG_LINK };
+
+/* spawner.c: the small process that forks the connection processes, so
+ * the parent never forks once it holds links (why: spawner.c). */
+pid_t spawner_start(int *ctl);
+/* Ask for a connection process serving client (still ours to close). */
+int spawner_request(int ctl, int client);
+/* One answer, without blocking: 1 with the new child's pid and the
+ * parent's end of its hub link; 2 a spawn that failed (errno says why);
+ * 0 none yet; -1 the spawner is gone or broke the protocol. */
+int spawner_reply(int ctl, pid_t *pid, int *link);
+/* Requests outstanding at most: the replies always fit the socket's buffer. */
+#define SPAWN_IN_FLIGHT 64
 
 struct hub;
 struct hub *hub_new(int epoll_fd);

@@ -5,10 +5,16 @@
  *  1. The parent listens and waits in epoll for three kinds of news: a new
  *     connection, a signal (a child ended, or we are asked to stop), and
  *     chat traffic from its children (the hub, hub.c).
- *  2. For each connection it fork()s. The child gets a copy of everything —
- *     the users, the session key, the code — and serves that one client with
- *     blocking calls until it closes, then exits (child.c). A crash, a leak,
- *     a /cpu that burns a core: all stay inside that child.
+ *  2. For each connection a process is fork()ed. The child gets a copy of
+ *     everything — the users, the session key, the code — and serves that
+ *     one client with blocking calls until it closes, then exits (child.c).
+ *     A crash, a leak, a /cpu that burns a core: all stay inside that child.
+ *     The fork is not done here but in a small process forked at start, the
+ *     spawner (spawner.c): a fork copies the caller's descriptor table and
+ *     page tables, and this process holds one link per live child, so each
+ *     fork from here would cost more the more clients are connected. The
+ *     child still ends up ours (a "subreaper" adopts it): we reap it, see
+ *     its exit status and signal it at shutdown as if we had forked it.
  *  3. The parent closes its copy of the client socket at once (or the client
  *     would never see the connection end) and reaps every child that exits
  *     (SIGCHLD through a signalfd), so no zombie is ever left.
@@ -20,6 +26,7 @@
  * its own memory: /stats adds up the RSS of the whole tree to show it.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <poll.h>
 #include <signal.h>
@@ -29,6 +36,7 @@
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -63,9 +71,21 @@ static struct hub *hub;
 static struct redis_epoll *bp_loop;
 static struct backplane *bp;
 static struct refused *refused;
+static int spawner = -1;     /* our end of the spawner's socket */
+static pid_t spawner_pid;
+static unsigned spawns_out;  /* requests not yet answered */
+/* One descriptor held back per unanswered request, given up just before
+ * its answer is read: the link that comes with the answer then always has
+ * a slot. A server out of descriptors refuses (503) at the request, as it
+ * did when it made the socketpair itself, instead of losing an answer. */
+static int reserved[SPAWN_IN_FLIGHT];
+static unsigned nreserved;
+static bool spawner_gone;
 static pid_t *children;
 static unsigned nchildren, children_cap;
 static bool stopping, child_failed;
+static bool children_told; /* SIGTERM sent to the children: shutting down */
+static bool listener_paused; /* SPAWN_IN_FLIGHT reached: accept nothing */
 static bool stop_requested; /* SIGINT/SIGTERM seen: shut down after this batch */
 static uint64_t settle_end; /* --redis: SIGTERM waits for our last events, see below */
 static uint64_t stop_deadline;
@@ -75,11 +95,11 @@ static void stats(struct app *a, struct stats_view *v)
     (void)a;
     /* Asked in a child: the honest cost is the whole tree, parent included. */
     long threads, procs;
-    v->pid = (int)getppid(); /* the server is the parent */
-    proc_tree_memory((int)getppid(), &v->rss_bytes, &v->pss_bytes, &threads, &procs);
+    v->pid = (int)shared->server;
+    proc_tree_memory((int)shared->server, &v->rss_bytes, &v->pss_bytes, &threads, &procs);
     v->threads = threads;
     /* Kept by the parent (see forked.h): each child is one connection. */
-    v->processes = 1 + atomic_load(&shared->children);
+    v->processes = 2 + atomic_load(&shared->children); /* and the spawner */
     v->connections = atomic_load(&shared->children);
     v->ws_clients = atomic_load(&shared->members);
 }
@@ -100,16 +120,37 @@ static bool remember_child(pid_t pid)
     return true;
 }
 
+/* A child can exit, and be reaped, before the spawner's answer naming it
+ * arrives (its client was gone at once): remembered here, so that the
+ * answer does not add a pid that may already belong to someone else. */
+static pid_t reaped_early[SPAWN_IN_FLIGHT];
+static unsigned nreaped_early;
+
+static bool forget_child(pid_t pid)
+{
+    for (unsigned i = 0; i < nchildren; i++)
+        if (children[i] == pid) {
+            children[i] = children[--nchildren];
+            return true;
+        }
+    return false;
+}
+
 static void reap_children(void)
 {
     int status;
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-        for (unsigned i = 0; i < nchildren; i++)
-            if (children[i] == pid) {
-                children[i] = children[--nchildren];
-                break;
+        if (pid == spawner_pid) {
+            spawner_gone = true;
+            if (!stopping || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+                fprintf(stderr, "chat-forked: the spawner ended unexpectedly\n");
+                child_failed = true;
             }
+            continue;
+        }
+        if (!forget_child(pid) && nreaped_early < SPAWN_IN_FLIGHT)
+            reaped_early[nreaped_early++] = pid;
         atomic_fetch_sub(&shared->children, 1);
         /* A child that exits non-zero (LeakSanitizer's code, say) is a bug:
          * the parent's own exit status will say so. SIGKILL at the end of
@@ -166,39 +207,85 @@ static void spawn(int fd)
         close(fd);
         return;
     }
-    int pair[2];
+    int reserve = -1;
     if (atomic_load(&shared->children) >= (long)app.cfg.max_conns || stopping ||
-        socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0) {
+        spawner_gone || nreserved == SPAWN_IN_FLIGHT ||
+        (reserve = fcntl(spawner, F_DUPFD_CLOEXEC, 0)) < 0 || spawner_request(spawner, fd) < 0) {
+        if (reserve >= 0)
+            close(reserve);
         refuse(fd);
         return;
     }
+    reserved[nreserved++] = reserve;
     atomic_fetch_add(&shared->children, 1); /* before: the child counts itself */
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(pair[0]);
-        if (bp) { /* the parent's Redis connections must close when it closes them */
-            backplane_close_in_child(bp);
-            close(redis_epoll_fd(bp_loop));
+    spawns_out++;
+    close(fd); /* the child has its own; ours would keep the connection open */
+}
+
+/* The spawner's answers: each new child, its pid and our end of its link. */
+static void on_spawned(void)
+{
+    pid_t pid;
+    int link, got;
+    for (;;) {
+        if (nreserved > 0)
+            close(reserved[--nreserved]); /* the slot for this answer's link */
+        got = spawner_reply(spawner, &pid, &link);
+        if (got == 0) { /* nothing yet: hold the slot again (it is free) */
+            int again = nreserved < spawns_out ? fcntl(spawner, F_DUPFD_CLOEXEC, 0) : -1;
+            if (again >= 0)
+                reserved[nreserved++] = again;
+            return;
         }
-        child_main(fd, pair[1]); /* never returns */
+        if (got < 0) {
+            fprintf(stderr, "chat-forked: the spawner's socket failed: %s\n", strerror(errno));
+            spawner_gone = true;
+            epoll_ctl(epfd, EPOLL_CTL_DEL, spawner, NULL);
+            stop_requested = true; /* no more connections can be served */
+            child_failed = true;
+            spawns_out = 0; /* those answers will never come */
+            return;
+        }
+        spawns_out--;
+        if (got == 2) {
+            fprintf(stderr, "chat-forked: fork: %s\n", strerror(errno));
+            atomic_fetch_sub(&shared->children, 1); /* the client is closed */
+            continue;
+        }
+        bool early = false;
+        for (unsigned i = 0; i < nreaped_early && !early; i++)
+            if (reaped_early[i] == pid) {
+                reaped_early[i] = reaped_early[--nreaped_early];
+                early = true;
+            }
+        /* A child we could not keep track of is ended now, not orphaned later;
+         * SIGCHLD still reaps it and takes it off the count. Even a child
+         * already reaped gets its link: what it sent (a leave) is read. */
+        if (!early && !remember_child(pid)) {
+            kill(pid, SIGKILL);
+            close(link);
+        } else if (hub_add_child(hub, link, pid) < 0) {
+            if (!early)
+                kill(pid, SIGKILL);
+            close(link);
+        } else if (children_told && !early) {
+            kill(pid, SIGTERM); /* born after the shutdown began */
+        }
     }
-    close(fd);      /* the child has it; ours would keep the connection open */
-    close(pair[1]); /* likewise the child's end of the socketpair */
-    if (pid < 0) {
-        fprintf(stderr, "chat-forked: fork: %s\n", strerror(errno));
-        atomic_fetch_sub(&shared->children, 1);
-        close(pair[0]);
+}
+
+/* While SPAWN_IN_FLIGHT requests are unanswered the listener is taken out of
+ * the epoll set (it is level-triggered: left in, it would wake us at once,
+ * again and again), and put back as answers come in. */
+static void pace_listener(void)
+{
+    bool full = spawns_out >= SPAWN_IN_FLIGHT;
+    if (listener < 0 || full == listener_paused)
         return;
-    }
-    /* A child we could not keep track of is ended now, not orphaned later;
-     * SIGCHLD still reaps it and takes it off the count. */
-    if (!remember_child(pid)) {
-        kill(pid, SIGKILL);
-        close(pair[0]);
-    } else if (hub_add_child(hub, pair[0], pid) < 0) {
-        kill(pid, SIGKILL);
-        close(pair[0]);
-    }
+    static struct tag listen_tag = {TAG_LISTENER};
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &listen_tag};
+    epoll_ctl(epfd, full ? EPOLL_CTL_DEL : EPOLL_CTL_ADD, listener, &ev);
+    listener_paused = full;
 }
 
 /* --- the parent's loop --------------------------------------------------- */
@@ -209,7 +296,8 @@ static void start_shutdown(void)
 {
     stopping = true;
     stop_deadline = app_now_ms() + SHUTDOWN_GRACE_MS;
-    epoll_ctl(epfd, EPOLL_CTL_DEL, listener, NULL);
+    if (!listener_paused)
+        epoll_ctl(epfd, EPOLL_CTL_DEL, listener, NULL);
     close(listener);
     listener = -1;
     /* --redis: a leave published a moment ago must still reach the members
@@ -230,6 +318,7 @@ static void close_room(void)
     /* Each child closes its WebSocket with 1001 or finishes its answer. */
     for (unsigned i = 0; i < nchildren; i++)
         kill(children[i], SIGTERM);
+    children_told = true; /* and those the spawner still names, on arrival */
 }
 
 static void on_signals(void)
@@ -291,6 +380,7 @@ int main(int argc, char **argv)
         return 1;
     app.n = &shared->n;
     app.stats = stats;
+    shared->server = getpid();
 
     sigset_t mask;
     sigemptyset(&mask);
@@ -298,17 +388,27 @@ int main(int argc, char **argv)
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGCHLD);
     sigprocmask(SIG_BLOCK, &mask, NULL);
+    /* The connection processes are forked by the spawner's go-betweens,
+     * which exit at once: as a subreaper, this process adopts them. The
+     * spawner is forked now, while this process is small (spawner.c). */
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0 || (spawner_pid = spawner_start(&spawner)) < 0) {
+        fprintf(stderr, "chat-forked: cannot start the spawner: %s\n", strerror(errno));
+        return 1;
+    }
     sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
     epfd = epoll_create1(EPOLL_CLOEXEC);
     hub = hub_new(epfd);
     listener = net_listen(&app.cfg, "forked");
     if (sigfd < 0 || epfd < 0 || !hub || listener < 0)
         return 1;
-    static struct tag listen_tag = {TAG_LISTENER}, signal_tag = {TAG_SIGNALS};
+    static struct tag listen_tag = {TAG_LISTENER}, signal_tag = {TAG_SIGNALS},
+                      spawner_tag = {TAG_SPAWNER};
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &listen_tag};
     epoll_ctl(epfd, EPOLL_CTL_ADD, listener, &ev);
     ev.data.ptr = &signal_tag;
     epoll_ctl(epfd, EPOLL_CTL_ADD, sigfd, &ev);
+    ev.data.ptr = &spawner_tag;
+    epoll_ctl(epfd, EPOLL_CTL_ADD, spawner, &ev);
     static struct tag redis_tag = {TAG_REDIS};
     if (app.cfg.redis) {
         char err[256];
@@ -327,14 +427,15 @@ int main(int argc, char **argv)
 
     struct epoll_event events[256];
     uint64_t trimmed = app_now_ms();
-    while (!stopping || nchildren > 0) {
+    while (!stopping || nchildren > 0 || spawns_out > 0) {
         int n = epoll_wait(epfd, events, 256, next_timeout());
         for (int i = 0; i < n; i++) {
             struct tag *t = events[i].data.ptr;
             switch (t->kind) {
             case TAG_LISTENER:
                 /* A few per wakeup, so chat traffic is not starved by a storm. */
-                for (int k = 0; k < 64 && listener >= 0 && !stop_requested; k++) {
+                for (int k = 0; k < 64 && listener >= 0 && !stop_requested &&
+                                spawns_out < SPAWN_IN_FLIGHT; k++) {
                     int fd = net_accept(listener);
                     if (fd < 0)
                         break;
@@ -346,6 +447,9 @@ int main(int argc, char **argv)
                 break;
             case TAG_REDIS:
                 redis_epoll_dispatch(bp_loop);
+                break;
+            case TAG_SPAWNER:
+                on_spawned();
                 break;
             case TAG_REFUSED: {
                 struct refused *r = (struct refused *)t;
@@ -365,6 +469,7 @@ int main(int argc, char **argv)
             hub_flush(hub); /* to the children before they get SIGTERM */
             start_shutdown();
         }
+        pace_listener();
         hub_tick(hub);
         if (bp)
             backplane_tick(bp);
@@ -384,9 +489,22 @@ int main(int argc, char **argv)
         if (stopping && now >= stop_deadline) {
             for (unsigned i = 0; i < nchildren; i++)
                 kill(children[i], SIGKILL); /* out of time: dropped */
+            if (spawns_out > 0 && !spawner_gone) {
+                kill(spawner_pid, SIGKILL); /* hung: what it owes us is lost */
+                spawns_out = 0;
+            }
             stop_deadline = UINT64_MAX;
         }
     }
+    /* Our end closed, the spawner sees end of file and exits; we reap it. */
+    close(spawner);
+    while (nreserved > 0)
+        close(reserved[--nreserved]);
+    int status = 0;
+    while (!spawner_gone && waitpid(spawner_pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (!spawner_gone && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+        child_failed = true;
     while (refused)
         end_refused(refused);
     backplane_free(bp); /* sends the leaves of room_close */

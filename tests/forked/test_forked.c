@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,7 +42,22 @@ static void pace(void)
 
 /* ---- /proc ---- */
 
-/* The server's children (live or zombie) right now; returns how many. */
+/* True for the server's spawner (models/forked/spawner.c): the one child
+ * that serves no connection. It names itself, so `ps` tells it apart too. */
+static bool is_spawner(pid_t pid)
+{
+    char path[64], comm[32] = "";
+    snprintf(path, sizeof path, "/proc/%d/comm", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    bool yes = fgets(comm, sizeof comm, f) && strcmp(comm, "forked-spawner\n") == 0;
+    fclose(f);
+    return yes;
+}
+
+/* The server's connection children (live or zombie) right now, the spawner
+ * left out; returns how many. */
 static int children_of(pid_t pid, pid_t *out, int max)
 {
     char path[64];
@@ -51,7 +67,8 @@ static int children_of(pid_t pid, pid_t *out, int max)
         return 0;
     int n = 0, c;
     while (n < max && fscanf(f, "%d", &c) == 1)
-        out[n++] = (pid_t)c;
+        if (!is_spawner((pid_t)c))
+            out[n++] = (pid_t)c;
     fclose(f);
     return n;
 }
@@ -387,14 +404,15 @@ static void wait_children(const struct server *s, int n)
 }
 
 /* /stats `processes` once the server has exactly `open` children: the tree
- * is then the parent, those children and the child serving this /stats.
+ * is then the parent, its spawner, those children and the child serving
+ * this /stats.
  * Each try first waits for the children of the previous try's /stats to be
  * gone, so the only thing a retry can paper over is the server counting a
  * child a moment after forking it — never a value that would be right only
  * because a stale child was still around. */
 static void expect_processes(const struct server *s, int open)
 {
-    long long procs = -1, want = 1 + open + 1;
+    long long procs = -1, want = 2 + open + 1;
     int64_t deadline = now_ms() + POLL_CAP_MS;
     for (;;) {
         wait_children(s, open);
@@ -404,8 +422,8 @@ static void expect_processes(const struct server *s, int open)
         if (procs == want)
             return;
         cr_assert(remaining_ms(deadline) > 0,
-                  "processes %lld with %d connections open; the whole tree is the parent, %d "
-                  "children and the child serving /stats: %lld",
+                  "processes %lld with %d connections open; the whole tree is the parent, the "
+                  "spawner, %d children and the child serving /stats: %lld",
                   procs, open, open, want);
         pace();
     }
@@ -414,8 +432,9 @@ static void expect_processes(const struct server *s, int open)
 /* `processes` after churn and with WebSockets open. The contract: "Counts
  * are of the whole server (all its processes in chat-forked)", and the other
  * models say 1 for their one process. So chat-forked's whole tree is the
- * parent plus its live children: with nothing open but the /stats request
- * itself, 2 (the parent and the child serving /stats). */
+ * parent, its spawner and its live children: with nothing open but the
+ * /stats request itself, 3 (the parent, the spawner and the child serving
+ * /stats). */
 Test(forked, stats_processes_is_parent_plus_live_children)
 {
     char *users = quick_users();
@@ -425,7 +444,8 @@ Test(forked, stats_processes_is_parent_plus_live_children)
         expect_hello(s.port);
     expect_processes(&s, 0);
 
-    /* With 3 WebSockets open: the parent, 3 children and the /stats child. */
+    /* With 3 WebSockets open: the parent, the spawner, 3 children and the
+     * /stats child. */
     char *cu = login(s.port, "u0", "pw");
     struct ws *w[3];
     for (int i = 0; i < 3; i++)

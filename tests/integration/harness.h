@@ -57,6 +57,7 @@ struct server {
     bool running;
     char model[32];    /* from /stats, fetched by server_model() */
     char host[64];     /* the HOST of the last --listen given: the line must name it */
+    int resting_children; /* its child processes before any client (chat-forked: the spawner) */
 };
 
 /* A NULL-terminated argument list: ARGS("--max-conns", "2"). */
@@ -181,8 +182,9 @@ int server_fd_count(const struct server *s);
 /* Waits until server_fd_count() <= at_most (polling /proc, CAP_MS); returns
  * the last count seen, for the assertion message. */
 int server_await_fds(const struct server *s, int at_most);
-/* Waits until the server has at most at_most child processes (chat-forked:
- * connections whose child has not exited yet; the others never have any),
+/* Waits until the server has at most at_most child processes beyond those
+ * it had at start (chat-forked: connections whose child has not exited yet;
+ * the others never have any),
  * polling /proc, 2 * CAP_MS; returns the last count. Under ASan each exiting
  * child runs LeakSanitizer, which takes a while: a test that made many
  * children lets them finish before server_stop's own, shorter, cap. */
