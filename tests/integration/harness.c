@@ -846,13 +846,13 @@ int tcp_connect(int port, int rcvbuf)
     return fd;
 }
 
-void conn_open(struct conn *c, int port)
+void tsock_open(struct tsock *c, int port)
 {
     memset(c, 0, sizeof *c);
     c->fd = tcp_connect(port, 0);
 }
 
-void conn_close(struct conn *c)
+void tsock_close(struct tsock *c)
 {
     if (c->fd >= 0)
         close(c->fd);
@@ -861,7 +861,7 @@ void conn_close(struct conn *c)
     c->fd = -1;
 }
 
-bool conn_send(struct conn *c, const void *p, size_t n)
+bool tsock_send(struct tsock *c, const void *p, size_t n)
 {
     const char *b = p;
     while (n) {
@@ -876,13 +876,13 @@ bool conn_send(struct conn *c, const void *p, size_t n)
     return true;
 }
 
-bool conn_sends(struct conn *c, const char *s)
+bool tsock_sends(struct tsock *c, const char *s)
 {
-    return conn_send(c, s, strlen(s));
+    return tsock_send(c, s, strlen(s));
 }
 
 /* Reads more bytes into c->buf. RD_OK when some came. */
-static enum rd conn_fill(struct conn *c, int64_t deadline)
+static enum rd tsock_fill(struct tsock *c, int64_t deadline)
 {
     if (c->eof)
         return RD_EOF;
@@ -917,19 +917,19 @@ static enum rd conn_fill(struct conn *c, int64_t deadline)
     }
 }
 
-static void conn_consume(struct conn *c, size_t n)
+static void tsock_consume(struct tsock *c, size_t n)
 {
     memmove(c->buf, c->buf + n, c->len - n);
     c->len -= n;
 }
 
-enum rd conn_read_response(struct conn *c, bool head_request, struct http_resp *r, int cap_ms)
+enum rd tsock_read_response(struct tsock *c, bool head_request, struct http_resp *r, int cap_ms)
 {
     memset(r, 0, sizeof *r);
     int64_t deadline = now_ms() + cap_ms;
     char *end;
     while (!c->buf || !(end = memmem(c->buf, c->len, "\r\n\r\n", 4))) {
-        enum rd f = conn_fill(c, deadline);
+        enum rd f = tsock_fill(c, deadline);
         if (f != RD_OK)
             return c->len ? (f == RD_TIMEOUT ? RD_TIMEOUT : RD_BAD) : f;
     }
@@ -961,7 +961,7 @@ enum rd conn_read_response(struct conn *c, bool head_request, struct http_resp *
     for (;;) {
         if (!to_eof && c->len >= head_len + body_len)
             break;
-        enum rd f = conn_fill(c, deadline);
+        enum rd f = tsock_fill(c, deadline);
         if (f == RD_EOF && to_eof) {
             body_len = c->len - head_len;
             break;
@@ -973,21 +973,21 @@ enum rd conn_read_response(struct conn *c, bool head_request, struct http_resp *
     memcpy(r->body, c->buf + head_len, body_len);
     r->body[body_len] = '\0';
     r->body_len = body_len;
-    conn_consume(c, head_len + body_len);
+    tsock_consume(c, head_len + body_len);
     return RD_OK;
 }
 
-void conn_expect_response(struct conn *c, bool head_request, struct http_resp *r)
+void tsock_expect_response(struct tsock *c, bool head_request, struct http_resp *r)
 {
-    enum rd got = conn_read_response(c, head_request, r, CAP_MS);
+    enum rd got = tsock_read_response(c, head_request, r, CAP_MS);
     cr_assert(got == RD_OK, "expected a response, got %s", rd_name(got));
 }
 
-enum rd conn_wait_eof(struct conn *c, int cap_ms, size_t *extra)
+enum rd tsock_wait_eof(struct tsock *c, int cap_ms, size_t *extra)
 {
     int64_t deadline = now_ms() + cap_ms;
     enum rd f;
-    while ((f = conn_fill(c, deadline)) == RD_OK)
+    while ((f = tsock_fill(c, deadline)) == RD_OK)
         ;
     if (extra)
         *extra = c->len;
@@ -996,11 +996,11 @@ enum rd conn_wait_eof(struct conn *c, int cap_ms, size_t *extra)
 
 void raw_request(int port, const char *request, bool head_request, struct http_resp *r)
 {
-    struct conn c;
-    conn_open(&c, port);
-    cr_assert(conn_sends(&c, request));
-    conn_expect_response(&c, head_request, r);
-    conn_close(&c);
+    struct tsock c;
+    tsock_open(&c, port);
+    cr_assert(tsock_sends(&c, request));
+    tsock_expect_response(&c, head_request, r);
+    tsock_close(&c);
 }
 
 /* ---- users and stats ---- */

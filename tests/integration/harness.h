@@ -134,7 +134,7 @@ char *cookie_header(const char *cookie);
 
 /* ---- raw TCP ---- */
 
-struct conn {
+struct tsock {
     int fd;
     char *buf; /* bytes received, not yet consumed */
     size_t len, cap;
@@ -148,18 +148,18 @@ const char *rd_name(enum rd r);
 /* Connect to 127.0.0.1:port (blocking socket, TCP_NODELAY). rcvbuf > 0 sets
  * SO_RCVBUF before connecting. Asserts success. */
 int tcp_connect(int port, int rcvbuf);
-void conn_open(struct conn *c, int port);
-void conn_close(struct conn *c);
+void tsock_open(struct tsock *c, int port);
+void tsock_close(struct tsock *c);
 /* Send everything (MSG_NOSIGNAL). Returns false if the peer is gone. */
-bool conn_send(struct conn *c, const void *p, size_t n);
-bool conn_sends(struct conn *c, const char *s);
+bool tsock_send(struct tsock *c, const void *p, size_t n);
+bool tsock_sends(struct tsock *c, const char *s);
 /* Read one response (status line, headers, Content-Length body; no body for
  * a HEAD or a 1xx/204/304). Waits at most cap_ms for it to complete. */
-enum rd conn_read_response(struct conn *c, bool head_request, struct http_resp *r, int cap_ms);
+enum rd tsock_read_response(struct tsock *c, bool head_request, struct http_resp *r, int cap_ms);
 /* Read one response that must be there: asserts RD_OK. */
-void conn_expect_response(struct conn *c, bool head_request, struct http_resp *r);
+void tsock_expect_response(struct tsock *c, bool head_request, struct http_resp *r);
 /* Read until EOF (or reset); *extra counts the bytes that came before it. */
-enum rd conn_wait_eof(struct conn *c, int cap_ms, size_t *extra);
+enum rd tsock_wait_eof(struct tsock *c, int cap_ms, size_t *extra);
 /* One raw request on a fresh connection, the response, and the close. */
 void raw_request(int port, const char *request, bool head_request, struct http_resp *r);
 

@@ -35,11 +35,11 @@ Test(faults, search_upstream_hangs_others_unaffected)
     char *prefix = upstream_prefix(&u);
     struct server s;
     server_start(&s, ARGS("--upstream", prefix));
-    struct conn a, b;
-    conn_open(&a, s.port);
-    conn_open(&b, s.port);
-    cr_assert(conn_sends(&a, "GET /search?wd=one HTTP/1.1\r\nHost: t\r\n\r\n"));
-    cr_assert(conn_sends(&b, "GET /search?wd=two HTTP/1.1\r\nHost: t\r\n\r\n"));
+    struct tsock a, b;
+    tsock_open(&a, s.port);
+    tsock_open(&b, s.port);
+    cr_assert(tsock_sends(&a, "GET /search?wd=one HTTP/1.1\r\nHost: t\r\n\r\n"));
+    cr_assert(tsock_sends(&b, "GET /search?wd=two HTTP/1.1\r\nHost: t\r\n\r\n"));
     await_upstream_requests(&u, 2); /* both are now waiting on the upstream */
 
     for (int i = 0; i < 5; i++)
@@ -60,14 +60,14 @@ Test(faults, search_upstream_hangs_others_unaffected)
     ws_free(w);
     free(cookie);
 
-    struct conn *both[2] = {&a, &b};
+    struct tsock *both[2] = {&a, &b};
     for (int i = 0; i < 2; i++) {
-        enum rd got = conn_read_response(both[i], false, &r, CAP_MS);
+        enum rd got = tsock_read_response(both[i], false, &r, CAP_MS);
         cr_assert(got == RD_OK, "/search %d on a hanging upstream got %s", i, rd_name(got));
         cr_assert_eq(r.status, 504, "/search %d on a hanging upstream got %d", i, r.status);
         check_common_headers(&s, &r, false);
         resp_free(&r);
-        conn_close(both[i]);
+        tsock_close(both[i]);
     }
     expect_hello(s.port);
     server_stop(&s);
@@ -154,16 +154,16 @@ Test(faults, sigterm_under_load_clean_exit_no_lost_leave)
     for (int i = 0; i < 2; i++)
         cr_assert_eq(expect_event_by(m[i].w, "join", "aa"), m[i].next++);
 
-    struct conn http[3];
+    struct tsock http[3];
     for (int i = 0; i < 3; i++) {
-        conn_open(&http[i], s.port);
+        tsock_open(&http[i], s.port);
         /* Pipelined: once /hello is answered the server holds the /sleep. */
-        cr_assert(conn_sends(&http[i], "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n"
+        cr_assert(tsock_sends(&http[i], "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n"
                                        "GET /sleep?ms=300 HTTP/1.1\r\nHost: t\r\n\r\n"));
     }
     for (int i = 0; i < 3; i++) {
         struct http_resp r;
-        conn_expect_response(&http[i], false, &r);
+        tsock_expect_response(&http[i], false, &r);
         cr_assert_eq(r.status, 200);
         resp_free(&r);
     }
@@ -185,12 +185,12 @@ Test(faults, sigterm_under_load_clean_exit_no_lost_leave)
     }
     for (int i = 0; i < 3; i++) {
         struct http_resp r;
-        enum rd got = conn_read_response(&http[i], false, &r, CAP_MS);
+        enum rd got = tsock_read_response(&http[i], false, &r, CAP_MS);
         cr_assert(got == RD_OK, "/sleep %d in flight at SIGTERM got %s", i, rd_name(got));
         cr_assert_eq(r.status, 200);
         cr_assert_str_eq(r.body, "slept 300 ms\n");
         resp_free(&r);
-        conn_close(&http[i]);
+        tsock_close(&http[i]);
     }
     server_wait_exit(&s, STOP_CAP_MS);
     ws_free(quitter);

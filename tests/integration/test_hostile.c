@@ -59,12 +59,12 @@ Test(hostile, slowloris_and_silent_clients_dropped_others_served)
     enum { LORIS = 6, SILENT = 6, N = LORIS + SILENT };
     struct server s;
     server_start(&s, NULL);
-    struct conn c[N];
+    struct tsock c[N];
     bool done[N] = {false};
     for (int i = 0; i < N; i++) {
-        conn_open(&c[i], s.port);
+        tsock_open(&c[i], s.port);
         if (i < LORIS)
-            cr_assert(conn_sends(&c[i], "GET /hello HTTP/1.1\r\nHost: t\r\nX-Slow: "));
+            cr_assert(tsock_sends(&c[i], "GET /hello HTTP/1.1\r\nHost: t\r\nX-Slow: "));
     }
     int left = N, served = 0, rounds = 0;
     int64_t deadline = now_ms() + CAP_MS;
@@ -80,7 +80,7 @@ Test(hostile, slowloris_and_silent_clients_dropped_others_served)
             rounds++;
             for (int i = 0; i < LORIS; i++)
                 if (!done[i])
-                    conn_send(&c[i], "a", 1);
+                    tsock_send(&c[i], "a", 1);
             continue;
         }
         for (int i = 0; i < N; i++) {
@@ -88,16 +88,16 @@ Test(hostile, slowloris_and_silent_clients_dropped_others_served)
                 continue;
             if (i < LORIS) {
                 struct http_resp r;
-                enum rd got = conn_read_response(&c[i], false, &r, CAP_MS);
+                enum rd got = tsock_read_response(&c[i], false, &r, CAP_MS);
                 cr_assert(got == RD_OK, "slow client %d got %s, not a 408", i, rd_name(got));
                 cr_assert_eq(r.status, 408, "slow client %d got %d", i, r.status);
                 resp_free(&r);
-                enum rd end = conn_wait_eof(&c[i], CAP_MS, NULL);
+                enum rd end = tsock_wait_eof(&c[i], CAP_MS, NULL);
                 cr_assert(end == RD_EOF || end == RD_RESET, "slow client %d not closed: %s", i,
                           rd_name(end));
             } else {
                 size_t extra = 0;
-                enum rd end = conn_wait_eof(&c[i], CAP_MS, &extra);
+                enum rd end = tsock_wait_eof(&c[i], CAP_MS, &extra);
                 cr_assert(end == RD_EOF, "silent client %d: %s", i, rd_name(end));
                 cr_assert_eq(extra, 0, "silent client %d was sent %zu bytes", i, extra);
             }
@@ -112,7 +112,7 @@ Test(hostile, slowloris_and_silent_clients_dropped_others_served)
     cr_log_info("slowloris: %d normal requests served meanwhile, %d trickle rounds", served,
                 rounds);
     for (int i = 0; i < N; i++)
-        conn_close(&c[i]);
+        tsock_close(&c[i]);
     cr_assert_eq(http_status(s.port, "/hello"), 200);
     cr_assert_eq(server_await_children(&s, 0), 0, "children left after their clients did");
     server_stop(&s);
@@ -128,36 +128,36 @@ Test(hostile, half_closed_client_still_answered)
 {
     struct server s;
     server_start(&s, NULL);
-    struct conn c;
-    conn_open(&c, s.port);
-    cr_assert(conn_sends(&c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n"
+    struct tsock c;
+    tsock_open(&c, s.port);
+    cr_assert(tsock_sends(&c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n"
                              "GET /cpu?n=1 HTTP/1.1\r\nHost: t\r\n\r\n"));
     cr_assert(shutdown(c.fd, SHUT_WR) == 0);
     struct http_resp r;
-    enum rd got = conn_read_response(&c, false, &r, CAP_MS);
+    enum rd got = tsock_read_response(&c, false, &r, CAP_MS);
     cr_assert(got == RD_OK, "after a half-close the first request got %s", rd_name(got));
     cr_assert_eq(r.status, 200);
     cr_assert_str_eq(r.body, "Hello, world!\n");
     resp_free(&r);
-    got = conn_read_response(&c, false, &r, CAP_MS);
+    got = tsock_read_response(&c, false, &r, CAP_MS);
     cr_assert(got == RD_OK, "after a half-close the second request got %s", rd_name(got));
     cr_assert_eq(r.status, 200);
     resp_free(&r);
     size_t extra = 0;
-    enum rd end = conn_wait_eof(&c, CAP_MS, &extra);
+    enum rd end = tsock_wait_eof(&c, CAP_MS, &extra);
     cr_assert(end == RD_EOF || end == RD_RESET, "not closed after a half-close: %s", rd_name(end));
     cr_assert_eq(extra, 0);
-    conn_close(&c);
+    tsock_close(&c);
 
-    conn_open(&c, s.port);
-    cr_assert(conn_sends(&c, "GET /hel"));
+    tsock_open(&c, s.port);
+    cr_assert(tsock_sends(&c, "GET /hel"));
     cr_assert(shutdown(c.fd, SHUT_WR) == 0);
-    end = conn_wait_eof(&c, CAP_MS, &extra);
+    end = tsock_wait_eof(&c, CAP_MS, &extra);
     cr_assert(end == RD_EOF || end == RD_RESET, "a half-closed partial head: %s", rd_name(end));
     if (extra)
         cr_assert(strncmp(c.buf, "HTTP/1.1 4", 10) == 0, "a half-closed partial head got: %.80s",
                   c.buf);
-    conn_close(&c);
+    tsock_close(&c);
     cr_assert_eq(http_status(s.port, "/hello"), 200);
     server_stop(&s);
 }
@@ -371,15 +371,15 @@ Test(hostile, frame_lengths_beyond_limits_closed_at_the_header)
  * a reset, a WebSocket upgrade refused. */
 static void soak_round(int port, const char *cookie)
 {
-    struct conn c;
-    conn_open(&c, port);
+    struct tsock c;
+    tsock_open(&c, port);
     struct http_resp r;
     for (int i = 0; i < 3; i++) {
-        cr_assert(conn_sends(&c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n"));
-        conn_expect_response(&c, false, &r);
+        cr_assert(tsock_sends(&c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n"));
+        tsock_expect_response(&c, false, &r);
         resp_free(&r);
     }
-    conn_close(&c);
+    tsock_close(&c);
     raw_request(port, "GET /cpu?n=10 HTTP/1.0\r\n\r\n", false, &r);
     resp_free(&r);
     free(login(port, "cc", "123456"));

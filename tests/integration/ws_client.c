@@ -157,7 +157,7 @@ retry:;
     EVP_Digest(concat, strlen(concat), sha, NULL, EVP_sha1(), NULL);
     base64(sha, SHA_DIGEST_LENGTH, accept_want);
 
-    struct conn c = {0};
+    struct tsock c = {0};
     c.fd = tcp_connect(port, rcvbuf);
     char *req = xasprintf("GET /chat/ws HTTP/1.1\r\n"
                           "Host: 127.0.0.1:%d\r\n"
@@ -167,14 +167,14 @@ retry:;
                           "Sec-WebSocket-Version: 13\r\n"
                           "Cookie: %s\r\n\r\n",
                           port, key, cookie);
-    cr_assert(conn_sends(&c, req));
+    cr_assert(tsock_sends(&c, req));
     free(req);
     struct http_resp r;
-    enum rd got = conn_read_response(&c, true, &r, CAP_MS);
+    enum rd got = tsock_read_response(&c, true, &r, CAP_MS);
     cr_assert(got == RD_OK, "WebSocket upgrade: got %s", rd_name(got));
     if (r.status == 503 && ws_retry_busy && remaining_ms(busy_deadline) > 0) {
         resp_free(&r);
-        conn_close(&c);
+        tsock_close(&c);
         struct timespec pace = {0, 20 * 1000 * 1000};
         nanosleep(&pace, NULL); /* retry pacing, not synchronisation */
         goto retry;
