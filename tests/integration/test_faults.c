@@ -32,9 +32,8 @@ Test(faults, search_upstream_hangs_others_unaffected)
 {
     struct upstream u;
     upstream_start(&u, UP_HANG);
-    char *prefix = upstream_prefix(&u);
     struct server s;
-    server_start(&s, ARGS("--upstream", prefix));
+    server_start_upstream(&s, &u);
     struct tsock a, b;
     tsock_open(&a, s.port);
     tsock_open(&b, s.port);
@@ -72,7 +71,6 @@ Test(faults, search_upstream_hangs_others_unaffected)
     expect_hello(s.port);
     server_stop(&s);
     upstream_stop(&u);
-    free(prefix);
 }
 
 /* An upstream that sends 5 MB: 502, three times over, and the server is
@@ -81,9 +79,8 @@ Test(faults, search_upstream_5mb_body_502)
 {
     struct upstream u;
     upstream_start(&u, UP_5MB);
-    char *prefix = upstream_prefix(&u);
     struct server s;
-    server_start(&s, ARGS("--upstream", prefix));
+    server_start_upstream(&s, &u);
     for (int i = 0; i < 3; i++) {
         struct http_resp r;
         http_get(&r, s.port, "/search?wd=big", NULL);
@@ -94,7 +91,6 @@ Test(faults, search_upstream_5mb_body_502)
     }
     server_stop(&s);
     upstream_stop(&u);
-    free(prefix);
 }
 
 /* ---- SIGTERM under load ---- */

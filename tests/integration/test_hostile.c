@@ -408,9 +408,8 @@ Test(hostile, descriptors_do_not_grow_over_a_soak)
 {
     struct upstream u;
     upstream_start(&u, UP_ECHO);
-    char *prefix = upstream_prefix(&u);
     struct server s;
-    server_start(&s, ARGS("--upstream", prefix));
+    server_start_upstream(&s, &u);
     char *cookie = login(s.port, "coco", "123456");
     /* A first round opens what a server opens once (caches, pools). */
     soak_round(s.port, cookie);
@@ -424,5 +423,4 @@ Test(hostile, descriptors_do_not_grow_over_a_soak)
     cr_assert_eq(server_await_children(&s, 0), 0, "children left after their clients did");
     server_stop(&s);
     upstream_stop(&u);
-    free(prefix);
 }

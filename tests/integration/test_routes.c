@@ -612,9 +612,8 @@ static void search_with(enum upstream_mode mode, const char *path, int status, c
 {
     struct upstream u;
     upstream_start(&u, mode);
-    char *prefix = upstream_prefix(&u);
     struct server s;
-    server_start(&s, ARGS("--upstream", prefix));
+    server_start_upstream(&s, &u);
     struct http_resp r;
     http_get(&r, s.port, path, NULL);
     cr_assert_eq(r.status, status, "%s answered %d, expected %d (body %.200s)", path, r.status,
@@ -625,7 +624,6 @@ static void search_with(enum upstream_mode mode, const char *path, int status, c
     resp_free(&r);
     server_stop(&s);
     upstream_stop(&u);
-    free(prefix);
 }
 
 Test(routes, search_passes_upstream_status_and_body)
@@ -644,9 +642,8 @@ Test(routes, search_urlencodes_word)
 {
     struct upstream u;
     upstream_start(&u, UP_ECHO);
-    char *prefix = upstream_prefix(&u);
     struct server s;
-    server_start(&s, ARGS("--upstream", prefix));
+    server_start_upstream(&s, &u);
     static const char *const cases[][2] = {
         {"/search?wd=a+b%2Fc", "/lookup?q=a%20b%2Fc"},
         {"/search?wd=%E2%82%AC~._-AZaz09", "/lookup?q=%E2%82%AC~._-AZaz09"},
@@ -663,7 +660,6 @@ Test(routes, search_urlencodes_word)
     }
     server_stop(&s);
     upstream_stop(&u);
-    free(prefix);
 }
 
 Test(routes, search_unreachable_upstream_502)
