@@ -32,10 +32,7 @@ Test(programs, listening_line_names_the_real_port)
 {
     struct server s;
     server_start(&s, NULL); /* asserts the line and a non-zero port */
-    struct http_resp r;
-    http_get(&r, s.port, "/hello", NULL);
-    cr_assert_eq(r.status, 200);
-    resp_free(&r);
+    cr_assert_eq(http_status(s.port, "/hello"), 200);
     server_stop(&s);
 }
 
