@@ -500,6 +500,14 @@ void expect_close(struct ws *w, const uint16_t *codes, int ncodes, bool allowed_
     cr_assert(ws_wait_tcp_close(w, CAP_MS), "the server kept the connection open after its close");
 }
 
+void chat_round_trip(struct ws *w, const char *text)
+{
+    ws_send_texts(w, text);
+    struct jv *v = expect_event(w, "message");
+    cr_assert_str_eq(jv_str(v, "text"), text);
+    jv_free(v);
+}
+
 struct ws *chat_join(int port, const char *cookie, const char *user, long long *join_seq,
                      struct jv **welcome)
 {
