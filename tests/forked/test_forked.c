@@ -488,17 +488,17 @@ Test(forked, no_orphan_after_shutdown)
     char *cookie = login(s.port, "coco", "123456");
     struct ws *w = chat_join(s.port, cookie, "coco", NULL, NULL);
 
-    struct conn idle;
-    conn_open(&idle, s.port);
-    cr_assert(conn_sends(&idle, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"));
+    struct tsock idle;
+    tsock_open(&idle, s.port);
+    cr_assert(tsock_sends(&idle, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"));
     struct http_resp r;
-    conn_expect_response(&idle, false, &r);
+    tsock_expect_response(&idle, false, &r);
     cr_assert_eq(r.status, 200);
     resp_free(&r);
 
-    struct conn sleeper;
-    conn_open(&sleeper, s.port);
-    cr_assert(conn_sends(&sleeper, "GET /sleep?ms=30000 HTTP/1.1\r\nHost: x\r\n\r\n"));
+    struct tsock sleeper;
+    tsock_open(&sleeper, s.port);
+    cr_assert(tsock_sends(&sleeper, "GET /sleep?ms=30000 HTTP/1.1\r\nHost: x\r\n\r\n"));
 
     /* One child per connection, each found by its socket; the sleeper's
      * once it has read the request, so the /sleep is really in flight. */
@@ -531,8 +531,8 @@ Test(forked, no_orphan_after_shutdown)
     uint16_t ws_code = m->code;
     ws_msg_free(m);
     bool ws_tcp_closed = ws_got == WS_CLOSE && ws_wait_tcp_close(w, CAP_MS);
-    enum rd sleep_got = conn_read_response(&sleeper, false, &r, CAP_MS);
-    enum rd idle_got = conn_wait_eof(&idle, CAP_MS, NULL);
+    enum rd sleep_got = tsock_read_response(&sleeper, false, &r, CAP_MS);
+    enum rd idle_got = tsock_wait_eof(&idle, CAP_MS, NULL);
     server_wait_exit(&s, STOP_CAP_MS); /* exits 0 */
 
     for (int i = 0; i < 3; i++) {
@@ -565,8 +565,8 @@ Test(forked, no_orphan_after_shutdown)
     cr_assert(idle_got == RD_EOF || idle_got == RD_RESET,
               "idle keep-alive connection not closed: %s", rd_name(idle_got));
     ws_free(w);
-    conn_close(&idle);
-    conn_close(&sleeper);
+    tsock_close(&idle);
+    tsock_close(&sleeper);
 }
 
 /* ---- 4. one total order across processes ---- */

@@ -53,6 +53,44 @@ static long long expect_message(struct ws *w, const char *user, const char *text
     return seq;
 }
 
+/* chat_join, whose welcome must list exactly `names` as users. */
+static struct ws *join_seeing(int port, const char *cookie, const char *user, long long *join_seq,
+                              const char *const *names)
+{
+    struct jv *wel;
+    struct ws *w = chat_join(port, cookie, user, join_seq, &wel);
+    expect_users(wel, names);
+    jv_free(wel);
+    return w;
+}
+
+/* The room most tests start from: a fresh server, coco joined (a), then cc
+ * (b), and a has seen cc's join; the next event is seq 3. */
+struct duo {
+    struct server s;
+    struct ws *a, *b;
+};
+
+static void duo_start(struct duo *d)
+{
+    server_start(&d->s, NULL);
+    char *coco = login(d->s.port, "coco", "123456"), *cc = login(d->s.port, "cc", "123456");
+    d->a = chat_join(d->s.port, coco, "coco", NULL, NULL);
+    d->b = chat_join(d->s.port, cc, "cc", NULL, NULL);
+    expect_event_by(d->a, "join", "cc");
+    free(coco);
+    free(cc);
+}
+
+/* Closes what is left of a and b (a test that closed one sets it NULL),
+ * then stops the server. */
+static void duo_stop(struct duo *d)
+{
+    ws_free(d->a);
+    ws_free(d->b);
+    server_stop(&d->s);
+}
+
 /* ---- welcome, join, users ---- */
 
 /* "welcome: to the new client only, first: user, users, history" */
@@ -83,22 +121,11 @@ Test(chat, users_sorted_distinct_including_newcomer)
     server_start(&s, ARGS("--users", path));
     char *coco = login(s.port, "coco", "pw"), *zed = login(s.port, "Zed", "pw"),
          *b9 = login(s.port, "b_9", "pw"), *aa = login(s.port, "aa", "pw");
-    struct jv *wel;
-    struct ws *w1 = chat_join(s.port, coco, "coco", NULL, &wel);
-    expect_users(wel, ARGS("coco"));
-    jv_free(wel);
-    struct ws *w2 = chat_join(s.port, zed, "Zed", NULL, &wel);
-    expect_users(wel, ARGS("Zed", "coco"));
-    jv_free(wel);
-    struct ws *w3 = chat_join(s.port, coco, "coco", NULL, &wel);
-    expect_users(wel, ARGS("Zed", "coco"));
-    jv_free(wel);
-    struct ws *w4 = chat_join(s.port, b9, "b_9", NULL, &wel);
-    expect_users(wel, ARGS("Zed", "b_9", "coco"));
-    jv_free(wel);
-    struct ws *w5 = chat_join(s.port, aa, "aa", NULL, &wel);
-    expect_users(wel, ARGS("Zed", "aa", "b_9", "coco"));
-    jv_free(wel);
+    struct ws *w1 = join_seeing(s.port, coco, "coco", NULL, ARGS("coco"));
+    struct ws *w2 = join_seeing(s.port, zed, "Zed", NULL, ARGS("Zed", "coco"));
+    struct ws *w3 = join_seeing(s.port, coco, "coco", NULL, ARGS("Zed", "coco"));
+    struct ws *w4 = join_seeing(s.port, b9, "b_9", NULL, ARGS("Zed", "b_9", "coco"));
+    struct ws *w5 = join_seeing(s.port, aa, "aa", NULL, ARGS("Zed", "aa", "b_9", "coco"));
     ws_free(w1);
     ws_free(w2);
     ws_free(w3);
@@ -115,10 +142,7 @@ Test(chat, join_goes_to_everyone_including_joiner)
     char *coco = login(s.port, "coco", "123456"), *cc = login(s.port, "cc", "123456");
     long long s1, s2;
     struct ws *a = chat_join(s.port, coco, "coco", &s1, NULL);
-    struct jv *wel;
-    struct ws *b = chat_join(s.port, cc, "cc", &s2, &wel);
-    expect_users(wel, ARGS("cc", "coco"));
-    jv_free(wel);
+    struct ws *b = join_seeing(s.port, cc, "cc", &s2, ARGS("cc", "coco"));
     cr_assert_eq(s1, 1);
     cr_assert_eq(s2, 2);
     cr_assert_eq(expect_event_by(a, "join", "cc"), 2);
@@ -130,33 +154,23 @@ Test(chat, join_goes_to_everyone_including_joiner)
 /* "message: to everyone, including the sender" */
 Test(chat, message_goes_to_everyone_including_sender)
 {
-    struct server s;
-    server_start(&s, NULL);
-    char *coco = login(s.port, "coco", "123456"), *cc = login(s.port, "cc", "123456");
-    struct ws *a = chat_join(s.port, coco, "coco", NULL, NULL);
-    struct ws *b = chat_join(s.port, cc, "cc", NULL, NULL);
-    expect_event_by(a, "join", "cc");
-    ws_send_texts(a, "hello from coco");
-    cr_assert_eq(expect_message(a, "coco", "hello from coco", 15), 3);
-    cr_assert_eq(expect_message(b, "coco", "hello from coco", 15), 3);
-    ws_send_texts(b, "and back");
-    cr_assert_eq(expect_message(b, "cc", "and back", 8), 4);
-    cr_assert_eq(expect_message(a, "cc", "and back", 8), 4);
-    ws_free(a);
-    ws_free(b);
-    server_stop(&s);
+    struct duo d;
+    duo_start(&d);
+    ws_send_texts(d.a, "hello from coco");
+    cr_assert_eq(expect_message(d.a, "coco", "hello from coco", 15), 3);
+    cr_assert_eq(expect_message(d.b, "coco", "hello from coco", 15), 3);
+    ws_send_texts(d.b, "and back");
+    cr_assert_eq(expect_message(d.b, "cc", "and back", 8), 4);
+    cr_assert_eq(expect_message(d.a, "cc", "and back", 8), 4);
+    duo_stop(&d);
 }
 
 /* Text round-trips exactly through the server's JSON: quotes, backslashes,
  * control characters, markup, non-ASCII, U+2028/9, a NUL byte. */
 Test(chat, tricky_texts_round_trip_exactly)
 {
-    struct server s;
-    server_start(&s, NULL);
-    char *coco = login(s.port, "coco", "123456"), *cc = login(s.port, "cc", "123456");
-    struct ws *a = chat_join(s.port, coco, "coco", NULL, NULL);
-    struct ws *b = chat_join(s.port, cc, "cc", NULL, NULL);
-    expect_event_by(a, "join", "cc");
+    struct duo d;
+    duo_start(&d);
     static const struct {
         const char *s;
         size_t n;
@@ -180,14 +194,12 @@ Test(chat, tricky_texts_round_trip_exactly)
     };
     long long seq = 3;
     for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) {
-        ws_send_text(a, texts[i].s, texts[i].n);
-        cr_assert_eq(expect_message(a, "coco", texts[i].s, texts[i].n), seq);
-        cr_assert_eq(expect_message(b, "coco", texts[i].s, texts[i].n), seq);
+        ws_send_text(d.a, texts[i].s, texts[i].n);
+        cr_assert_eq(expect_message(d.a, "coco", texts[i].s, texts[i].n), seq);
+        cr_assert_eq(expect_message(d.b, "coco", texts[i].s, texts[i].n), seq);
         seq++;
     }
-    ws_free(a);
-    ws_free(b);
-    server_stop(&s);
+    duo_stop(&d);
 }
 
 /* "ts is milliseconds since the Unix epoch" (a unit check, not timing). */
@@ -382,11 +394,8 @@ Test(chat, same_user_twice_joins_and_leaves_twice)
     char *coco = login(s.port, "coco", "123456"), *cc = login(s.port, "cc", "123456"),
          *aa = login(s.port, "aa", "123456");
     struct ws *obs = chat_join(s.port, cc, "cc", NULL, NULL);
-    struct jv *wel;
     struct ws *c1 = chat_join(s.port, coco, "coco", NULL, NULL);
-    struct ws *c2 = chat_join(s.port, coco, "coco", NULL, &wel);
-    expect_users(wel, ARGS("cc", "coco"));
-    jv_free(wel);
+    struct ws *c2 = join_seeing(s.port, coco, "coco", NULL, ARGS("cc", "coco"));
     cr_assert_eq(expect_event_by(obs, "join", "coco"), 2);
     cr_assert_eq(expect_event_by(obs, "join", "coco"), 3);
     cr_assert_eq(expect_event_by(c1, "join", "coco"), 3);
@@ -395,17 +404,13 @@ Test(chat, same_user_twice_joins_and_leaves_twice)
     cr_assert_eq(expect_event_by(obs, "leave", "coco"), 4);
     cr_assert_eq(expect_event_by(c2, "leave", "coco"), 4);
     /* coco is still online through c2. */
-    struct ws *late = chat_join(s.port, aa, "aa", NULL, &wel);
-    expect_users(wel, ARGS("aa", "cc", "coco"));
-    jv_free(wel);
+    struct ws *late = join_seeing(s.port, aa, "aa", NULL, ARGS("aa", "cc", "coco"));
     ws_free(late);
     expect_event_by(obs, "join", "aa");
     expect_event_by(obs, "leave", "aa");
     ws_free(c2);
     cr_assert_eq(expect_event_by(obs, "leave", "coco"), 7);
-    late = chat_join(s.port, aa, "aa", NULL, &wel);
-    expect_users(wel, ARGS("aa", "cc"));
-    jv_free(wel);
+    late = join_seeing(s.port, aa, "aa", NULL, ARGS("aa", "cc"));
     ws_free(late);
     ws_free(obs);
     server_stop(&s);
@@ -414,70 +419,55 @@ Test(chat, same_user_twice_joins_and_leaves_twice)
 /* "empty or all ASCII whitespace is ignored" */
 Test(chat, empty_and_whitespace_messages_ignored)
 {
-    struct server s;
-    server_start(&s, NULL);
-    char *coco = login(s.port, "coco", "123456"), *cc = login(s.port, "cc", "123456");
-    struct ws *a = chat_join(s.port, coco, "coco", NULL, NULL);
-    struct ws *b = chat_join(s.port, cc, "cc", NULL, NULL);
-    expect_event_by(a, "join", "cc");
-    ws_send_text(a, "", 0);
-    ws_send_texts(a, " ");
-    ws_send_texts(a, "   \t\r\n  ");
-    ws_send_texts(b, "\n");
-    ws_send_texts(a, "real");
-    cr_assert_eq(expect_message(a, "coco", "real", 4), 3, "an ignorable message took a seq");
-    cr_assert_eq(expect_message(b, "coco", "real", 4), 3);
+    struct duo d;
+    duo_start(&d);
+    ws_send_text(d.a, "", 0);
+    ws_send_texts(d.a, " ");
+    ws_send_texts(d.a, "   \t\r\n  ");
+    ws_send_texts(d.b, "\n");
+    ws_send_texts(d.a, "real");
+    cr_assert_eq(expect_message(d.a, "coco", "real", 4), 3, "an ignorable message took a seq");
+    cr_assert_eq(expect_message(d.b, "coco", "real", 4), 3);
     /* Non-ASCII whitespace (U+00A0) is text. */
-    ws_send_texts(a, "\xc2\xa0");
-    cr_assert_eq(expect_message(b, "coco", "\xc2\xa0", 2), 4);
-    ws_free(a);
-    ws_free(b);
-    server_stop(&s);
+    ws_send_texts(d.a, "\xc2\xa0");
+    cr_assert_eq(expect_message(d.b, "coco", "\xc2\xa0", 2), 4);
+    duo_stop(&d);
 }
 
 /* "leave: to everyone still connected" — on an abrupt disconnect (FIN, and
  * RST) as well as on a close handshake. */
 Test(chat, leave_broadcast_on_abrupt_disconnect)
 {
-    struct server s;
-    server_start(&s, NULL);
-    char *coco = login(s.port, "coco", "123456"), *cc = login(s.port, "cc", "123456"),
-         *aa = login(s.port, "aa", "123456");
-    struct ws *a = chat_join(s.port, coco, "coco", NULL, NULL);
-    struct ws *b = chat_join(s.port, cc, "cc", NULL, NULL);
-    expect_event_by(a, "join", "cc");
-    ws_free(b); /* FIN without a close frame */
-    cr_assert_eq(expect_event_by(a, "leave", "cc"), 3);
+    struct duo d;
+    duo_start(&d);
+    ws_free(d.b); /* FIN without a close frame */
+    d.b = NULL;
+    cr_assert_eq(expect_event_by(d.a, "leave", "cc"), 3);
 
-    struct ws *c = chat_join(s.port, aa, "aa", NULL, NULL);
-    expect_event_by(a, "join", "aa");
+    char *aa = login(d.s.port, "aa", "123456");
+    struct ws *c = chat_join(d.s.port, aa, "aa", NULL, NULL);
+    expect_event_by(d.a, "join", "aa");
     struct linger lg = {1, 0};
     setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     ws_free(c); /* RST */
-    cr_assert_eq(expect_event_by(a, "leave", "aa"), 5);
-    ws_send_texts(a, "still here");
-    cr_assert_eq(expect_message(a, "coco", "still here", 10), 6);
-    ws_free(a);
-    server_stop(&s);
+    cr_assert_eq(expect_event_by(d.a, "leave", "aa"), 5);
+    ws_send_texts(d.a, "still here");
+    cr_assert_eq(expect_message(d.a, "coco", "still here", 10), 6);
+    free(aa);
+    duo_stop(&d);
 }
 
 /* "the close handshake is completed" — the server answers our close with
  * its own, closes the TCP connection, and the others see the leave. */
 Test(chat, client_close_handshake_completed)
 {
-    struct server s;
-    server_start(&s, NULL);
-    char *coco = login(s.port, "coco", "123456"), *cc = login(s.port, "cc", "123456");
-    struct ws *a = chat_join(s.port, coco, "coco", NULL, NULL);
-    struct ws *b = chat_join(s.port, cc, "cc", NULL, NULL);
-    expect_event_by(a, "join", "cc");
-    uint16_t code = ws_close_handshake(b, 1000);
+    struct duo d;
+    duo_start(&d);
+    uint16_t code = ws_close_handshake(d.b, 1000);
     cr_assert(code == 1000 || code == 0, "the server answered close 1000 with %u", code);
-    cr_assert(ws_wait_tcp_close(b, CAP_MS), "the server did not close TCP after the handshake");
-    cr_assert_eq(expect_event_by(a, "leave", "cc"), 3);
-    ws_free(b);
-    ws_free(a);
-    server_stop(&s);
+    cr_assert(ws_wait_tcp_close(d.b, CAP_MS), "the server did not close TCP after the handshake");
+    cr_assert_eq(expect_event_by(d.a, "leave", "cc"), 3);
+    duo_stop(&d);
 }
 
 /* ---- the slow reader ---- */

@@ -28,7 +28,7 @@ enum state { PENDING, SERVED, REFUSED };
 /* Reads what came for the PENDING clients: a 200 makes one SERVED (the
  * connection stays open, keep-alive), a 503 or a close REFUSED. Waits at
  * most wait_ms for something to come; returns how many changed state. */
-static int collect(struct conn *c, enum state *st, int n, int wait_ms)
+static int collect(struct tsock *c, enum state *st, int n, int wait_ms)
 {
     struct pollfd *p = calloc((size_t)n, sizeof *p);
     for (int i = 0; i < n; i++)
@@ -39,7 +39,7 @@ static int collect(struct conn *c, enum state *st, int n, int wait_ms)
             if (!p[i].revents)
                 continue;
             struct http_resp r;
-            enum rd got = conn_read_response(&c[i], false, &r, CAP_MS);
+            enum rd got = tsock_read_response(&c[i], false, &r, CAP_MS);
             if (got == RD_OK) {
                 cr_assert(r.status == 200 || r.status == 503, "client %d got %d", i, r.status);
                 st[i] = r.status == 200 ? SERVED : REFUSED;
@@ -65,7 +65,7 @@ static int collect(struct conn *c, enum state *st, int n, int wait_ms)
  * work that started before it — admitting, forking, refusing, slowed by
  * the run queue of a loaded machine — and the next window finds it idle.
  * So the number of windows is about the machine, the verdict is not. */
-static int64_t watch(struct server *s, struct conn *c, enum state *st, int n)
+static int64_t watch(struct server *s, struct tsock *c, enum state *st, int n)
 {
     int64_t deadline = now_ms() + CAP_MS;
     for (;;) {
@@ -106,13 +106,13 @@ static void expect_recovered(int port)
 {
     int64_t deadline = now_ms() + CAP_MS;
     for (;;) {
-        struct conn c;
-        conn_open(&c, port);
+        struct tsock c;
+        tsock_open(&c, port);
         struct http_resp r;
         enum rd got = RD_BAD;
-        if (conn_sends(&c, "GET /hello HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"))
-            got = conn_read_response(&c, false, &r, CAP_MS);
-        conn_close(&c);
+        if (tsock_sends(&c, "GET /hello HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"))
+            got = tsock_read_response(&c, false, &r, CAP_MS);
+        tsock_close(&c);
         if (got == RD_OK && r.status == 200) {
             resp_free(&r);
             return;
@@ -137,12 +137,12 @@ Test(exhaustion, more_clients_than_descriptors)
     server_model(&s);
     int base = server_fd_count(&s);
     cr_assert(base < NOFILE, "the server already holds %d descriptors", base);
-    struct conn c[N];
+    struct tsock c[N];
     enum state st[N];
     for (int i = 0; i < N; i++) {
-        conn_open(&c[i], s.port);
+        tsock_open(&c[i], s.port);
         st[i] = PENDING;
-        conn_sends(&c[i], "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
+        tsock_sends(&c[i], "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
     }
     int64_t busy = watch(&s, c, st, N);
     int n[3];
@@ -154,7 +154,7 @@ Test(exhaustion, more_clients_than_descriptors)
     cr_assert(busy < WINDOW_MS / 2, "the server spun while out of descriptors: runnable at least "
               "%lld ms in every %d ms window for %d ms", (long long)busy, WINDOW_MS, CAP_MS);
     for (int i = 0; i < N; i++)
-        conn_close(&c[i]);
+        tsock_close(&c[i]);
     expect_recovered(s.port);
     int fds = server_await_fds(&s, base);
     cr_assert(fds <= base, "%d descriptors after the clients left, %d before", fds, base);
@@ -171,30 +171,30 @@ Test(exhaustion, max_conns_reached_refuses_without_spinning)
     struct server s;
     server_start(&s, ARGS("--max-conns", "4"));
     server_model(&s);
-    struct conn c[N];
+    struct tsock c[N];
     enum state st[N];
     for (int i = 0; i < MAX; i++) {
         /* One at a time: the server may not yet have seen the /stats
          * connection close, so the first ones may be refused and retried. */
         for (;;) {
-            conn_open(&c[i], s.port);
+            tsock_open(&c[i], s.port);
             struct http_resp r;
-            conn_sends(&c[i], "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
-            enum rd got = conn_read_response(&c[i], false, &r, CAP_MS);
+            tsock_sends(&c[i], "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
+            enum rd got = tsock_read_response(&c[i], false, &r, CAP_MS);
             int status = got == RD_OK ? r.status : 0;
             if (got == RD_OK)
                 resp_free(&r);
             if (status == 200)
                 break;
-            conn_close(&c[i]);
+            tsock_close(&c[i]);
             poll(NULL, 0, 20);
         }
         st[i] = SERVED;
     }
     for (int i = MAX; i < N; i++) {
-        conn_open(&c[i], s.port);
+        tsock_open(&c[i], s.port);
         st[i] = PENDING;
-        conn_sends(&c[i], "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
+        tsock_sends(&c[i], "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
     }
     int64_t busy = watch(&s, c, st, N);
     int n[3];
@@ -207,7 +207,7 @@ Test(exhaustion, max_conns_reached_refuses_without_spinning)
     cr_assert(busy < WINDOW_MS / 2, "the server spun at --max-conns: runnable at least %lld ms "
               "in every %d ms window for %d ms", (long long)busy, WINDOW_MS, CAP_MS);
     for (int i = 0; i < N; i++)
-        conn_close(&c[i]);
+        tsock_close(&c[i]);
     expect_recovered(s.port);
     cr_assert_eq(server_await_children(&s, 0), 0, "children left after their clients did");
     server_stop(&s);

@@ -32,14 +32,13 @@ Test(faults, search_upstream_hangs_others_unaffected)
 {
     struct upstream u;
     upstream_start(&u, UP_HANG);
-    char *prefix = upstream_prefix(&u);
     struct server s;
-    server_start(&s, ARGS("--upstream", prefix));
-    struct conn a, b;
-    conn_open(&a, s.port);
-    conn_open(&b, s.port);
-    cr_assert(conn_sends(&a, "GET /search?wd=one HTTP/1.1\r\nHost: t\r\n\r\n"));
-    cr_assert(conn_sends(&b, "GET /search?wd=two HTTP/1.1\r\nHost: t\r\n\r\n"));
+    server_start_upstream(&s, &u);
+    struct tsock a, b;
+    tsock_open(&a, s.port);
+    tsock_open(&b, s.port);
+    cr_assert(tsock_sends(&a, "GET /search?wd=one HTTP/1.1\r\nHost: t\r\n\r\n"));
+    cr_assert(tsock_sends(&b, "GET /search?wd=two HTTP/1.1\r\nHost: t\r\n\r\n"));
     await_upstream_requests(&u, 2); /* both are now waiting on the upstream */
 
     for (int i = 0; i < 5; i++)
@@ -53,26 +52,22 @@ Test(faults, search_upstream_hangs_others_unaffected)
     resp_free(&r);
     char *cookie = login(s.port, "coco", "123456");
     struct ws *w = chat_join(s.port, cookie, "coco", NULL, NULL);
-    ws_send_texts(w, "while /search hangs");
-    struct jv *v = expect_event(w, "message");
-    cr_assert_str_eq(jv_str(v, "text"), "while /search hangs");
-    jv_free(v);
+    chat_round_trip(w, "while /search hangs");
     ws_free(w);
     free(cookie);
 
-    struct conn *both[2] = {&a, &b};
+    struct tsock *both[2] = {&a, &b};
     for (int i = 0; i < 2; i++) {
-        enum rd got = conn_read_response(both[i], false, &r, CAP_MS);
+        enum rd got = tsock_read_response(both[i], false, &r, CAP_MS);
         cr_assert(got == RD_OK, "/search %d on a hanging upstream got %s", i, rd_name(got));
         cr_assert_eq(r.status, 504, "/search %d on a hanging upstream got %d", i, r.status);
         check_common_headers(&s, &r, false);
         resp_free(&r);
-        conn_close(both[i]);
+        tsock_close(both[i]);
     }
     expect_hello(s.port);
     server_stop(&s);
     upstream_stop(&u);
-    free(prefix);
 }
 
 /* An upstream that sends 5 MB: 502, three times over, and the server is
@@ -81,9 +76,8 @@ Test(faults, search_upstream_5mb_body_502)
 {
     struct upstream u;
     upstream_start(&u, UP_5MB);
-    char *prefix = upstream_prefix(&u);
     struct server s;
-    server_start(&s, ARGS("--upstream", prefix));
+    server_start_upstream(&s, &u);
     for (int i = 0; i < 3; i++) {
         struct http_resp r;
         http_get(&r, s.port, "/search?wd=big", NULL);
@@ -94,7 +88,6 @@ Test(faults, search_upstream_5mb_body_502)
     }
     server_stop(&s);
     upstream_stop(&u);
-    free(prefix);
 }
 
 /* ---- SIGTERM under load ---- */
@@ -154,16 +147,16 @@ Test(faults, sigterm_under_load_clean_exit_no_lost_leave)
     for (int i = 0; i < 2; i++)
         cr_assert_eq(expect_event_by(m[i].w, "join", "aa"), m[i].next++);
 
-    struct conn http[3];
+    struct tsock http[3];
     for (int i = 0; i < 3; i++) {
-        conn_open(&http[i], s.port);
+        tsock_open(&http[i], s.port);
         /* Pipelined: once /hello is answered the server holds the /sleep. */
-        cr_assert(conn_sends(&http[i], "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n"
+        cr_assert(tsock_sends(&http[i], "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n"
                                        "GET /sleep?ms=300 HTTP/1.1\r\nHost: t\r\n\r\n"));
     }
     for (int i = 0; i < 3; i++) {
         struct http_resp r;
-        conn_expect_response(&http[i], false, &r);
+        tsock_expect_response(&http[i], false, &r);
         cr_assert_eq(r.status, 200);
         resp_free(&r);
     }
@@ -185,12 +178,12 @@ Test(faults, sigterm_under_load_clean_exit_no_lost_leave)
     }
     for (int i = 0; i < 3; i++) {
         struct http_resp r;
-        enum rd got = conn_read_response(&http[i], false, &r, CAP_MS);
+        enum rd got = tsock_read_response(&http[i], false, &r, CAP_MS);
         cr_assert(got == RD_OK, "/sleep %d in flight at SIGTERM got %s", i, rd_name(got));
         cr_assert_eq(r.status, 200);
         cr_assert_str_eq(r.body, "slept 300 ms\n");
         resp_free(&r);
-        conn_close(&http[i]);
+        tsock_close(&http[i]);
     }
     server_wait_exit(&s, STOP_CAP_MS);
     ws_free(quitter);

@@ -59,12 +59,12 @@ Test(hostile, slowloris_and_silent_clients_dropped_others_served)
     enum { LORIS = 6, SILENT = 6, N = LORIS + SILENT };
     struct server s;
     server_start(&s, NULL);
-    struct conn c[N];
+    struct tsock c[N];
     bool done[N] = {false};
     for (int i = 0; i < N; i++) {
-        conn_open(&c[i], s.port);
+        tsock_open(&c[i], s.port);
         if (i < LORIS)
-            cr_assert(conn_sends(&c[i], "GET /hello HTTP/1.1\r\nHost: t\r\nX-Slow: "));
+            cr_assert(tsock_sends(&c[i], "GET /hello HTTP/1.1\r\nHost: t\r\nX-Slow: "));
     }
     int left = N, served = 0, rounds = 0;
     int64_t deadline = now_ms() + CAP_MS;
@@ -80,7 +80,7 @@ Test(hostile, slowloris_and_silent_clients_dropped_others_served)
             rounds++;
             for (int i = 0; i < LORIS; i++)
                 if (!done[i])
-                    conn_send(&c[i], "a", 1);
+                    tsock_send(&c[i], "a", 1);
             continue;
         }
         for (int i = 0; i < N; i++) {
@@ -88,16 +88,16 @@ Test(hostile, slowloris_and_silent_clients_dropped_others_served)
                 continue;
             if (i < LORIS) {
                 struct http_resp r;
-                enum rd got = conn_read_response(&c[i], false, &r, CAP_MS);
+                enum rd got = tsock_read_response(&c[i], false, &r, CAP_MS);
                 cr_assert(got == RD_OK, "slow client %d got %s, not a 408", i, rd_name(got));
                 cr_assert_eq(r.status, 408, "slow client %d got %d", i, r.status);
                 resp_free(&r);
-                enum rd end = conn_wait_eof(&c[i], CAP_MS, NULL);
+                enum rd end = tsock_wait_eof(&c[i], CAP_MS, NULL);
                 cr_assert(end == RD_EOF || end == RD_RESET, "slow client %d not closed: %s", i,
                           rd_name(end));
             } else {
                 size_t extra = 0;
-                enum rd end = conn_wait_eof(&c[i], CAP_MS, &extra);
+                enum rd end = tsock_wait_eof(&c[i], CAP_MS, &extra);
                 cr_assert(end == RD_EOF, "silent client %d: %s", i, rd_name(end));
                 cr_assert_eq(extra, 0, "silent client %d was sent %zu bytes", i, extra);
             }
@@ -112,7 +112,7 @@ Test(hostile, slowloris_and_silent_clients_dropped_others_served)
     cr_log_info("slowloris: %d normal requests served meanwhile, %d trickle rounds", served,
                 rounds);
     for (int i = 0; i < N; i++)
-        conn_close(&c[i]);
+        tsock_close(&c[i]);
     cr_assert_eq(http_status(s.port, "/hello"), 200);
     cr_assert_eq(server_await_children(&s, 0), 0, "children left after their clients did");
     server_stop(&s);
@@ -128,36 +128,36 @@ Test(hostile, half_closed_client_still_answered)
 {
     struct server s;
     server_start(&s, NULL);
-    struct conn c;
-    conn_open(&c, s.port);
-    cr_assert(conn_sends(&c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n"
+    struct tsock c;
+    tsock_open(&c, s.port);
+    cr_assert(tsock_sends(&c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n"
                              "GET /cpu?n=1 HTTP/1.1\r\nHost: t\r\n\r\n"));
     cr_assert(shutdown(c.fd, SHUT_WR) == 0);
     struct http_resp r;
-    enum rd got = conn_read_response(&c, false, &r, CAP_MS);
+    enum rd got = tsock_read_response(&c, false, &r, CAP_MS);
     cr_assert(got == RD_OK, "after a half-close the first request got %s", rd_name(got));
     cr_assert_eq(r.status, 200);
     cr_assert_str_eq(r.body, "Hello, world!\n");
     resp_free(&r);
-    got = conn_read_response(&c, false, &r, CAP_MS);
+    got = tsock_read_response(&c, false, &r, CAP_MS);
     cr_assert(got == RD_OK, "after a half-close the second request got %s", rd_name(got));
     cr_assert_eq(r.status, 200);
     resp_free(&r);
     size_t extra = 0;
-    enum rd end = conn_wait_eof(&c, CAP_MS, &extra);
+    enum rd end = tsock_wait_eof(&c, CAP_MS, &extra);
     cr_assert(end == RD_EOF || end == RD_RESET, "not closed after a half-close: %s", rd_name(end));
     cr_assert_eq(extra, 0);
-    conn_close(&c);
+    tsock_close(&c);
 
-    conn_open(&c, s.port);
-    cr_assert(conn_sends(&c, "GET /hel"));
+    tsock_open(&c, s.port);
+    cr_assert(tsock_sends(&c, "GET /hel"));
     cr_assert(shutdown(c.fd, SHUT_WR) == 0);
-    end = conn_wait_eof(&c, CAP_MS, &extra);
+    end = tsock_wait_eof(&c, CAP_MS, &extra);
     cr_assert(end == RD_EOF || end == RD_RESET, "a half-closed partial head: %s", rd_name(end));
     if (extra)
         cr_assert(strncmp(c.buf, "HTTP/1.1 4", 10) == 0, "a half-closed partial head got: %.80s",
                   c.buf);
-    conn_close(&c);
+    tsock_close(&c);
     cr_assert_eq(http_status(s.port, "/hello"), 200);
     server_stop(&s);
 }
@@ -176,10 +176,7 @@ Test(hostile, websocket_half_close_is_a_leave)
     expect_event_by(stay, "leave", "cc");
     cr_assert(drain_until_closed(quit->fd), "the server kept a half-closed WebSocket open");
     ws_free(quit);
-    ws_send_texts(stay, "still here");
-    struct jv *v = expect_event(stay, "message");
-    cr_assert_str_eq(jv_str(v, "text"), "still here");
-    jv_free(v);
+    chat_round_trip(stay, "still here");
     ws_free(stay);
     free(coco);
     free(cc);
@@ -232,10 +229,7 @@ Test(hostile, client_reset_mid_response_no_sigpipe)
     setsockopt(gone->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     ws_free(gone); /* unread frames in its buffer, linger 0: a reset */
     expect_event_by(poster, "leave", "aa");
-    ws_send_texts(poster, "after the reset");
-    struct jv *v = expect_event(poster, "message");
-    cr_assert_str_eq(jv_str(v, "text"), "after the reset");
-    jv_free(v);
+    chat_round_trip(poster, "after the reset");
     ws_free(poster);
     free(text);
     free(coco);
@@ -371,15 +365,15 @@ Test(hostile, frame_lengths_beyond_limits_closed_at_the_header)
  * a reset, a WebSocket upgrade refused. */
 static void soak_round(int port, const char *cookie)
 {
-    struct conn c;
-    conn_open(&c, port);
+    struct tsock c;
+    tsock_open(&c, port);
     struct http_resp r;
     for (int i = 0; i < 3; i++) {
-        cr_assert(conn_sends(&c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n"));
-        conn_expect_response(&c, false, &r);
+        cr_assert(tsock_sends(&c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n"));
+        tsock_expect_response(&c, false, &r);
         resp_free(&r);
     }
-    conn_close(&c);
+    tsock_close(&c);
     raw_request(port, "GET /cpu?n=10 HTTP/1.0\r\n\r\n", false, &r);
     resp_free(&r);
     free(login(port, "cc", "123456"));
@@ -388,15 +382,11 @@ static void soak_round(int port, const char *cookie)
     jv_free(expect_event(w, "message"));
     ws_close_handshake(w, 1000);
     ws_free(w);
-    http_get(&r, port, "/search?wd=soak", NULL);
-    cr_assert_eq(r.status, 200);
-    resp_free(&r);
+    cr_assert_eq(http_status(port, "/search?wd=soak"), 200);
     int fd = tcp_connect(port, 0);
     cr_assert(send(fd, "GET /sleep?ms=10 HTTP/1.1\r\nHo", 29, MSG_NOSIGNAL) == 29);
     reset_close(fd);
-    http_get(&r, port, "/chat/ws", NULL);
-    cr_assert_eq(r.status, 401);
-    resp_free(&r);
+    cr_assert_eq(http_status(port, "/chat/ws"), 401);
 }
 
 /* 12 rounds, about 100 connections (each a process in chat-forked, which
@@ -408,9 +398,8 @@ Test(hostile, descriptors_do_not_grow_over_a_soak)
 {
     struct upstream u;
     upstream_start(&u, UP_ECHO);
-    char *prefix = upstream_prefix(&u);
     struct server s;
-    server_start(&s, ARGS("--upstream", prefix));
+    server_start_upstream(&s, &u);
     char *cookie = login(s.port, "coco", "123456");
     /* A first round opens what a server opens once (caches, pools). */
     soak_round(s.port, cookie);
@@ -424,5 +413,4 @@ Test(hostile, descriptors_do_not_grow_over_a_soak)
     cr_assert_eq(server_await_children(&s, 0), 0, "children left after their clients did");
     server_stop(&s);
     upstream_stop(&u);
-    free(prefix);
 }

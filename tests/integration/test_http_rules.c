@@ -13,26 +13,26 @@
 
 TestSuite(http_rules, SUITE_CFG);
 
-static void exchange(struct conn *c, const char *req, bool head, struct http_resp *r)
+static void exchange(struct tsock *c, const char *req, bool head, struct http_resp *r)
 {
-    cr_assert(conn_sends(c, req), "the server closed before the request was sent");
-    conn_expect_response(c, head, r);
+    cr_assert(tsock_sends(c, req), "the server closed before the request was sent");
+    tsock_expect_response(c, head, r);
 }
 
-static void expect_closed(struct conn *c, const char *why)
+static void expect_closed(struct tsock *c, const char *why)
 {
     size_t extra = 0;
-    enum rd end = conn_wait_eof(c, CAP_MS, &extra);
+    enum rd end = tsock_wait_eof(c, CAP_MS, &extra);
     cr_assert(end == RD_EOF, "%s: expected the server to close, got %s", why, rd_name(end));
     cr_assert_eq(extra, 0, "%s: %zu unexpected bytes before the close", why, extra);
 }
 
 /* The connection is still open: a further request is answered. */
-static void expect_open(struct conn *c, const char *why)
+static void expect_open(struct tsock *c, const char *why)
 {
     struct http_resp r;
-    cr_assert(conn_sends(c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n"), "%s: closed", why);
-    enum rd got = conn_read_response(c, false, &r, CAP_MS);
+    cr_assert(tsock_sends(c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n"), "%s: closed", why);
+    enum rd got = tsock_read_response(c, false, &r, CAP_MS);
     cr_assert(got == RD_OK, "%s: the connection was not kept alive (%s)", why, rd_name(got));
     cr_assert_eq(r.status, 200);
     resp_free(&r);
@@ -60,8 +60,8 @@ Test(http_rules, http10_closes_by_default)
 {
     struct server s;
     server_start(&s, NULL);
-    struct conn c;
-    conn_open(&c, s.port);
+    struct tsock c;
+    tsock_open(&c, s.port);
     struct http_resp r;
     exchange(&c, "GET /hello HTTP/1.0\r\n\r\n", false, &r);
     cr_assert_eq(r.status, 200);
@@ -70,7 +70,7 @@ Test(http_rules, http10_closes_by_default)
     check_common_headers(&s, &r, false);
     resp_free(&r);
     expect_closed(&c, "HTTP/1.0 without keep-alive");
-    conn_close(&c);
+    tsock_close(&c);
     server_stop(&s);
 }
 
@@ -78,8 +78,8 @@ Test(http_rules, http10_keep_alive_when_asked_and_echoed)
 {
     struct server s;
     server_start(&s, NULL);
-    struct conn c;
-    conn_open(&c, s.port);
+    struct tsock c;
+    tsock_open(&c, s.port);
     struct http_resp r;
     for (int i = 0; i < 2; i++) {
         exchange(&c, "GET /hello HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", false, &r);
@@ -93,7 +93,7 @@ Test(http_rules, http10_keep_alive_when_asked_and_echoed)
     cr_assert_eq(r.status, 200);
     resp_free(&r);
     expect_closed(&c, "HTTP/1.0 without keep-alive");
-    conn_close(&c);
+    tsock_close(&c);
     server_stop(&s);
 }
 
@@ -101,11 +101,11 @@ Test(http_rules, http11_keeps_alive_by_default)
 {
     struct server s;
     server_start(&s, NULL);
-    struct conn c;
-    conn_open(&c, s.port);
+    struct tsock c;
+    tsock_open(&c, s.port);
     for (int i = 0; i < 3; i++)
         expect_open(&c, "HTTP/1.1");
-    conn_close(&c);
+    tsock_close(&c);
     server_stop(&s);
 }
 
@@ -113,8 +113,8 @@ Test(http_rules, http11_connection_close_closes)
 {
     struct server s;
     server_start(&s, NULL);
-    struct conn c;
-    conn_open(&c, s.port);
+    struct tsock c;
+    tsock_open(&c, s.port);
     /* The request after the "close" one must not be answered. */
     struct http_resp r;
     exchange(&c,
@@ -124,7 +124,7 @@ Test(http_rules, http11_connection_close_closes)
     cr_assert_eq(r.status, 200);
     resp_free(&r);
     expect_closed(&c, "Connection: close");
-    conn_close(&c);
+    tsock_close(&c);
     server_stop(&s);
 }
 
@@ -133,9 +133,9 @@ Test(http_rules, pipelined_requests_answered_in_order)
 {
     struct server s;
     server_start(&s, NULL);
-    struct conn c;
-    conn_open(&c, s.port);
-    cr_assert(conn_sends(&c, "GET /sleep?ms=300 HTTP/1.1\r\nHost: t\r\n\r\n"
+    struct tsock c;
+    tsock_open(&c, s.port);
+    cr_assert(tsock_sends(&c, "GET /sleep?ms=300 HTTP/1.1\r\nHost: t\r\n\r\n"
                              "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n"
                              "GET /sleep?ms=0 HTTP/1.1\r\nHost: t\r\n\r\n"
                              "GET /cpu?n=1 HTTP/1.1\r\nHost: t\r\n\r\n"
@@ -159,7 +159,7 @@ Test(http_rules, pipelined_requests_answered_in_order)
     };
     for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
         struct http_resp r;
-        enum rd got = conn_read_response(&c, want[i].head, &r, CAP_MS);
+        enum rd got = tsock_read_response(&c, want[i].head, &r, CAP_MS);
         cr_assert(got == RD_OK, "pipelined response %zu: %s", i, rd_name(got));
         cr_assert_eq(r.status, want[i].status, "pipelined response %zu: status %d", i, r.status);
         if (want[i].body)
@@ -167,7 +167,7 @@ Test(http_rules, pipelined_requests_answered_in_order)
         resp_free(&r);
     }
     expect_open(&c, "after the pipeline");
-    conn_close(&c);
+    tsock_close(&c);
     server_stop(&s);
 }
 
@@ -201,24 +201,24 @@ Test(http_rules, head_on_every_get_route)
                                path, ck);
         struct http_resp g, h, after;
         raw_request(s.port, get, false, &g);
-        struct conn c;
-        conn_open(&c, s.port);
+        struct tsock c;
+        tsock_open(&c, s.port);
         exchange(&c, head, true, &h);
         if (header_has_token(&h, "Connection", "close")) {
             size_t extra = 0;
-            enum rd end = conn_wait_eof(&c, CAP_MS, &extra);
+            enum rd end = tsock_wait_eof(&c, CAP_MS, &extra);
             cr_assert(end == RD_EOF || end == RD_RESET, "HEAD %s: Connection: close but %s", path,
                       rd_name(end));
             cr_assert_eq(extra, 0, "HEAD %s was followed by %zu body bytes", path, extra);
         } else {
-            enum rd got = conn_read_response(&c, false, &after, CAP_MS);
+            enum rd got = tsock_read_response(&c, false, &after, CAP_MS);
             cr_assert(got == RD_OK && after.status == 200 &&
                           strcmp(after.body, "Hello, world!\n") == 0,
                       "HEAD %s was followed by body bytes (the next response is garbled: %s)",
                       path, rd_name(got));
             resp_free(&after);
         }
-        conn_close(&c);
+        tsock_close(&c);
         cr_assert_eq(h.status, g.status, "HEAD %s: %d, GET: %d", path, h.status, g.status);
         const char *gl = resp_header(&g, "Content-Length"), *hl = resp_header(&h, "Content-Length");
         cr_assert(hl != NULL, "HEAD %s without Content-Length", path);
@@ -307,30 +307,27 @@ Test(http_rules, malformed_request_400)
     };
     /* Every case is checked (cr_expect), so one run lists all that fail. */
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        struct conn c;
-        conn_open(&c, s.port);
-        cr_assert(conn_sends(&c, bad[i]));
+        struct tsock c;
+        tsock_open(&c, s.port);
+        cr_assert(tsock_sends(&c, bad[i]));
         struct http_resp r;
-        enum rd got = conn_read_response(&c, false, &r, CAP_MS);
+        enum rd got = tsock_read_response(&c, false, &r, CAP_MS);
         cr_expect(got == RD_OK, "malformed request %zu got %s, not a 400", i, rd_name(got));
         if (got == RD_OK) {
             cr_expect_eq(r.status, 400, "malformed request %zu (%.40s...) answered %d", i, bad[i],
                          r.status);
             if (r.status == 400) {
-                enum rd end = conn_wait_eof(&c, CAP_MS, NULL);
+                enum rd end = tsock_wait_eof(&c, CAP_MS, NULL);
                 cr_expect(end == RD_EOF || end == RD_RESET,
                           "after the 400 for request %zu the connection stays open (%s)", i,
                           rd_name(end));
             }
             resp_free(&r);
         }
-        conn_close(&c);
+        tsock_close(&c);
     }
     /* Still healthy. */
-    struct http_resp r;
-    http_get(&r, s.port, "/hello", NULL);
-    cr_assert_eq(r.status, 200);
-    resp_free(&r);
+    cr_assert_eq(http_status(s.port, "/hello"), 200);
     server_stop(&s);
 }
 
@@ -500,13 +497,13 @@ Test(http_rules, head_split_into_single_bytes)
 {
     struct server s;
     server_start(&s, NULL);
-    struct conn c;
-    conn_open(&c, s.port);
+    struct tsock c;
+    tsock_open(&c, s.port);
     const char *req = "GET /sleep?ms=1&x=y HTTP/1.1\r\nHost: t\r\nX-A: b\r\n\r\n";
     for (size_t i = 0; req[i]; i++)
-        cr_assert(conn_send(&c, req + i, 1));
+        cr_assert(tsock_send(&c, req + i, 1));
     struct http_resp r;
-    conn_expect_response(&c, false, &r);
+    tsock_expect_response(&c, false, &r);
     cr_assert_eq(r.status, 200);
     cr_assert_str_eq(r.body, "slept 1 ms\n");
     resp_free(&r);
@@ -515,17 +512,17 @@ Test(http_rules, head_split_into_single_bytes)
                         "application/x-www-form-urlencoded\r\nContent-Length: 29\r\n\r\n"
                         "username=coco&password=123456";
     for (size_t i = 0; login[i]; i++)
-        cr_assert(conn_send(&c, login + i, 1));
-    conn_expect_response(&c, false, &r);
+        cr_assert(tsock_send(&c, login + i, 1));
+    tsock_expect_response(&c, false, &r);
     cr_assert_eq(r.status, 303);
     resp_free(&r);
-    conn_close(&c);
+    tsock_close(&c);
     server_stop(&s);
 }
 
 /* Sends one byte of `more` each second (pacing, so the connection is never
  * idle) until the server answers. Returns what it answered. */
-static enum rd trickle_until_answer(struct conn *c, const char *more, struct http_resp *r)
+static enum rd trickle_until_answer(struct tsock *c, const char *more, struct http_resp *r)
 {
     int64_t deadline = now_ms() + CAP_MS;
     size_t i = 0;
@@ -533,9 +530,9 @@ static enum rd trickle_until_answer(struct conn *c, const char *more, struct htt
         struct pollfd p = {c->fd, POLLIN, 0};
         int n = poll(&p, 1, 1000);
         if (n > 0)
-            return conn_read_response(c, false, r, CAP_MS);
+            return tsock_read_response(c, false, r, CAP_MS);
         if (more[i])
-            conn_send(c, more + i++, 1);
+            tsock_send(c, more + i++, 1);
     }
     return RD_TIMEOUT;
 }
@@ -547,18 +544,18 @@ Test(http_rules, incomplete_head_408_and_close)
 {
     struct server s;
     server_start(&s, NULL);
-    struct conn c;
-    conn_open(&c, s.port);
-    cr_assert(conn_sends(&c, "GET /hello HTTP/1.1\r\nHost: t\r\nX-Pad: "));
+    struct tsock c;
+    tsock_open(&c, s.port);
+    cr_assert(tsock_sends(&c, "GET /hello HTTP/1.1\r\nHost: t\r\nX-Pad: "));
     struct http_resp r;
     enum rd got = trickle_until_answer(&c, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", &r);
     cr_assert(got == RD_OK, "an unfinished head got %s, not a 408", rd_name(got));
     cr_assert_eq(r.status, 408);
     check_common_headers(&s, &r, false);
     resp_free(&r);
-    enum rd end = conn_wait_eof(&c, CAP_MS, NULL);
+    enum rd end = tsock_wait_eof(&c, CAP_MS, NULL);
     cr_assert(end == RD_EOF || end == RD_RESET, "not closed after the 408 (%s)", rd_name(end));
-    conn_close(&c);
+    tsock_close(&c);
     server_stop(&s);
 }
 
@@ -567,9 +564,9 @@ Test(http_rules, incomplete_body_408_and_close)
 {
     struct server s;
     server_start(&s, NULL);
-    struct conn c;
-    conn_open(&c, s.port);
-    cr_assert(conn_sends(&c, "POST /login HTTP/1.1\r\nHost: t\r\n"
+    struct tsock c;
+    tsock_open(&c, s.port);
+    cr_assert(tsock_sends(&c, "POST /login HTTP/1.1\r\nHost: t\r\n"
                              "Content-Type: application/x-www-form-urlencoded\r\n"
                              "Content-Length: 100\r\n\r\nusername=coco"));
     struct http_resp r;
@@ -577,9 +574,9 @@ Test(http_rules, incomplete_body_408_and_close)
     cr_assert(got == RD_OK, "an unfinished body got %s, not a 408", rd_name(got));
     cr_assert_eq(r.status, 408);
     resp_free(&r);
-    enum rd end = conn_wait_eof(&c, CAP_MS, NULL);
+    enum rd end = tsock_wait_eof(&c, CAP_MS, NULL);
     cr_assert(end == RD_EOF || end == RD_RESET, "not closed after the 408 (%s)", rd_name(end));
-    conn_close(&c);
+    tsock_close(&c);
     server_stop(&s);
 }
 
@@ -588,14 +585,14 @@ Test(http_rules, silent_new_connection_closed_without_bytes)
 {
     struct server s;
     server_start(&s, NULL);
-    struct conn c;
-    conn_open(&c, s.port);
+    struct tsock c;
+    tsock_open(&c, s.port);
     size_t extra = 0;
-    enum rd end = conn_wait_eof(&c, CAP_MS, &extra);
+    enum rd end = tsock_wait_eof(&c, CAP_MS, &extra);
     cr_assert(end == RD_EOF, "a silent connection was not closed with EOF (%s)", rd_name(end));
     cr_assert_eq(extra, 0, "the server sent %zu bytes to a silent connection: %.100s", extra,
                  c.buf);
-    conn_close(&c);
+    tsock_close(&c);
     server_stop(&s);
 }
 
@@ -605,17 +602,17 @@ Test(http_rules, idle_keepalive_closed_silently)
 {
     struct server s;
     server_start(&s, NULL);
-    struct conn c;
-    conn_open(&c, s.port);
+    struct tsock c;
+    tsock_open(&c, s.port);
     struct http_resp r;
     exchange(&c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n", false, &r);
     cr_assert_eq(r.status, 200);
     resp_free(&r);
     size_t extra = 0;
-    enum rd end = conn_wait_eof(&c, CAP_MS + 10000, &extra);
+    enum rd end = tsock_wait_eof(&c, CAP_MS + 10000, &extra);
     cr_assert(end == RD_EOF, "an idle keep-alive connection was not closed with EOF (%s)",
               rd_name(end));
     cr_assert_eq(extra, 0, "the server sent %zu bytes before closing: %.100s", extra, c.buf);
-    conn_close(&c);
+    tsock_close(&c);
     server_stop(&s);
 }

@@ -22,7 +22,7 @@ TestSuite(login_limits, SUITE_CFG);
 /* POST /login from source address `from` (a 127.0.0.0/8 address). */
 static void login_from(struct http_resp *r, int port, const char *from, const char *password)
 {
-    struct conn c = {.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+    struct tsock c = {.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)};
     cr_assert(c.fd >= 0);
     struct sockaddr_in src = {.sin_family = AF_INET}, dst = {.sin_family = AF_INET};
     cr_assert_eq(inet_pton(AF_INET, from, &src.sin_addr), 1);
@@ -36,9 +36,9 @@ static void login_from(struct http_resp *r, int port, const char *from, const ch
     char *req = xasprintf("POST /login HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n" FORM "\r\n"
                           "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
                           port, strlen(body), body);
-    cr_assert(conn_sends(&c, req));
-    conn_expect_response(&c, false, r);
-    conn_close(&c);
+    cr_assert(tsock_sends(&c, req));
+    tsock_expect_response(&c, false, r);
+    tsock_close(&c);
     free(req);
     free(body);
 }

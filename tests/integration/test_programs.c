@@ -32,10 +32,7 @@ Test(programs, listening_line_names_the_real_port)
 {
     struct server s;
     server_start(&s, NULL); /* asserts the line and a non-zero port */
-    struct http_resp r;
-    http_get(&r, s.port, "/hello", NULL);
-    cr_assert_eq(r.status, 200);
-    resp_free(&r);
+    cr_assert_eq(http_status(s.port, "/hello"), 200);
     server_stop(&s);
 }
 
@@ -216,12 +213,12 @@ Test(programs, users_file_missing_refused)
 
 /* GET /hello on a fresh connection; returns the status, or 0 when the
  * connection ended without a response. */
-static int hello_status(struct conn *c)
+static int hello_status(struct tsock *c)
 {
     /* The send may fail on a refused connection; the read tells. */
-    (void)conn_sends(c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
+    (void)tsock_sends(c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
     struct http_resp r;
-    enum rd got = conn_read_response(c, false, &r, CAP_MS);
+    enum rd got = tsock_read_response(c, false, &r, CAP_MS);
     if (got != RD_OK)
         return 0;
     int status = r.status;
@@ -236,10 +233,10 @@ static void expect_served_again(struct server *s)
     int64_t deadline = now_ms() + 20000;
     int last = -1;
     while (remaining_ms(deadline) > 0) {
-        struct conn d;
-        conn_open(&d, s->port);
+        struct tsock d;
+        tsock_open(&d, s->port);
         last = hello_status(&d);
-        conn_close(&d);
+        tsock_close(&d);
         if (last == 200)
             return;
         struct timespec backoff = {0, 20 * 1000 * 1000};
@@ -250,15 +247,15 @@ static void expect_served_again(struct server *s)
 
 /* Open a connection that the server serves: a 503 can mean only that the
  * server has not yet seen an earlier connection's close (retried). */
-static void open_admitted(struct conn *c, int port)
+static void open_admitted(struct tsock *c, int port)
 {
     int64_t deadline = now_ms() + 20000;
     int last = -1;
     while (remaining_ms(deadline) > 0) {
-        conn_open(c, port);
+        tsock_open(c, port);
         if ((last = hello_status(c)) == 200)
             return;
-        conn_close(c);
+        tsock_close(c);
         struct timespec backoff = {0, 20 * 1000 * 1000};
         nanosleep(&backoff, NULL); /* retry pacing, not synchronisation */
     }
@@ -273,29 +270,29 @@ Test(programs, max_conns_refuses_beyond_limit_with_503)
     server_start(&s, ARGS("--max-conns", "2"));
     server_model(&s); /* fetch it now: it takes a connection */
 
-    struct conn a, b, c;
+    struct tsock a, b, c;
     open_admitted(&a, s.port);
     open_admitted(&b, s.port);
     /* Both stay open and idle (keep-alive). A third is refused. */
-    conn_open(&c, s.port);
-    conn_sends(&c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
+    tsock_open(&c, s.port);
+    tsock_sends(&c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
     struct http_resp r;
-    enum rd got = conn_read_response(&c, false, &r, CAP_MS);
+    enum rd got = tsock_read_response(&c, false, &r, CAP_MS);
     cr_assert(got == RD_OK, "the third connection got %s, not a 503", rd_name(got));
     cr_assert_eq(r.status, 503, "the third connection got %d", r.status);
     check_common_headers(&s, &r, false);
     resp_free(&r);
-    enum rd end = conn_wait_eof(&c, CAP_MS, NULL);
+    enum rd end = tsock_wait_eof(&c, CAP_MS, NULL);
     cr_assert(end == RD_EOF || end == RD_RESET, "the refused connection was not closed (%s)",
               rd_name(end));
-    conn_close(&c);
+    tsock_close(&c);
 
     /* The kept connections still work. */
     cr_assert_eq(hello_status(&a), 200);
     /* Free a slot: a new connection is served again. */
-    conn_close(&b);
+    tsock_close(&b);
     expect_served_again(&s);
-    conn_close(&a);
+    tsock_close(&a);
     server_stop(&s);
 }
 
@@ -311,10 +308,10 @@ Test(programs, max_conns_counts_websockets)
     struct ws *w2 = chat_join(s.port, cookie, "coco", NULL, NULL);
     expect_event_by(w1, "join", "coco"); /* w2's join */
 
-    struct conn c;
-    conn_open(&c, s.port);
+    struct tsock c;
+    tsock_open(&c, s.port);
     cr_assert_eq(hello_status(&c), 503, "a third connection beside two WebSockets was served");
-    conn_close(&c);
+    tsock_close(&c);
 
     ws_free(w2);
     expect_event_by(w1, "leave", "coco");
@@ -370,24 +367,24 @@ Test(programs, sigterm_finishes_sleep_in_flight)
 {
     struct server s;
     server_start(&s, NULL);
-    struct conn c;
-    conn_open(&c, s.port);
+    struct tsock c;
+    tsock_open(&c, s.port);
     /* Pipelined: when /hello is answered the server holds the /sleep. */
-    conn_sends(&c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n"
+    tsock_sends(&c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n"
                    "GET /sleep?ms=1000 HTTP/1.1\r\nHost: t\r\n\r\n");
     struct http_resp r;
-    conn_expect_response(&c, false, &r);
+    tsock_expect_response(&c, false, &r);
     cr_assert_eq(r.status, 200);
     resp_free(&r);
 
     cr_assert(kill(s.pid, SIGTERM) == 0);
-    enum rd got = conn_read_response(&c, false, &r, CAP_MS);
+    enum rd got = tsock_read_response(&c, false, &r, CAP_MS);
     cr_assert(got == RD_OK, "the /sleep in flight got %s instead of its response", rd_name(got));
     cr_assert_eq(r.status, 200);
     cr_assert_str_eq(r.body, "slept 1000 ms\n");
     resp_free(&r);
     server_wait_exit(&s, STOP_CAP_MS);
-    conn_close(&c);
+    tsock_close(&c);
 }
 
 /* "drop the rest, and exit 0 within 5 s": a 30 s /sleep cannot finish. */
@@ -395,24 +392,24 @@ Test(programs, sigterm_drops_long_sleep_and_exits)
 {
     struct server s;
     server_start(&s, NULL);
-    struct conn c;
-    conn_open(&c, s.port);
-    conn_sends(&c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n"
+    struct tsock c;
+    tsock_open(&c, s.port);
+    tsock_sends(&c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n"
                    "GET /sleep?ms=30000 HTTP/1.1\r\nHost: t\r\n\r\n");
     struct http_resp r;
-    conn_expect_response(&c, false, &r);
+    tsock_expect_response(&c, false, &r);
     resp_free(&r);
 
     cr_assert(kill(s.pid, SIGTERM) == 0);
     server_wait_exit(&s, STOP_CAP_MS);
     /* Whatever the server said last, the connection is over and it is not
      * a "slept 30000 ms". */
-    enum rd got = conn_read_response(&c, false, &r, CAP_MS);
+    enum rd got = tsock_read_response(&c, false, &r, CAP_MS);
     if (got == RD_OK) {
         cr_assert_neq(r.status, 200, "a 30 s sleep was answered 200 within the shutdown");
         resp_free(&r);
-        got = conn_wait_eof(&c, CAP_MS, NULL);
+        got = tsock_wait_eof(&c, CAP_MS, NULL);
     }
     cr_assert(got == RD_EOF || got == RD_RESET, "connection not closed: %s", rd_name(got));
-    conn_close(&c);
+    tsock_close(&c);
 }

@@ -20,21 +20,21 @@ struct bad_head {
 static void expect_refused(int port, const struct bad_head *cases, size_t n, int status)
 {
     for (size_t i = 0; i < n; i++) {
-        struct conn c;
-        conn_open(&c, port);
-        cr_assert(conn_sends(&c, cases[i].bytes));
+        struct tsock c;
+        tsock_open(&c, port);
+        cr_assert(tsock_sends(&c, cases[i].bytes));
         struct http_resp r;
-        enum rd got = conn_read_response(&c, false, &r, CAP_MS);
+        enum rd got = tsock_read_response(&c, false, &r, CAP_MS);
         cr_expect(got == RD_OK, "%s: no response (%s)", cases[i].why, rd_name(got));
         if (got == RD_OK) {
             cr_expect_eq(r.status, status, "%s: answered %d, not %d", cases[i].why, r.status,
                          status);
-            enum rd end = conn_wait_eof(&c, CAP_MS, NULL);
+            enum rd end = tsock_wait_eof(&c, CAP_MS, NULL);
             cr_expect(end == RD_EOF || end == RD_RESET, "%s: the connection stays open (%s)",
                       cases[i].why, rd_name(end));
             resp_free(&r);
         }
-        conn_close(&c);
+        tsock_close(&c);
     }
 }
 #define EXPECT_REFUSED(port, cases, status)                                                    \
@@ -160,13 +160,13 @@ Test(request_line, lenient_where_the_rfc_allows)
     struct server s;
     server_start(&s, NULL);
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
-        struct conn c;
-        conn_open(&c, s.port);
+        struct tsock c;
+        tsock_open(&c, s.port);
         char *two = xasprintf("%sGET /hello HTTP/1.1\r\nHost: t\r\n\r\n", good[i]);
-        cr_assert(conn_sends(&c, two));
+        cr_assert(tsock_sends(&c, two));
         for (int k = 0; k < 2; k++) {
             struct http_resp r;
-            enum rd got = conn_read_response(&c, false, &r, CAP_MS);
+            enum rd got = tsock_read_response(&c, false, &r, CAP_MS);
             cr_expect(got == RD_OK, "case %zu, response %d: %s", i, k, rd_name(got));
             if (got != RD_OK)
                 break;
@@ -175,7 +175,7 @@ Test(request_line, lenient_where_the_rfc_allows)
             resp_free(&r);
         }
         free(two);
-        conn_close(&c);
+        tsock_close(&c);
     }
     server_stop(&s);
 }

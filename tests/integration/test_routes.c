@@ -34,6 +34,16 @@ static bool content_type_is(const struct http_resp *r, const char *type)
            (ct[strlen(type)] == '\0' || ct[strlen(type)] == ';' || ct[strlen(type)] == ' ');
 }
 
+/* GET path with that cookie must redirect (status) to `to`. */
+static void expect_cookie_redirect(int port, const char *path, const char *cookie, int status,
+                                   const char *to)
+{
+    struct http_resp r;
+    get_cookie(&r, port, path, cookie);
+    expect_redirect(&r, status, to);
+    resp_free(&r);
+}
+
 /* Flip the last character of a cookie value: a tampered MAC. */
 static char *tampered(const char *cookie)
 {
@@ -54,9 +64,7 @@ Test(routes, root_without_session_302_to_login)
     expect_redirect(&r, 302, "/login");
     check_common_headers(&s, &r, false);
     resp_free(&r);
-    get_cookie(&r, s.port, "/", "session=1|99999999999|coco|00");
-    expect_redirect(&r, 302, "/login");
-    resp_free(&r);
+    expect_cookie_redirect(s.port, "/", "session=1|99999999999|coco|00", 302, "/login");
     server_stop(&s);
 }
 
@@ -65,14 +73,9 @@ Test(routes, root_with_session_302_to_chat)
     struct server s;
     server_start(&s, NULL);
     char *cookie = login(s.port, "coco", "123456");
-    struct http_resp r;
-    get_cookie(&r, s.port, "/", cookie);
-    expect_redirect(&r, 302, "/chat");
-    resp_free(&r);
+    expect_cookie_redirect(s.port, "/", cookie, 302, "/chat");
     char *bad = tampered(cookie);
-    get_cookie(&r, s.port, "/", bad);
-    expect_redirect(&r, 302, "/login");
-    resp_free(&r);
+    expect_cookie_redirect(s.port, "/", bad, 302, "/login");
     free(bad);
     free(cookie);
     server_stop(&s);
@@ -132,6 +135,16 @@ static void post_login(struct http_resp *r, int port, const char *body, const ch
         hdrs[n++] = extra[i];
     hdrs[n] = NULL;
     http_do(r, port, "POST", "/login", hdrs, body, strlen(body));
+}
+
+/* POST /login with that body and those extra headers must log in: 303 to
+ * /chat. */
+static void expect_login_passes(int port, const char *body, const char *const *extra)
+{
+    struct http_resp r;
+    post_login(&r, port, body, extra);
+    expect_redirect(&r, 303, "/chat");
+    resp_free(&r);
 }
 
 Test(routes, login_right_credentials_303_with_cookie)
@@ -235,16 +248,9 @@ Test(routes, login_origin_matching_host_passes)
     char *https = xasprintf("Origin: https://127.0.0.1:%d", s.port);
     char *host = xasprintf("Host: Chat.Example.ORG:%d", s.port);
     char *mixed = xasprintf("Origin: HTTP://chat.EXAMPLE.org:%d", s.port);
-    struct http_resp r;
-    post_login(&r, s.port, "username=coco&password=123456", HDRS(same));
-    expect_redirect(&r, 303, "/chat");
-    resp_free(&r);
-    post_login(&r, s.port, "username=coco&password=123456", HDRS(https));
-    expect_redirect(&r, 303, "/chat");
-    resp_free(&r);
-    post_login(&r, s.port, "username=coco&password=123456", HDRS(host, mixed));
-    expect_redirect(&r, 303, "/chat");
-    resp_free(&r);
+    expect_login_passes(s.port, "username=coco&password=123456", HDRS(same));
+    expect_login_passes(s.port, "username=coco&password=123456", HDRS(https));
+    expect_login_passes(s.port, "username=coco&password=123456", HDRS(host, mixed));
     server_stop(&s);
 }
 
@@ -253,10 +259,7 @@ Test(routes, login_without_origin_passes)
 {
     struct server s;
     server_start(&s, NULL);
-    struct http_resp r;
-    post_login(&r, s.port, "username=aa&password=123456", NULL);
-    expect_redirect(&r, 303, "/chat");
-    resp_free(&r);
+    expect_login_passes(s.port, "username=aa&password=123456", NULL);
     server_stop(&s);
 }
 
@@ -360,12 +363,8 @@ Test(routes, chat_page_without_session_302_to_login)
     resp_free(&r);
     char *cookie = login(s.port, "coco", "123456");
     char *bad = tampered(cookie);
-    get_cookie(&r, s.port, "/chat", bad);
-    expect_redirect(&r, 302, "/login");
-    resp_free(&r);
-    get_cookie(&r, s.port, "/chat", "session=garbage");
-    expect_redirect(&r, 302, "/login");
-    resp_free(&r);
+    expect_cookie_redirect(s.port, "/chat", bad, 302, "/login");
+    expect_cookie_redirect(s.port, "/chat", "session=garbage", 302, "/login");
     server_stop(&s);
 }
 
@@ -454,9 +453,7 @@ Test(routes, ws_session_without_upgrade_426)
     cr_assert_eq(r.status, 426);
     resp_free(&r);
     /* Without a session the 401 comes first, and a bad Origin before that. */
-    http_get(&r, s.port, "/chat/ws", NULL);
-    cr_assert_eq(r.status, 401);
-    resp_free(&r);
+    cr_assert_eq(http_status(s.port, "/chat/ws"), 401);
     http_get(&r, s.port, "/chat/ws", HDRS(h, "Origin: http://evil.example"));
     cr_assert_eq(r.status, 403, "bad Origin without Upgrade answered %d", r.status);
     resp_free(&r);
@@ -612,9 +609,8 @@ static void search_with(enum upstream_mode mode, const char *path, int status, c
 {
     struct upstream u;
     upstream_start(&u, mode);
-    char *prefix = upstream_prefix(&u);
     struct server s;
-    server_start(&s, ARGS("--upstream", prefix));
+    server_start_upstream(&s, &u);
     struct http_resp r;
     http_get(&r, s.port, path, NULL);
     cr_assert_eq(r.status, status, "%s answered %d, expected %d (body %.200s)", path, r.status,
@@ -625,7 +621,6 @@ static void search_with(enum upstream_mode mode, const char *path, int status, c
     resp_free(&r);
     server_stop(&s);
     upstream_stop(&u);
-    free(prefix);
 }
 
 Test(routes, search_passes_upstream_status_and_body)
@@ -644,9 +639,8 @@ Test(routes, search_urlencodes_word)
 {
     struct upstream u;
     upstream_start(&u, UP_ECHO);
-    char *prefix = upstream_prefix(&u);
     struct server s;
-    server_start(&s, ARGS("--upstream", prefix));
+    server_start_upstream(&s, &u);
     static const char *const cases[][2] = {
         {"/search?wd=a+b%2Fc", "/lookup?q=a%20b%2Fc"},
         {"/search?wd=%E2%82%AC~._-AZaz09", "/lookup?q=%E2%82%AC~._-AZaz09"},
@@ -663,7 +657,6 @@ Test(routes, search_urlencodes_word)
     }
     server_stop(&s);
     upstream_stop(&u);
-    free(prefix);
 }
 
 Test(routes, search_unreachable_upstream_502)

@@ -26,14 +26,12 @@ static void search_through(const char *response, struct http_resp *r)
 {
     struct upstream u;
     upstream_start_raw(&u, response);
-    char *prefix = upstream_prefix(&u);
     struct server s;
-    server_start(&s, ARGS("--upstream", prefix));
+    server_start_upstream(&s, &u);
     http_get(r, s.port, "/search?wd=x", NULL);
     check_common_headers(&s, r, false);
     server_stop(&s);
     upstream_stop(&u);
-    free(prefix);
 }
 
 /* The attack: an upstream that echoes the word back as a page. */
@@ -79,9 +77,8 @@ Test(search_origin, unrelayable_upstream_statuses_502)
     };
     struct upstream u;
     upstream_start(&u, UP_STATUS);
-    char *prefix = upstream_prefix(&u);
     struct server s;
-    server_start(&s, ARGS("--upstream", prefix));
+    server_start_upstream(&s, &u);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char path[64];
         snprintf(path, sizeof path, "/search?wd=%s", cases[i].word);
@@ -95,7 +92,6 @@ Test(search_origin, unrelayable_upstream_statuses_502)
     }
     server_stop(&s);
     upstream_stop(&u);
-    free(prefix);
 }
 
 /* The chat's own /search answers (no upstream, no word, unreachable) say so

@@ -51,11 +51,11 @@ static bool accepted(int port, const char *cookie, const char *user)
                           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                           "Sec-WebSocket-Version: 13\r\n%s\r\n\r\n",
                           port, h);
-    struct conn c;
-    conn_open(&c, port);
-    cr_assert(conn_sends(&c, req));
-    conn_expect_response(&c, false, &r);
-    conn_close(&c);
+    struct tsock c;
+    tsock_open(&c, port);
+    cr_assert(tsock_sends(&c, req));
+    tsock_expect_response(&c, false, &r);
+    tsock_close(&c);
     cr_assert(r.status == 101 || r.status == 401, "/chat/ws answered %d", r.status);
     bool ws = r.status == 101;
     resp_free(&r);

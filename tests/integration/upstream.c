@@ -197,6 +197,13 @@ char *upstream_prefix(const struct upstream *u)
     return xasprintf("http://127.0.0.1:%d/lookup?q=", u->port);
 }
 
+void server_start_upstream(struct server *s, const struct upstream *u)
+{
+    char *prefix = upstream_prefix(u);
+    server_start(s, ARGS("--upstream", prefix));
+    free(prefix); /* the server has its own copy of its argv */
+}
+
 char *unreachable_prefix(void)
 {
     /* A bound socket that never listens: connects to it are refused, and the

@@ -46,4 +46,8 @@ char *upstream_prefix(const struct upstream *u);
 /* A prefix pointing at a port where nothing listens (malloc'd). */
 char *unreachable_prefix(void);
 
+struct server;
+/* server_start() with --upstream upstream_prefix(u), no other test flags. */
+void server_start_upstream(struct server *s, const struct upstream *u);
+
 #endif

@@ -157,7 +157,7 @@ retry:;
     EVP_Digest(concat, strlen(concat), sha, NULL, EVP_sha1(), NULL);
     base64(sha, SHA_DIGEST_LENGTH, accept_want);
 
-    struct conn c = {0};
+    struct tsock c = {0};
     c.fd = tcp_connect(port, rcvbuf);
     char *req = xasprintf("GET /chat/ws HTTP/1.1\r\n"
                           "Host: 127.0.0.1:%d\r\n"
@@ -167,14 +167,14 @@ retry:;
                           "Sec-WebSocket-Version: 13\r\n"
                           "Cookie: %s\r\n\r\n",
                           port, key, cookie);
-    cr_assert(conn_sends(&c, req));
+    cr_assert(tsock_sends(&c, req));
     free(req);
     struct http_resp r;
-    enum rd got = conn_read_response(&c, true, &r, CAP_MS);
+    enum rd got = tsock_read_response(&c, true, &r, CAP_MS);
     cr_assert(got == RD_OK, "WebSocket upgrade: got %s", rd_name(got));
     if (r.status == 503 && ws_retry_busy && remaining_ms(busy_deadline) > 0) {
         resp_free(&r);
-        conn_close(&c);
+        tsock_close(&c);
         struct timespec pace = {0, 20 * 1000 * 1000};
         nanosleep(&pace, NULL); /* retry pacing, not synchronisation */
         goto retry;
@@ -498,6 +498,14 @@ void expect_close(struct ws *w, const uint16_t *codes, int ncodes, bool allowed_
     cr_assert(ok, "close code %u, expected %u", code, codes[0]);
     /* Then the server must end the TCP connection (we echoed the close). */
     cr_assert(ws_wait_tcp_close(w, CAP_MS), "the server kept the connection open after its close");
+}
+
+void chat_round_trip(struct ws *w, const char *text)
+{
+    ws_send_texts(w, text);
+    struct jv *v = expect_event(w, "message");
+    cr_assert_str_eq(jv_str(v, "text"), text);
+    jv_free(v);
 }
 
 struct ws *chat_join(int port, const char *cookie, const char *user, long long *join_seq,

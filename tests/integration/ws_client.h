@@ -89,6 +89,9 @@ struct jv *ws_recv_event(struct ws *w, int cap_ms);
 struct jv *expect_event(struct ws *w, const char *type);
 /* The next event must be `type` by `user`; returns its seq. */
 long long expect_event_by(struct ws *w, const char *type, const char *user);
+/* Send text; the next event must be a message with exactly that text (the
+ * room still works). */
+void chat_round_trip(struct ws *w, const char *text);
 /* The next message must be a close with one of the codes (0 = EOF, a close
  * without a code, or a reset also passes when allowed_eof). */
 void expect_close(struct ws *w, const uint16_t *codes, int ncodes, bool allowed_eof);

@@ -19,27 +19,27 @@ Test(pool_exhaustion, full_pool_and_queue_refuse_without_spinning_then_recover)
     enum { THREADS = 2, QUEUE = 2, EXTRA = 30 };
     struct server s;
     server_start(&s, ARGS("--threads", "2", "--queue", "2"));
-    struct conn held[THREADS], queued[QUEUE], extra[EXTRA];
+    struct tsock held[THREADS], queued[QUEUE], extra[EXTRA];
     struct http_resp r;
     for (int i = 0; i < THREADS; i++) {
-        conn_open(&held[i], s.port);
-        cr_assert(conn_sends(&held[i], hello));
-        conn_expect_response(&held[i], false, &r); /* it now holds a worker */
+        tsock_open(&held[i], s.port);
+        cr_assert(tsock_sends(&held[i], hello));
+        tsock_expect_response(&held[i], false, &r); /* it now holds a worker */
         cr_assert_eq(r.status, 200);
         resp_free(&r);
     }
     for (int i = 0; i < QUEUE; i++) {
-        conn_open(&queued[i], s.port);
-        cr_assert(conn_sends(&queued[i], hello));
+        tsock_open(&queued[i], s.port);
+        cr_assert(tsock_sends(&queued[i], hello));
     }
     /* Every one beyond the queue is refused; waiting for all of them is
      * also what lets the server settle before the window. */
     for (int i = 0; i < EXTRA; i++) {
-        conn_open(&extra[i], s.port);
-        cr_assert(conn_sends(&extra[i], hello));
+        tsock_open(&extra[i], s.port);
+        cr_assert(tsock_sends(&extra[i], hello));
     }
     for (int i = 0; i < EXTRA; i++) {
-        conn_expect_response(&extra[i], false, &r);
+        tsock_expect_response(&extra[i], false, &r);
         cr_assert_eq(r.status, 503, "client %d beyond a full queue got %d", i, r.status);
         resp_free(&r);
     }
@@ -57,14 +57,14 @@ Test(pool_exhaustion, full_pool_and_queue_refuse_without_spinning_then_recover)
     cr_assert(busy < WINDOW_MS / 2, "the server spun with its pool and queue full: runnable "
               "%lld ms of %d", (long long)busy, WINDOW_MS);
     for (int i = 0; i < EXTRA; i++)
-        conn_close(&extra[i]);
+        tsock_close(&extra[i]);
     for (int i = 0; i < THREADS; i++)
-        conn_close(&held[i]);
+        tsock_close(&held[i]);
     for (int i = 0; i < QUEUE; i++) {
-        conn_expect_response(&queued[i], false, &r);
+        tsock_expect_response(&queued[i], false, &r);
         cr_assert_eq(r.status, 200, "queued client %d got %d once workers were free", i, r.status);
         resp_free(&r);
-        conn_close(&queued[i]);
+        tsock_close(&queued[i]);
     }
     server_stop(&s);
 }

@@ -11,11 +11,11 @@
 
 TestSuite(threaded, SUITE_CFG);
 
-static int hello(struct conn *c)
+static int hello(struct tsock *c)
 {
-    cr_assert(conn_sends(c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n"));
+    cr_assert(tsock_sends(c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n"));
     struct http_resp r;
-    conn_expect_response(c, false, &r);
+    tsock_expect_response(c, false, &r);
     int status = r.status;
     resp_free(&r);
     return status;
@@ -27,26 +27,26 @@ Test(threaded, full_pool_and_queue_refuse_with_503_then_recover)
 {
     struct server s;
     server_start(&s, ARGS("--threads", "1", "--queue", "1"));
-    struct conn a, b, c;
-    conn_open(&a, s.port);
+    struct tsock a, b, c;
+    tsock_open(&a, s.port);
     cr_assert_eq(hello(&a), 200); /* a now holds the only worker */
-    conn_open(&b, s.port);
-    cr_assert(conn_sends(&b, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")); /* queued */
-    conn_open(&c, s.port);
-    cr_assert(conn_sends(&c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n"));
+    tsock_open(&b, s.port);
+    cr_assert(tsock_sends(&b, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")); /* queued */
+    tsock_open(&c, s.port);
+    cr_assert(tsock_sends(&c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n"));
     struct http_resp r;
-    conn_expect_response(&c, false, &r);
+    tsock_expect_response(&c, false, &r);
     cr_assert_eq(r.status, 503, "pool and queue full: got %d", r.status);
     resp_free(&r);
-    enum rd end = conn_wait_eof(&c, CAP_MS, NULL);
+    enum rd end = tsock_wait_eof(&c, CAP_MS, NULL);
     cr_assert(end == RD_EOF || end == RD_RESET, "the refused connection stays open: %s", rd_name(end));
-    conn_close(&c);
+    tsock_close(&c);
     /* a leaves: its worker takes b from the queue, and b is answered */
-    conn_close(&a);
-    conn_expect_response(&b, false, &r);
+    tsock_close(&a);
+    tsock_expect_response(&b, false, &r);
     cr_assert_eq(r.status, 200);
     resp_free(&r);
-    conn_close(&b);
+    tsock_close(&b);
     server_stop(&s);
 }
 
@@ -55,8 +55,8 @@ Test(threaded, stats_reports_pool_busy_and_queue)
 {
     struct server s;
     server_start(&s, ARGS("--threads", "2"));
-    struct conn a;
-    conn_open(&a, s.port);
+    struct tsock a;
+    tsock_open(&a, s.port);
     cr_assert_eq(hello(&a), 200); /* holds worker 1; /stats gets worker 2 */
     struct jv *st = stats_get(s.port);
     long long pool = -1, busy = -1, queued = -1, threads = -1;
@@ -67,7 +67,7 @@ Test(threaded, stats_reports_pool_busy_and_queue)
     cr_assert_eq(busy, 2, "a's worker and the one answering /stats");
     cr_assert_eq(queued, 0);
     jv_free(st);
-    conn_close(&a);
+    tsock_close(&a);
     server_stop(&s);
 }
 
