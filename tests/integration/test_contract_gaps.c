@@ -1,0 +1,234 @@
+/* Contract rules that no other black-box test checked (docs/contract-coverage.md).
+ *
+ * This file uses only harness.h's public API; raw sockets are plain
+ * descriptors from tcp_connect(), read with poll()/recv() here. */
+#include <errno.h>
+#include <stdio.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+TestSuite(contract_gaps, SUITE_CFG);
+
+#define FORM "Content-Type: application/x-www-form-urlencoded"
+
+/* ---- raw descriptors ---- */
+
+static void send_all(int fd, const char *s)
+{
+    size_t n = strlen(s);
+    while (n > 0) {
+        ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        cr_assert(w > 0, "send: %s", strerror(errno));
+        s += w;
+        n -= (size_t)w;
+    }
+}
+
+/* Has the server sent anything (or closed) on fd yet? Never waits. */
+static bool answered(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int r = poll(&p, 1, 0);
+    cr_assert(r >= 0, "poll: %s", strerror(errno));
+    return r > 0;
+}
+
+/* ---- "Password checks are bounded: at most a few in flight per server
+ * (excess: 503 with Retry-After)" ----
+ *
+ * A check is held in flight from outside by the users file itself: a record
+ * may ask for up to 10 000 000 PBKDF2 iterations (common/users.c
+ * MAX_ITERATIONS), a large part of a second of a core per 10^6. Four wrong
+ * passwords for such a user are sent and left unanswered; then a login that
+ * costs next to nothing (1000 iterations, right password) is retried, each
+ * attempt answered before the next is sent, until the server answers it 503.
+ * That 503 is the event waited for: the cheap logins never overlap, so the
+ * checks it counted are the slow ones. A server with no bound answers 303
+ * every time and the test fails at CAP_MS. After the 503 every slow login
+ * must still be unanswered (they were in flight when it came), the server
+ * must still serve other routes, and once the slow checks have answered
+ * (401) the cheap login must go through again: the slots come back.
+ *
+ * No duration is assumed: if a slow check ends before the 503 is seen (a
+ * very fast machine, or a test process starved of CPU), the round proves
+ * nothing and is run again with more iterations, up to the file's limit. */
+
+#define SLOW_LOGINS 4 /* common/login_limit.h LOGIN_MAX_INFLIGHT ("a few") */
+#define MAX_FILE_ITERATIONS 10000000u /* common/users.c MAX_ITERATIONS */
+
+/* A record no password matches (all-zero hash), and none needs to. */
+static char *slow_user_line(unsigned iterations)
+{
+    return xasprintf("slow:pbkdf2-sha256:%u:000102030405060708090a0b0c0d0e0f:"
+                     "0000000000000000000000000000000000000000000000000000000000000000\n",
+                     iterations);
+}
+
+static int slow_login(int port)
+{
+    int fd = tcp_connect(port, 0);
+    const char *body = "username=slow&password=not-it";
+    char *req = xasprintf("POST /login HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n" FORM "\r\n"
+                          "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                          port, strlen(body), body);
+    send_all(fd, req);
+    free(req);
+    return fd;
+}
+
+/* The status of the one response on fd (Connection: close: read to EOF),
+ * waiting at most until the deadline; 0 if none came. */
+static int read_status(int fd, int64_t deadline)
+{
+    char buf[4096];
+    size_t len = 0;
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int r = poll(&p, 1, remaining_ms(deadline));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        char tmp[4096];
+        ssize_t n = recv(fd, tmp, sizeof tmp, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        size_t keep = (size_t)n < sizeof buf - 1 - len ? (size_t)n : sizeof buf - 1 - len;
+        memcpy(buf + len, tmp, keep);
+        len += keep;
+    }
+    buf[len] = '\0';
+    int status = 0;
+    if (sscanf(buf, "HTTP/1.%*1[01] %3d ", &status) != 1)
+        return 0;
+    return status;
+}
+
+static void cheap_login(struct http_resp *r, int port)
+{
+    static const char body[] = "username=ann&password=ann-pw";
+    char *host = xasprintf("Host: 127.0.0.1:%d", port);
+    http_do(r, port, "POST", "/login", HDRS(FORM, host), body, sizeof body - 1);
+    free(host);
+}
+
+static bool delta_seconds(const char *v)
+{
+    if (!v || !*v || strlen(v) > 9)
+        return false;
+    for (const char *p = v; *p; p++)
+        if (*p < '0' || *p > '9')
+            return false;
+    return atoi(v) >= 1;
+}
+
+/* Every slow login ends with 401 (a wrong password), each within CAP_MS. */
+static void slow_logins_end(int *slow, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (slow[i] < 0)
+            continue;
+        int st = read_status(slow[i], now_ms() + CAP_MS);
+        cr_assert_eq(st, 401, "slow login %d (wrong password) answered %d", i, st);
+        close(slow[i]);
+    }
+}
+
+/* One round with the slow record at `iterations`. False if it proved
+ * nothing: a slow check ended before the 503 came. */
+static bool inflight_round(unsigned iterations)
+{
+    char *line = slow_user_line(iterations);
+    char *users = users_file(ARGS("ann", "ann-pw"), line);
+    free(line);
+    struct server s;
+    server_start(&s, ARGS("--users", users));
+
+    struct http_resp r;
+    cheap_login(&r, s.port);
+    cr_assert_eq(r.status, 303, "cheap login before the slow ones answered %d", r.status);
+    resp_free(&r);
+
+    int slow[SLOW_LOGINS];
+    for (int i = 0; i < SLOW_LOGINS; i++)
+        slow[i] = slow_login(s.port);
+
+    int64_t deadline = now_ms() + CAP_MS;
+    int through = 0;
+    for (;;) {
+        cheap_login(&r, s.port);
+        if (r.status == 503)
+            break;
+        cr_assert_eq(r.status, 303, "cheap login %d answered %d", through + 1, r.status);
+        resp_free(&r);
+        through++;
+        for (int i = 0; i < SLOW_LOGINS; i++) {
+            if (!answered(slow[i]))
+                continue;
+            int st = read_status(slow[i], now_ms() + CAP_MS);
+            close(slow[i]);
+            if (st == 503) {
+                /* It came after a cheap login had taken the fourth slot
+                 * (chat-forked's child for it started late): send it again. */
+                slow[i] = slow_login(s.port);
+                continue;
+            }
+            cr_assert_eq(st, 401, "slow login %d (wrong password) answered %d", i, st);
+            cr_log_info("%u iterations: a slow check ended before any 503; again with more",
+                        iterations);
+            slow[i] = -1;
+            slow_logins_end(slow, SLOW_LOGINS);
+            server_stop(&s);
+            return false;
+        }
+        cr_assert(remaining_ms(deadline) > 0,
+                  "%d logins went through while %d slow checks were in flight: no bound on "
+                  "password checks in flight",
+                  through, SLOW_LOGINS);
+    }
+    const char *retry = resp_header(&r, "Retry-After");
+    cr_assert(delta_seconds(retry), "503 to a login without a valid Retry-After: %s",
+              retry ? retry : "(none)");
+    check_common_headers(&s, &r, false);
+    resp_free(&r);
+    bool still = true;
+    for (int i = 0; i < SLOW_LOGINS; i++)
+        still = still && !answered(slow[i]);
+    if (!still) { /* one ended between the 503 and now: proves nothing */
+        slow_logins_end(slow, SLOW_LOGINS);
+        server_stop(&s);
+        return false;
+    }
+
+    /* Other routes answer beside the checks. */
+    expect_hello(s.port);
+
+    /* The checks end, their slots come back. */
+    slow_logins_end(slow, SLOW_LOGINS);
+    cheap_login(&r, s.port);
+    cr_assert_eq(r.status, 303, "cheap login after the slow checks ended answered %d",
+                 r.status);
+    resp_free(&r);
+    server_stop(&s);
+    return true;
+}
+
+Test(contract_gaps, login_checks_in_flight_bounded_503_retry_after)
+{
+    for (unsigned it = 1000000;; it = it * 4 < MAX_FILE_ITERATIONS ? it * 4 : MAX_FILE_ITERATIONS) {
+        if (inflight_round(it))
+            return;
+        cr_assert(it < MAX_FILE_ITERATIONS,
+                  "even %u-iteration checks ended before a fifth login was answered",
+                  MAX_FILE_ITERATIONS);
+    }
+}
