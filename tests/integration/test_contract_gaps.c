@@ -143,33 +143,32 @@ static void slow_logins_end(int *slow, int n)
     }
 }
 
-/* One round with the slow record at `iterations`. False if it proved
- * nothing: a slow check ended before the 503 came. */
-static bool inflight_round(unsigned iterations)
+/* A server whose users file has ann (cheap) and the slow record. */
+static void start_with_slow_user(struct server *s, unsigned iterations)
 {
     char *line = slow_user_line(iterations);
     char *users = users_file(ARGS("ann", "ann-pw"), line);
     free(line);
-    struct server s;
-    server_start(&s, ARGS("--users", users));
+    server_start(s, ARGS("--users", users));
+}
 
-    struct http_resp r;
-    cheap_login(&r, s.port);
-    cr_assert_eq(r.status, 303, "cheap login before the slow ones answered %d", r.status);
-    resp_free(&r);
-
-    int slow[SLOW_LOGINS];
+/* Send SLOW_LOGINS slow logins and retry the cheap one until it is refused
+ * with 503, which it returns (the caller frees it); every slow login is then
+ * still unanswered. NULL-status (r->status == 0) if that proved nothing: a
+ * slow check ended first (the slow logins are then over and closed). */
+static void hold_slow_checks(struct server *s, int *slow, unsigned iterations,
+                             struct http_resp *r)
+{
     for (int i = 0; i < SLOW_LOGINS; i++)
-        slow[i] = slow_login(s.port);
-
+        slow[i] = slow_login(s->port);
     int64_t deadline = now_ms() + CAP_MS;
     int through = 0;
     for (;;) {
-        cheap_login(&r, s.port);
-        if (r.status == 503)
+        cheap_login(r, s->port);
+        if (r->status == 503)
             break;
-        cr_assert_eq(r.status, 303, "cheap login %d answered %d", through + 1, r.status);
-        resp_free(&r);
+        cr_assert_eq(r->status, 303, "cheap login %d answered %d", through + 1, r->status);
+        resp_free(r);
         through++;
         for (int i = 0; i < SLOW_LOGINS; i++) {
             if (!answered(slow[i]))
@@ -179,35 +178,52 @@ static bool inflight_round(unsigned iterations)
             if (st == 503) {
                 /* It came after a cheap login had taken the fourth slot
                  * (chat-forked's child for it started late): send it again. */
-                slow[i] = slow_login(s.port);
+                slow[i] = slow_login(s->port);
                 continue;
             }
             cr_assert_eq(st, 401, "slow login %d (wrong password) answered %d", i, st);
-            cr_log_info("%u iterations: a slow check ended before any 503; again with more",
-                        iterations);
+            cr_log_info("%u iterations: a slow check ended before any 503", iterations);
             slow[i] = -1;
             slow_logins_end(slow, SLOW_LOGINS);
-            server_stop(&s);
-            return false;
+            r->status = 0;
+            return;
         }
         cr_assert(remaining_ms(deadline) > 0,
                   "%d logins went through while %d slow checks were in flight: no bound on "
                   "password checks in flight",
                   through, SLOW_LOGINS);
     }
+    for (int i = 0; i < SLOW_LOGINS; i++)
+        if (answered(slow[i])) { /* ended between the 503 and now: proves nothing */
+            resp_free(r);
+            slow_logins_end(slow, SLOW_LOGINS);
+            r->status = 0;
+            return;
+        }
+}
+
+/* One round with the slow record at `iterations`. False if it proved
+ * nothing: a slow check ended before the 503 came. */
+static bool inflight_round(unsigned iterations)
+{
+    struct server s;
+    start_with_slow_user(&s, iterations);
+    struct http_resp r;
+    cheap_login(&r, s.port);
+    cr_assert_eq(r.status, 303, "cheap login before the slow ones answered %d", r.status);
+    resp_free(&r);
+
+    int slow[SLOW_LOGINS];
+    hold_slow_checks(&s, slow, iterations, &r);
+    if (r.status == 0) {
+        server_stop(&s);
+        return false;
+    }
     const char *retry = resp_header(&r, "Retry-After");
     cr_assert(delta_seconds(retry), "503 to a login without a valid Retry-After: %s",
               retry ? retry : "(none)");
     check_common_headers(&s, &r, false);
     resp_free(&r);
-    bool still = true;
-    for (int i = 0; i < SLOW_LOGINS; i++)
-        still = still && !answered(slow[i]);
-    if (!still) { /* one ended between the 503 and now: proves nothing */
-        slow_logins_end(slow, SLOW_LOGINS);
-        server_stop(&s);
-        return false;
-    }
 
     /* Other routes answer beside the checks. */
     expect_hello(s.port);
@@ -228,7 +244,93 @@ Test(contract_gaps, login_checks_in_flight_bounded_503_retry_after)
         if (inflight_round(it))
             return;
         cr_assert(it < MAX_FILE_ITERATIONS,
-                  "even %u-iteration checks ended before a fifth login was answered",
-                  MAX_FILE_ITERATIONS);
+                  "no 503 while %d checks of %u iterations were in flight, each round: "
+                  "logins went through (no bound on checks in flight?)",
+                  SLOW_LOGINS, MAX_FILE_ITERATIONS);
     }
+}
+
+/* "SIGINT/SIGTERM: ... finish the responses in flight that can finish in
+ * time, drop the rest, and exit 0 within 5 s". Password checks in flight
+ * are responses in flight: with the costliest record the users file accepts
+ * (10^7 iterations, seconds of a core each) they cannot finish in time and
+ * must be dropped. Four are held in flight as above, then SIGTERM:
+ * server_stop asserts the exit (status 0) within its cap, STOP_CAP_MS, which
+ * is already twice the contract's 5 s.
+ *
+ * Disabled: chat-async and chat-threaded wait for every check to end before
+ * they exit (PBKDF2 is one uncancellable PKCS5_PBKDF2_HMAC call in
+ * common/users.c password_check; chat-threaded's stop_workers joins the
+ * worker in it, chat-async's loop waits for the libuv pool job and the
+ * client it keeps as cl->orphan). chat-forked passes (its parent SIGKILLs the
+ * children still busy at the grace period's end). Enable it with the fix. */
+Test(contract_gaps, sigterm_with_password_checks_in_flight_exits_in_time, .disabled = true)
+{
+    struct server s;
+    start_with_slow_user(&s, MAX_FILE_ITERATIONS);
+    int slow[SLOW_LOGINS];
+    struct http_resp r;
+    hold_slow_checks(&s, slow, MAX_FILE_ITERATIONS, &r);
+    if (r.status == 0) {
+        server_stop(&s);
+        cr_skip_test("10^7-iteration checks ended before a fifth login: nothing held in flight");
+    }
+    resp_free(&r);
+    int64_t t0 = now_ms();
+    server_stop(&s);
+    cr_log_info("exited %lld ms after SIGTERM", (long long)(now_ms() - t0));
+    for (int i = 0; i < SLOW_LOGINS; i++)
+        close(slow[i]);
+}
+
+/* "--gil ... All three accept it: in chat-forked each process has its own
+ * lock ... so it changes nothing there; in chat-async it covers the loop
+ * thread and the --cpu-pool workers". ctest runs the whole suite with --gil
+ * for chat-threaded and chat-async (with --cpu-pool) only: here every model
+ * and variant takes it and still answers HTTP, /cpu, a login and the chat. */
+Test(contract_gaps, gil_flag_accepted_by_every_model)
+{
+    struct server s;
+    server_start(&s, ARGS("--gil"));
+    expect_hello(s.port);
+    char want[66];
+    cpu_expected(1000, want);
+    struct http_resp r;
+    http_get(&r, s.port, "/cpu?n=1000", NULL);
+    cr_assert_eq(r.status, 200, "/cpu under --gil answered %d", r.status);
+    cr_assert_str_eq(r.body, want);
+    resp_free(&r);
+    char *cookie = login(s.port, "coco", "123456");
+    char *h = cookie_header(cookie);
+    http_get(&r, s.port, "/chat", HDRS(h));
+    cr_assert_eq(r.status, 200, "/chat with a session under --gil answered %d", r.status);
+    resp_free(&r);
+    free(h);
+    free(cookie);
+    server_stop(&s);
+}
+
+/* "--users FILE | none: the seed's demo accounts coco, cc, aa, password
+ * 123456, with a warning on stderr": the warning names them; with --users
+ * there is none. */
+Test(contract_gaps, demo_accounts_warned_on_stderr)
+{
+    struct server s;
+    server_start(&s, NULL);
+    char *cookie = login(s.port, "cc", "123456");
+    free(cookie);
+    char *err = server_stderr(&s);
+    bool warned = false;
+    for (char *line = strtok(err, "\n"); line; line = strtok(NULL, "\n"))
+        warned = warned || (strstr(line, "warning") && strstr(line, "demo"));
+    cr_assert(warned, "no warning about the demo accounts on stderr");
+    free(err);
+    server_stop(&s);
+
+    char *users = users_file(ARGS("ann", "ann-pw"), NULL);
+    server_start(&s, ARGS("--users", users));
+    err = server_stderr(&s);
+    cr_assert(!strstr(err, "demo"), "demo accounts mentioned with --users: %s", err);
+    free(err);
+    server_stop(&s);
 }
