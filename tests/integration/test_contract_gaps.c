@@ -2,7 +2,10 @@
  *
  * This file uses only harness.h's public API; raw sockets are plain
  * descriptors from tcp_connect(), read with poll()/recv() here. */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -11,6 +14,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "ws_client.h"
 
 TestSuite(contract_gaps, SUITE_CFG);
 
@@ -333,4 +337,49 @@ Test(contract_gaps, demo_accounts_warned_on_stderr)
     cr_assert(!strstr(err, "demo"), "demo accounts mentioned with --users: %s", err);
     free(err);
     server_stop(&s);
+}
+
+/* "SIGINT/SIGTERM: stop accepting, ...". A /sleep of 2 s (it can finish in
+ * time) keeps the server busy after the signal; a WebSocket member's close
+ * 1001 is the event that says the shutdown has begun. A connection made
+ * after it must not be served: refused, or closed (or reset) without a
+ * response. */
+Test(contract_gaps, sigterm_stops_accepting)
+{
+    struct server s;
+    server_start(&s, NULL);
+    char *cookie = login(s.port, "coco", "123456");
+    struct ws *w = chat_join(s.port, cookie, "coco", NULL, NULL);
+
+    /* Pipelined: once /hello is answered the server holds the /sleep. */
+    int busy = tcp_connect(s.port, 0);
+    send_all(busy, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n"
+                   "GET /sleep?ms=2000 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    struct pollfd p = {.fd = busy, .events = POLLIN};
+    cr_assert_eq(poll(&p, 1, CAP_MS), 1, "no answer to /hello");
+
+    cr_assert(kill(s.pid, SIGTERM) == 0);
+    struct ws_msg *m;
+    while ((m = ws_recv(w, CAP_MS))->kind == WS_TEXT)
+        ws_msg_free(m);
+    cr_assert_eq(m->kind, WS_CLOSE, "got %s instead of close 1001", ws_kind_name(m->kind));
+    ws_msg_free(m);
+
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert(fd >= 0);
+    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s.port)};
+    dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&dst, sizeof dst) == 0) {
+        const char *req = "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n";
+        (void)!send(fd, req, strlen(req), MSG_NOSIGNAL);
+        int st = read_status(fd, now_ms() + STOP_CAP_MS);
+        cr_assert_eq(st, 0, "a connection made after SIGTERM was answered %d", st);
+    } else {
+        cr_assert_eq(errno, ECONNREFUSED, "connect after SIGTERM: %s", strerror(errno));
+    }
+    close(fd);
+    close(busy);
+    server_wait_exit(&s, STOP_CAP_MS);
+    ws_free(w);
+    free(cookie);
 }
