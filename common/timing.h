@@ -13,6 +13,12 @@
  * 5 s to exit; the rest is for freeing and exiting. */
 #define SHUTDOWN_GRACE_MS 4500
 
+/* After the grace period, the time the dropped work gets to notice (a
+ * /cpu between chunks, a curl transfer aborting). Work still running after
+ * it is inside a call nothing can interrupt — one PBKDF2 of a users-file
+ * record with millions of iterations — and is dropped with the process. */
+#define ABANDON_AFTER_MS 200
+
 /* chat-forked: a child hears of the shutdown (SIGTERM) only after the
  * parent has started it, and must be gone before the parent, at the end of
  * its own grace period, sends SIGKILL: a /sleep that cannot finish by then

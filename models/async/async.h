@@ -47,6 +47,7 @@ struct server {
     struct client *unblocked;
     unsigned live;             /* admitted connections, for --max-conns */
     bool stopping;
+    bool abandoned;            /* exited with a library call still running on the pool */
 };
 
 extern struct server server;

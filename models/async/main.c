@@ -17,6 +17,7 @@
  * The price: anything slow that runs *on* this thread stops every client.
  * /cpu does exactly that (unless --cpu-pool), and that is the lesson.
  */
+#include <unistd.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
@@ -141,14 +142,29 @@ static void on_trim(uv_timer_t *t)
     malloc_trim(0);
 }
 
+/* Past the grace period, with clients still there after the closes
+ * below had a turn of the loop: all that can keep one is a job on libuv's
+ * pool inside a call that cannot be interrupted (one PBKDF2 of a users-file
+ * record with millions of iterations). The contract says drop it: the loop
+ * stops and main returns without waiting for the pool (see main). */
+static void on_abandon(uv_timer_t *t)
+{
+    if (!server.clients)
+        return;
+    uv_timer_stop(t);
+    server.abandoned = true;
+    uv_stop(server.loop);
+}
+
 static void on_hard_stop(uv_timer_t *t)
 {
-    (void)t;
     /* Whatever could not finish in time is dropped. */
     for (struct client *cl = server.clients, *next; cl; cl = next) {
         next = cl->next;
         client_close(cl);
     }
+    if (server.clients)
+        uv_timer_start(t, on_abandon, ABANDON_AFTER_MS, 0);
 }
 
 /* SIGINT/SIGTERM: stop accepting, let the core close WebSockets with 1001
@@ -260,6 +276,17 @@ int main(int argc, char **argv)
         return 1;
 
     uv_run(server.loop, UV_RUN_DEFAULT); /* returns once everything is closed */
+    if (server.abandoned) {
+        /* A pool thread still runs a check that reads the users and writes
+         * into its client: nothing it can touch is freed, and the process
+         * ends it by exiting. _exit, not exit: libuv's library destructor
+         * (uv_library_shutdown) would join the pool's threads, that is,
+         * wait for the very check we are dropping. */
+        fprintf(stderr, "chat-async: dropped work still running at the deadline (a password "
+                        "check of a costly users-file record)\n");
+        fflush(NULL);
+        _exit(0);
+    }
 
     gil_release();
     room_free(server.app.room);
