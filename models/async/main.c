@@ -17,12 +17,12 @@
  * The price: anything slow that runs *on* this thread stops every client.
  * /cpu does exactly that (unless --cpu-pool), and that is the lesson.
  */
-#include <unistd.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "async.h"
 #include "backplane.h"
