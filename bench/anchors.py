@@ -13,6 +13,7 @@ class AnchorsMixin:
 
     def anchors(self, prog):
         out = {"fork_us": None, "two_core_scaling": None, "write_floor_ms": {}, "wait_ns": {},
+               "fork_live_us": {"bare": {}, "fds": {}},
                "method": "bench/lab_bench.py docstring: C helper BUILD/bench/lab-anchors"}
         exe = os.path.join(self.build, "bench", "lab-anchors")
         if not os.access(exe, os.X_OK):
@@ -25,6 +26,7 @@ class AnchorsMixin:
             out["fork_us"] = float(x.stdout.split()[0])
         except (subprocess.TimeoutExpired, ValueError, IndexError) as e:
             self.notes.append("fork_us not measured: %s" % e)
+        self.fork_live_anchor(exe, out, prog)
         prog("anchors", "two-core scaling")
         try:
             def sha(k):
@@ -54,6 +56,22 @@ class AnchorsMixin:
                 self.notes.append("write_floor_ms n=%d not measured: %s" % (n, e))
         self.wait_anchor(out, prog)
         return out
+
+    def fork_live_anchor(self, exe, out, prog):
+        """fork + exit + wait from a parent with k live children, bare and
+        with one socketpair end per child held in the parent (as chat-forked's
+        parent held its hub links before the spawner): what of a fork's cost
+        grows with the children alive is the kernel's."""
+        for k in self.p["fork_live_ks"]:
+            for kind in ("bare", "fds"):
+                prog("anchors", "fork with %d live children (%s)" % (k, kind))
+                try:
+                    x = subprocess.run([exe, "fork-live", str(k), str(self.p["fork_live_n"])]
+                                       + (["fds"] if kind == "fds" else []),
+                                       capture_output=True, text=True, timeout=180)
+                    out["fork_live_us"][kind][str(k)] = float(x.stdout.split()[0])
+                except (subprocess.TimeoutExpired, ValueError, IndexError) as e:
+                    self.notes.append("fork_live_us %s k=%d not measured: %s" % (kind, k, e))
 
     def wait_anchor(self, out, prog):
         """select / poll / epoll: ns per wait call with n idle descriptors and

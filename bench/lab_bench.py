@@ -78,6 +78,11 @@ chatbench: bench/anchors.c as BUILD/bench/lab-anchors, and
 bench/waitcost.c as BUILD/bench/waitcost):
   * fork_us: fork() + _exit(0) in the child + waitpid() in the parent, in a
     tiny process, median of several batches, in microseconds.
+  * fork_live_us: the same from a parent with k live children (k from the
+    profile, up to 10 000), "bare" (the children hold nothing of the
+    parent's) and "fds" (the parent keeps one socketpair end per child, as
+    chat-forked's parent keeps its hub links): the fork's cost that grows
+    with the children alive, and which part of it is the descriptor table.
   * two_core_scaling: the /cpu SHA-256 chain (OpenSSL, 32 zero bytes, each
     round hashing the previous digest) run in one process, then in two
     processes at once (unpinned); scaling = 2 * t(one) / t(two, wall).

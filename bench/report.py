@@ -1236,7 +1236,24 @@ def anchors_section(res):
     for n in sorted(floors, key=lambda k: int(k) if str(k).isdigit() else 0):
         lines.append(f"- write floor, one small write to {n} loopback sockets: "
                      f"{num(floors[n])} ms")
-    return lines + [""] + wait_table(res)
+    return lines + [""] + fork_live_table(res) + [""] + wait_table(res)
+
+
+def fork_live_table(res):
+    """fork + _exit + waitpid from a parent with k live children: bare, and
+    with one socketpair end per child held by the parent (lab-anchors
+    fork-live), µs per fork."""
+    live = get(res.anchors, "fork_live_us")
+    if not live or not any(live.values()):
+        return ["- fork with k live children: not measured in this run"]
+    ks = sorted({int(k) for kind in live.values() for k in kind})
+    labels = {"bare": "children only", "fds": "and one descriptor per child"}
+    rows = [[labels.get(kind, kind)] + [num(live[kind].get(str(k))) if str(k) in live[kind]
+                                        else "—" for k in ks]
+            for kind in ("bare", "fds") if kind in live]
+    return (["fork + _exit + waitpid from a parent with k live children, µs per fork "
+             "(lab-anchors fork-live):", ""] + md_table(["parent holds"] + [f"k={k}" for k in ks],
+                                                      rows))
 
 
 WAIT_METHODS = ["select", "poll", "epoll"]

@@ -275,7 +275,8 @@ def resolve(runs, key):
                                    sleep/c=1000/async/rate; METRIC is one of
                                    NUM_METRICS or USAGE_METRICS
     ratio:KEY:KEY                  the first over the second, "2.04×"
-    anchor/fork_us, anchor/two_core_scaling, anchor/write_floor_ms/N
+    anchor/fork_us, anchor/two_core_scaling, anchor/write_floor_ms/N,
+    anchor/fork_live_us/KIND/K, anchor/wait_ns/METHOD/N
                                    from the first run that has it; with
                                    @SCENARIO/CASE appended, from the run that
                                    case's figures come from ("the same run")
@@ -354,7 +355,7 @@ def value(runs, key):
         # true; without @, the first run (in PREFERENCE) that has it.
         parts, _, at = key.partition("@")
         parts = parts.split("/")
-        if len(parts) not in (2, 3):
+        if len(parts) not in (2, 3, 4):
             return False
         if at:
             where = at.split("/")

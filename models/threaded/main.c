@@ -115,9 +115,10 @@ static void backplane_stop(void)
  * rest give up (sleeps wake, curl aborts, /cpu stops) and wait for that,
  * briefly. A worker still busy after that is inside a call that cannot be
  * interrupted (one PBKDF2 of a users-file record with millions of
- * iterations): the contract says drop it, so it is not joined; returns
- * false and the process exits with it still running. */
-static bool stop_workers(void)
+ * iterations), or one of thousands still waiting for a core to run its
+ * exit: the contract says drop it, so it is not joined. Returns how many
+ * were dropped; the process exits with them still running. */
+static unsigned stop_workers(void)
 {
     pool_stop(pool);
     wake_all_workers();
@@ -130,10 +131,10 @@ static bool stop_workers(void)
     end = app_now_ms() + ABANDON_AFTER_MS;
     while (pool_stats(pool).threads > 0 && app_now_ms() < end)
         poll(NULL, 0, 20);
-    if (pool_stats(pool).threads > 0)
-        return false;
-    pool_join(pool);
-    return true;
+    unsigned left = pool_stats(pool).threads;
+    if (left == 0)
+        pool_join(pool);
+    return left;
 }
 
 int main(int argc, char **argv)
@@ -207,11 +208,11 @@ int main(int argc, char **argv)
     }
     close(listener);
     room_close(app.room); /* everyone is leaving: no N^2 leaves */
-    if (!stop_workers()) {
-        /* That worker reads the users and its connection: nothing is
-         * freed, exit() ends it with the process. */
-        fprintf(stderr, "chat-threaded: dropped work still running at the deadline (a password "
-                        "check of a costly users-file record)\n");
+    unsigned dropped = stop_workers();
+    if (dropped) {
+        /* Those workers still read the room, the users and their
+         * connections: nothing is freed, exit() ends them with the process. */
+        fprintf(stderr, "chat-threaded: %u workers still busy at the deadline: dropped\n", dropped);
         backplane_stop();
         return 0;
     }
