@@ -269,6 +269,8 @@ class Bench(PlanMixin, RunMixin, AnchorsMixin):
         # room, spawning 10 000 threads or processes): 3 repetitions, the
         # least that gives a median and a spread, instead of the profile's 5.
         def reps_of(item):
+            if item.get("once"):
+                return 1
             return min(reps, 3) if item["c"] >= 10000 else reps
         runs = [(item, rep, v) for item in plan for rep in range(1, reps_of(item) + 1)
                 for v in item["variants"]]

@@ -2,6 +2,7 @@
 how long each run is expected to take (for the progress line)."""
 import statistics
 
+from profiles import shutdown_by
 from variants import MODELS, VARIANTS, cross_target, cross_tool
 
 
@@ -58,6 +59,13 @@ class PlanMixin:
         # for idle_t; held = those that still answer at the end.
         for n in P["idle_ns"]:
             add("idle", "n=%d" % n, MODELS + ["tornado"], idle=True, c=n, t=P["idle_t"],
+                sources=P["sources"])
+        # shutdown: SIGTERM with n members in the room (or as many as were
+        # seated by shutdown_by(n)), a tenth of them leaving at that moment;
+        # the contract's 5 s, measured. Once per profile: a check, not a speed.
+        for n in P.get("shutdown_ns", []):
+            add("shutdown", "n=%d" % n, ["async", "threaded-unpooled", "forked"], seat=True,
+                shutdown=True, once=True, c=n, t=shutdown_by(n), leave=max(1, n // 10),
                 sources=P["sources"])
         return out
 

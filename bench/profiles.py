@@ -7,22 +7,22 @@ The method itself is described in bench/lab_bench.py's docstring."""
 PROFILES = {
     "smoke":   dict(reps=1, http_t=0.6, sleep_t=0.6, sleep_cs=[100], cpu_cs=[2], search_c=50,
                     fanout_ns=[20], fanout_m=5, seat_ns=[50], seat_t=1, sources=1,
-                    idle_ns=[20], idle_t=1, fork_n=300, fork_live_ks=[0, 100], fork_live_n=90,
+                    idle_ns=[20], idle_t=1, shutdown_ns=[50], fork_n=300, fork_live_ks=[0, 100], fork_live_n=90,
                     sha_n=50000, write_ns=[100], wait_ns=[10, 100]),
     "quick":   dict(reps=1, http_t=0.5, sleep_t=0.6, sleep_cs=[1000], cpu_cs=[2, 4], search_c=200,
                     fanout_ns=[1000], fanout_m=10, seat_ns=[300, 1000], seat_t=3,
-                    sources=8, idle_ns=[100, 1000], idle_t=5, fork_n=1000,
+                    sources=8, idle_ns=[100, 1000], idle_t=5, shutdown_ns=[1000], fork_n=1000,
                     fork_live_ks=[0, 1000], fork_live_n=450, sha_n=200000,
                     write_ns=[100, 1000], wait_ns=[10, 100, 1000, 10000]),
     "default": dict(reps=3, http_t=0.8, sleep_t=1.0, sleep_cs=[100, 1000], cpu_cs=[2, 4], search_c=200,
                     fanout_ns=[100, 1000], fanout_m=50, seat_ns=[], seat_t=3,
-                    sources=8, idle_ns=[], idle_t=20, fork_n=2000,
+                    sources=8, idle_ns=[], idle_t=20, shutdown_ns=[], fork_n=2000,
                     fork_live_ks=[0, 1000, 3000], fork_live_n=900, sha_n=500000,
                     write_ns=[100, 1000, 10000], wait_ns=[10, 100, 1000, 10000]),
     "full":    dict(reps=5, http_t=5.0, sleep_t=5.0, sleep_cs=[100, 1000, 10000], cpu_cs=[2, 4],
                     search_c=200, fanout_ns=[100, 1000, 10000], fanout_m=50,
                     seat_ns=[1000, 3000, 10000], seat_t=3, sources=8,
-                    idle_ns=[1000, 3000, 10000], idle_t=20, fork_n=5000,
+                    idle_ns=[1000, 3000, 10000], idle_t=20, shutdown_ns=[10000], fork_n=5000,
                     fork_live_ks=[0, 1000, 3000, 10000], fork_live_n=1800,
                     sha_n=2000000, write_ns=[100, 1000, 10000], wait_ns=[10, 100, 1000, 10000]),
 }
@@ -47,6 +47,12 @@ def idle_bound(n, hold_s):
     return 10.0 + n / 500.0 + hold_s + 5.0 + n / 2000.0
 
 
+def shutdown_by(n):
+    """shutdown: when chatbench sends SIGTERM if the room is not seated yet
+    (then with the members seated so far, which the report says)."""
+    return 5.0 + min(20.0 * (n / 1000.0) ** 2, 200.0)
+
+
 def run_bound(item, need):
     """Seconds from the generator's start until the harness stops the
     server and the run counts as cut off (not finished). Each bound is
@@ -63,4 +69,8 @@ def run_bound(item, need):
         return item["t"] + 12.0 + n / 1000.0
     if need == "idle":
         return idle_bound(n, item["t"]) + 5.0
+    if item.get("shutdown"):
+        # chatbench seat --by: SIGTERM at the seating's bound at the latest,
+        # then at most 10 s for the server to close every member.
+        return shutdown_by(n) + 10.0 + 5.0
     return item["t"] + 5.0 + min(20.0 * (n / 1000.0) ** 2, 240.0)

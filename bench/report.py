@@ -77,6 +77,11 @@ SCENARIOS = [
              "then stays quiet, asking again inside the 15 s idle rule; held = connections "
              "that still answer at the end of the hold (verified by one more request each)",
              ["n=100", "n=1000", "n=3000", "n=10000"], MODELS + ["tornado"], "opens/s"),
+    Scenario("shutdown", "SIGTERM with n members in the chat room (or as many as were seated "
+             "by the seating's bound), a tenth of them leaving at that moment; the contract: "
+             "close the WebSockets with 1001, exit 0 within 5 s. Run once: a check of a "
+             "rule, not a speed", ["n=50", "n=1000", "n=10000"],
+             ["async", "threaded-unpooled", "forked"], "members"),
 ]
 KNOWN = {s.name: s for s in SCENARIOS}
 # Scenarios renamed since: results.json files recorded before still use the
@@ -445,6 +450,30 @@ def ideal(res, scenario, case):
     return None
 
 
+def shutdown_table(res, sc, case):
+    """The shutdown check: each run's members at SIGTERM and whether the
+    server closed them and exited within the contract's 5 s. A run that
+    failed, or a server that did not exit, is said in words."""
+    n = case_n(case)
+    head = ["variant", "members at SIGTERM (of n)", "leaving then", "closed by the server "
+            "(1001)", "last close s", "exit after SIGTERM s", "exit status", "within 5 s"]
+    rows = []
+    for v in res.variants(sc.name, case):
+        for r in res.ok_runs(sc.name, case, v) + res.failed_runs(sc.name, case, v):
+            f = r.get("shutdown") or {}
+            if not r.get("ok") or not f.get("measured"):
+                rows.append([v, bold_failure(failure(r) if not r.get("ok") else
+                                             "SIGTERM was not sent")] + [""] * (len(head) - 2))
+                continue
+            members = f"{f['members']} of {n}" + ("" if f.get("seated_all") else
+                                                  " (seating not finished)")
+            exit_s = ("**did not exit**" if f.get("exit_s") is None else fmt_s(f["exit_s"]))
+            rows.append([v, members, f["leaving"], f"{f['closed_by_server']} "
+                         f"({f['closed_1001']})", fmt_s(f["last_close_s"]), exit_s,
+                         f.get("exit_status"), "yes" if f.get("within_5s") else "**no**"])
+    return md_table(head, rows) + table_notes(res, sc, case, [])
+
+
 def idle_table(res, sc, case):
     """The idle scenario: what holding n quiet connections cost each server."""
     n = case_n(case)
@@ -516,6 +545,8 @@ def scenario_table(res, sc, case):
     """The markdown lines of one scenario/case table, with its notes."""
     if sc.name == "idle":
         return idle_table(res, sc, case)
+    if sc.name == "shutdown":
+        return shutdown_table(res, sc, case)
     variants = res.variants(sc.name, case)
     metric, higher, words = primary(sc.name, case)
     ws = sc.name in ("fanout", "seat", "chat-rate") or any(
@@ -1154,7 +1185,7 @@ def make_plots(res, outdir):
     present = lambda name: [c for c in res.cases(KNOWN[name]) if res.has(name, c)]
     for sc in res.scenarios():
         cases = [c for c in res.cases(sc) if res.has(sc.name, c)]
-        if not cases or sc.name in ("fanout", "seat", "idle"):
+        if not cases or sc.name in ("fanout", "seat", "idle", "shutdown"):
             continue
         if sc.name == "sleep":
             panels = [sleep_panel(res, cases)]

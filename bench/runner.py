@@ -62,6 +62,10 @@ class RunMixin:
         if item.get("idle"):
             return [self.chatbench, "idle", "http://%s/hello" % base, "-c", str(item["c"]),
                     "-t", "%g" % item["t"], "--sources", str(item["sources"]), "--json"]
+        if item.get("shutdown"):
+            return [self.chatbench, "seat", "ws://%s/chat/ws" % base, "-c", str(item["c"]),
+                    "--sigterm", str(self.server_pid), "--leave", str(item["leave"]),
+                    "--by", "%g" % item["t"], "--sources", str(item.get("sources", 1)), "--json"]
         if item.get("seat"):
             return [self.chatbench, "seat", "ws://%s/chat/ws" % base, "-c", str(item["c"]),
                     "-t", "%g" % item["t"], "--sources", str(item["sources"]), "--json"]
@@ -138,6 +142,7 @@ class RunMixin:
         base = sampler.mark()
         q1 = (time.monotonic(), machine_busy_s(), own_cpu_s(), base["cpu_s"], self.upstream_cpu())
         others_before = others_cpu(q0, q1, 0.0)
+        self.server_pid = srv.p.pid
         gcmd = self.gen_cmd(item, srv.port, tool)
         g = self.spawn_gen(gcmd, pin_g)
         gens = [g[0]]
@@ -148,8 +153,13 @@ class RunMixin:
             twin = (tcmd, self.spawn_gen(tcmd, pin_g))
             gens.append(twin[1][0])
         deadline = time.monotonic() + run_bound(item, need)
+        server_exit = None  # shutdown: when the server was seen gone (20 ms steps)
         while time.monotonic() < deadline and not all(exited(p) for p in gens):
+            if item.get("shutdown") and server_exit is None and exited(srv.p):
+                server_exit = time.monotonic()
             time.sleep(0.02)
+        if item.get("shutdown") and server_exit is None and exited(srv.p):
+            server_exit = time.monotonic()
         cut = not all(exited(p) for p in gens)
         end = sampler.finish()
         q2 = (time.monotonic(), machine_busy_s(), own_cpu_s(), end["cpu_s"], self.upstream_cpu())
@@ -161,6 +171,12 @@ class RunMixin:
         twin_res = twin_err = None
         if twin:
             twin_res, twin_err = self.collect_gen(*twin[1], "chatbench", 20)
+        if item.get("shutdown") and server_exit is not None:
+            srv.exited_cpu(0.5)  # gone already: read its CPU while it is a zombie
+        if item.get("shutdown") and not cut and server_exit is None:
+            # Told by chatbench; not gone yet: wait for it, as long as stop would.
+            if srv.exited_cpu(swait):
+                server_exit = time.monotonic()
         if not cut:
             stop_err = srv.stop(swait)
         if stop_err:        # the run did run: its figures stand, the shutdown is noted
@@ -178,6 +194,8 @@ class RunMixin:
                      "before_pct": round(others_before, 1), "during_pct": round(others_during, 1)},
                  "disturbed": disturbed, "stop_error": stop_err,
                  "cut_off_s": round(run_bound(item, need), 2) if cut else None}
+        if item.get("shutdown"):
+            extra["shutdown"] = self.shutdown_figures(res, server_exit, srv.p.returncode)
         r = self.record(item, variant, rep, srv.cmd, pin_s, gcmd, pin_g, tool, res, err,
                         usage, samples, extra)
         if twin:
@@ -186,6 +204,23 @@ class RunMixin:
             self.record(dict(item, case=item["case"] + "-hello"), variant, rep, srv.cmd, pin_s,
                         twin[0], pin_g, "chatbench", twin_res, twin_err, tu, [], extra)
         return r
+
+    @staticmethod
+    def shutdown_figures(res, server_exit, status):
+        """The shutdown measure: members in the room when chatbench sent
+        SIGTERM, how many were leaving, how long until the server had closed
+        the rest and until its process was gone (both clocks are
+        CLOCK_MONOTONIC), its exit status. exit_s is None when it did not
+        exit before the harness gave up: a failure, never a number."""
+        term = (res or {}).get("term")
+        if not term:
+            return {"measured": False}
+        exit_s = None if server_exit is None else round(server_exit - term["mono_s"], 3)
+        return {"measured": True, "members": term["members"], "leaving": term["leaving"],
+                "seated_all": (res.get("seated") == res.get("expected")),
+                "closed_by_server": term["closed_by_server"], "closed_1001": term["closed_1001"],
+                "last_close_s": term["last_close_s"], "exit_s": exit_s, "exit_status": status,
+                "within_5s": exit_s is not None and exit_s <= 5.0 and status == 0}
 
     def settle_previous(self):
         """Before a run: the previous server's whole tree must be gone (its

@@ -40,6 +40,9 @@ struct opts {
     unsigned sources;       /* --sources: source addresses 127.0.0.2.. (ws, seat, idle) */
     const char *user, *password; /* ws/seat login, default coco / 123456 */
     bool json;
+    int sigterm_pid;        /* seat --sigterm PID: stop the server with members in */
+    unsigned leave;         /* seat --leave K: that many leave just before */
+    double by_s;            /* seat --by S: SIGTERM at S even if seating is not done */
 };
 
 /* What every mode reports. Latency in microseconds in `lat`. */
@@ -65,6 +68,13 @@ struct result {
     uint64_t seated;        /* ws, seat: members that got in (101) */
     double seat_s;          /* ws/seat: time until every client was in (or failed) */
     double cpu_user_s, cpu_sys_s; /* the generator's own CPU (getrusage) */
+    bool has_term;          /* seat --sigterm: the shutdown was measured */
+    double term_mono_s;     /* CLOCK_MONOTONIC when SIGTERM was sent */
+    uint64_t term_members;  /* open members when it was sent (leavers included) */
+    uint64_t term_leaving;  /* of which had just been closed by us */
+    uint64_t term_closed;   /* members the server then closed (close frame or EOF) */
+    uint64_t term_1001;     /* of which with close code 1001 */
+    double term_last_close_s; /* SIGTERM to the last of those closes */
 };
 
 void result_fail(struct result *r, const char *reason); /* count one failure */

@@ -15,6 +15,11 @@
  *       join CONNS members to the chat room (WebSockets from N source
  *       addresses 127.0.0.2.., so the ephemeral port range is no limit),
  *       time the seating (n(n+1)/2 join frames), then stay SECONDS (0).
+ *   chatbench seat URL -c CONNS --sigterm PID [--leave K] [--by S] ...
+ *       the shutdown measure: once seated (or at S seconds, seated or not),
+ *       K members leave, SIGTERM goes to PID (the server) at once, and the
+ *       members still in are timed until the server has closed them all
+ *       (at most 10 s); the JSON's "term" says what happened.
  *   chatbench idle URL -c CONNS -t SECONDS [--sources N] [--json]
  *       the C10K experiment: CONNS keep-alive connections, one request each,
  *       then quiet (asking again inside the 15 s idle rule) for SECONDS;
@@ -28,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -85,7 +91,8 @@ static void usage(void)
           "  (ws, seat: --sources N spreads clients over 127.0.0.2..; seat: elapsed and\n"
           "   rate are of the seating, members seated per second)\n"
           "  (ws, seat: --user NAME --password PW, default coco / 123456)\n"
-          "  (ws, seat: --also URL sends every other client to a second server)\n",
+          "  (ws, seat: --also URL sends every other client to a second server)\n"
+          "  (seat: --sigterm PID [--leave K] [--by S] stops the server with members in)\n",
           stderr);
     exit(2);
 }
@@ -132,6 +139,12 @@ static void print_result(const struct opts *o, const struct result *r)
         }
         if (r->has_seated)
             printf(",\"seated\":%llu", (unsigned long long)r->seated);
+        if (r->has_term)
+            printf(",\"term\":{\"mono_s\":%.6f,\"members\":%llu,\"leaving\":%llu,"
+                   "\"closed_by_server\":%llu,\"closed_1001\":%llu,\"last_close_s\":%.3f}",
+                   r->term_mono_s, (unsigned long long)r->term_members,
+                   (unsigned long long)r->term_leaving, (unsigned long long)r->term_closed,
+                   (unsigned long long)r->term_1001, r->term_last_close_s);
         if (r->window_s > 0)
             printf(",\"rate_in_t\":%.1f", (double)r->completed_in_t / r->window_s);
         printf("}\n");
@@ -192,6 +205,12 @@ int main(int argc, char **argv)
             o.user = argv[++i];
         else if (strcmp(a, "--password") == 0)
             o.password = argv[++i];
+        else if (strcmp(a, "--sigterm") == 0)
+            o.sigterm_pid = (int)number(argv[++i]);
+        else if (strcmp(a, "--leave") == 0)
+            o.leave = (unsigned)number(argv[++i]);
+        else if (strcmp(a, "--by") == 0)
+            o.by_s = number(argv[++i]);
         else if (strcmp(a, "--also") == 0) {
             if (target_parse(argv[++i], &o.also) < 0)
                 usage();
@@ -200,6 +219,12 @@ int main(int argc, char **argv)
             usage();
     }
     if (o.conc == 0 || o.sources == 0 || o.sources > 250)
+        usage();
+    /* --sigterm signals one process the caller names (its own server), no
+     * other: not ourselves, not init, not a group. */
+    if ((o.sigterm_pid && (strcmp(mode, "seat") != 0 || o.sigterm_pid <= 1 ||
+                           o.sigterm_pid == (int)getpid())) ||
+        o.leave > o.conc || o.by_s > 3600)
         usage();
 
     /* A fixed upper bound on every run: it stops by itself. */

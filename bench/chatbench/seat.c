@@ -16,9 +16,13 @@
  *   latency    per connection, from connect() to the 101.
  * Reading everything matters: a client that lags 1 MiB behind is cut off.
  */
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "chatbench.h"
 #include "wsclient.h"
@@ -32,7 +36,11 @@ struct seat {
     unsigned open_now;     /* open at this moment */
     unsigned dropped;
     unsigned close_codes[5]; /* dropped by: 1008, 1001, other code, EOF, reset */
+    uv_timer_t by;         /* --sigterm: the seating's bound */
+    uint64_t t_term;       /* --sigterm: when it was sent, 0 before */
 };
+
+#define TERM_WAIT_S 10.0   /* --sigterm: how long the server gets to close us */
 
 /* An open client is only read to drop the joins of others and to notice
  * a close. Waking for each join frame would cost a read() per frame, N^2/2
@@ -66,10 +74,20 @@ static void h_frame(struct wsc *c, unsigned op, const uint8_t *p, size_t have, u
     (void)c, (void)op, (void)p, (void)have, (void)len; /* joins of others: dropped */
 }
 
+static void end_cb(uv_timer_t *t);
+
 static void h_closed(struct wsc *c)
 {
     struct seat *h = c->pool->user;
     h->open_now--;
+    if (h->t_term) { /* the server closing its members at shutdown: expected */
+        h->r->term_closed++;
+        h->r->term_1001 += c->close_code == 1001;
+        h->r->term_last_close_s = (double)(now_ns() - h->t_term) / 1e9;
+        if (h->open_now == 0) /* all closed: end on the next turn, not inside a callback */
+            uv_timer_start(&h->timer, end_cb, 0, 0);
+        return;
+    }
     h->dropped++;
     result_fail(h->r, "dropped");
     unsigned k = c->close_code == 1008 ? 0 : c->close_code == 1001 ? 1 : c->close_code ? 2
@@ -80,16 +98,74 @@ static void h_closed(struct wsc *c)
 static void end_cb(uv_timer_t *t)
 {
     struct seat *h = t->data;
+    if (h->t_end)
+        return;
     h->t_end = now_ns();
     wsc_pool_close_all(&h->pool);
     uv_close((uv_handle_t *)&h->timer, NULL);
+    if (h->o->sigterm_pid)
+        uv_close((uv_handle_t *)&h->by, NULL);
+}
+
+/* --sigterm: K members leave (we close them), and at once the server is
+ * told to stop: a shutdown with the room full and some already leaving.
+ * The rest wait for the server to close them, at most TERM_WAIT_S. */
+static void send_sigterm(struct seat *h)
+{
+    if (h->t_term)
+        return;
+    uv_timer_stop(&h->by);
+    unsigned open = h->open_now, left = 0;
+    for (unsigned i = h->pool.n; i-- > 0;) {
+        struct wsc *c = wsc_at(&h->pool, i);
+        if (c->state != WSC_OPEN)
+            continue;
+        if (left < h->o->leave) {
+            wsc_close(c);
+            h->open_now--;
+            left++;
+            continue;
+        }
+        /* The server's close frame is 4 bytes: below the low-water mark
+         * (SEAT_LOWAT) it would be seen only when the TCP close comes, 2 s
+         * later for a peer that does not seem to answer. */
+        uv_os_fd_t fd;
+        int one = 1;
+        if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
+            (void)setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof one);
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    h->t_term = now_ns();
+    h->r->has_term = true;
+    h->r->term_mono_s = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    h->r->term_members = open;
+    h->r->term_leaving = left;
+    if (kill(h->o->sigterm_pid, SIGTERM) < 0)
+        fprintf(stderr, "chatbench: SIGTERM to %d: %s\n", h->o->sigterm_pid, strerror(errno));
+    fprintf(stderr, "chatbench: SIGTERM to %d with %u members in, %u of them leaving\n",
+            h->o->sigterm_pid, open, left);
+    uv_timer_start(&h->timer, end_cb, h->open_now ? (uint64_t)(TERM_WAIT_S * 1000) : 0, 0);
+}
+
+static void by_cb(uv_timer_t *t)
+{
+    send_sigterm(t->data);
 }
 
 static void h_connected(struct wsc_pool *p)
 {
     struct seat *h = p->user;
+    if (h->t_term)
+        return; /* the bound came first: the shutdown is under way */
     h->t_connected = now_ns();
     h->r->seat_s = (double)(h->t_connected - p->t_first) / 1e9;
+    if (h->o->sigterm_pid) {
+        fprintf(stderr, "chatbench: %u of %u seated after %.3f s\n", h->open_now, p->n,
+                h->r->seat_s);
+        send_sigterm(h);
+        return;
+    }
     fprintf(stderr, "chatbench: %u of %u seated after %.3f s; staying %.1f s\n", h->open_now,
             p->n, h->r->seat_s, h->o->seconds);
     uv_timer_start(&h->timer, end_cb, (uint64_t)(h->o->seconds * 1000 + 0.5), 0);
@@ -123,6 +199,12 @@ int run_seat(const struct opts *o, struct result *r)
     }
     uv_timer_init(&loop, &h->timer);
     h->timer.data = h;
+    if (o->sigterm_pid) {
+        uv_timer_init(&loop, &h->by);
+        h->by.data = h;
+        if (o->by_s > 0)
+            uv_timer_start(&h->by, by_cb, (uint64_t)(o->by_s * 1000), 0);
+    }
     wsc_pool_start(&h->pool);
     uv_run(&loop, UV_RUN_DEFAULT); /* ends when end_cb has closed every handle */
 

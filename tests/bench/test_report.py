@@ -329,7 +329,25 @@ def canned_with_failures():
         r["samples"] = [{"t": 13.0 + k, "pss": 4000000 + 1000 * per, "open_conns": 1000}
                         for k in range(4)] + [{"t": 40.0, "pss": 4000000, "open_conns": 0}]
         idle.append(r)
-    runs += [nothing, cut_seat, cut_fan, cut_http, half] + idle
+    # shutdown n=10000: chat-async closes its 9000 and exits in 1.2 s;
+    # chat-forked was told (SIGTERM sent) and had not exited when the harness
+    # gave up; chat-threaded's run failed before SIGTERM could be sent.
+    shut = []
+    for variant, exit_s, ok in (("async", 1.2, True), ("forked", None, True),
+                                ("threaded-unpooled", None, False)):
+        r = like("hello-keepalive", "c=50", "async")
+        r.update(scenario="shutdown", case="n=10000", variant=variant, ok=ok,
+                 error=None if ok else "chatbench exit 1: login failed")
+        r["result"] = {"mode": "seat", "completed": 10000, "failed": 0, "expected": 10000,
+                       "seated": 10000, "seat_s": 40.0, "elapsed": 40.0, "latency_ms": {},
+                       "cpu": {"user_s": 0.1, "sys_s": 0.2}, "failed_by": {}} if ok else None
+        r["shutdown"] = {"measured": True, "members": 10000, "leaving": 1000,
+                         "seated_all": True, "closed_by_server": 9000, "closed_1001": 9000,
+                         "last_close_s": 0.9, "exit_s": exit_s,
+                         "exit_status": 0 if exit_s else None,
+                         "within_5s": bool(exit_s)} if ok else {"measured": False}
+        shut.append(r)
+    runs += [nothing, cut_seat, cut_fan, cut_http, half] + idle + shut
     # The select / poll / epoll anchor (bench/waitcost.c), ns per call.
     doc["anchors"]["wait_ns"] = {"select": {"10": 1500.0, "1000": 140000.0},
                                  "poll": {"10": 1000.0, "1000": 110000.0, "10000": 5000000.0},
@@ -413,6 +431,19 @@ class FailuresInWords(ReportOf, unittest.TestCase):
         self.assertEqual(rows["select"]["n=10000"], "over FD_SETSIZE")
         self.assertEqual(rows["poll"]["n=10000"], "5000")
         self.assertEqual(rows["epoll"]["n=10"], "0.550")
+
+    def test_shutdown_said_in_words_when_not_within_5_s(self):
+        rows = by_variant(self.md, "### shutdown n=10000")
+        self.assertEqual(rows["async"]["members at SIGTERM (of n)"], "10000 of 10000")
+        self.assertEqual(rows["async"]["exit after SIGTERM s"], "1.2")
+        self.assertEqual(rows["async"]["within 5 s"], "yes")
+        self.assertEqual(rows["forked"]["exit after SIGTERM s"], "**did not exit**")
+        self.assertEqual(rows["forked"]["within 5 s"], "**no**")
+        self.assertIn("login failed", rows["threaded-unpooled"]["members at SIGTERM (of n)"])
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "shutdown.png")))
+
+    def test_fork_live_anchor(self):
+        self.assertIn("fork with k live children: not measured", section(self.md, "## Anchors"))
 
     def test_a_disturbed_run_is_flagged(self):
         self.assertEqual(by_variant(self.md, "### hello-keepalive c=50")["async"]["reps ok"],
