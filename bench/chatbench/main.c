@@ -17,7 +17,7 @@
  *       time the seating (n(n+1)/2 join frames), then stay SECONDS (0).
  *   chatbench seat URL -c CONNS --sigterm PID [--leave K] [--by S] ...
  *       the shutdown measure: once seated (or at S seconds, seated or not),
- *       K members leave, SIGTERM goes to PID (the server) at once, and the
+ *       K members (at most a tenth of those in) leave, SIGTERM goes to PID (the server) at once, and the
  *       members still in are timed until the server has closed them all
  *       (at most 10 s); the JSON's "term" says what happened.
  *   chatbench idle URL -c CONNS -t SECONDS [--sources N] [--json]

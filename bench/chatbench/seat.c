@@ -115,12 +115,15 @@ static void send_sigterm(struct seat *h)
     if (h->t_term)
         return;
     uv_timer_stop(&h->by);
-    unsigned open = h->open_now, left = 0;
+    /* --leave K: K of them, but never more than a tenth of those in (a
+     * seating cut short by --by must not turn into a mass exit). */
+    unsigned open = h->open_now, left = 0, leave = h->o->leave < open / 10 ? h->o->leave
+                                                                        : open / 10;
     for (unsigned i = h->pool.n; i-- > 0;) {
         struct wsc *c = wsc_at(&h->pool, i);
         if (c->state != WSC_OPEN)
             continue;
-        if (left < h->o->leave) {
+        if (left < leave) {
             wsc_close(c);
             h->open_now--;
             left++;
