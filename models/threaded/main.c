@@ -211,10 +211,14 @@ int main(int argc, char **argv)
     unsigned dropped = stop_workers();
     if (dropped) {
         /* Those workers still read the room, the users and their
-         * connections: nothing is freed, exit() ends them with the process. */
+         * connections, and may be inside OpenSSL: nothing is freed, and
+         * _exit, not exit, ends them with the process — exit() would run
+         * OpenSSL's own cleanup under a worker still hashing with it. */
         fprintf(stderr, "chat-threaded: %u workers still busy at the deadline: dropped\n", dropped);
+        pool_abandon(pool);
         backplane_stop();
-        return 0;
+        fflush(NULL);
+        _exit(0);
     }
     backplane_stop(); /* sends the leaves of room_close */
     refuser_stop();

@@ -155,6 +155,15 @@ void pool_join(struct pool *p)
     p->started = 0;
 }
 
+void pool_abandon(struct pool *p)
+{
+    pthread_mutex_lock(&p->lock);
+    for (unsigned i = 0; i < p->started; i++)
+        pthread_detach(p->tids[i]);
+    p->started = 0;
+    pthread_mutex_unlock(&p->lock);
+}
+
 void pool_free(struct pool *p)
 {
     if (!p)

@@ -26,6 +26,10 @@ int pool_submit(struct pool *p, int item);
 void pool_stop(struct pool *p);
 /* Wait until every worker (and every per-item thread) has finished. */
 void pool_join(struct pool *p);
+/* The process is about to _exit with workers still running (dropped at the
+ * shutdown deadline): none will be joined, say so (ThreadSanitizer would
+ * otherwise report each as a leaked thread). */
+void pool_abandon(struct pool *p);
 void pool_free(struct pool *p);
 
 struct pool_stats {

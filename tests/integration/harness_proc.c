@@ -114,13 +114,43 @@ static pid_t parent_of(const char *pid)
 
 int server_child_count(pid_t server)
 {
-    int n = 0;
+    /* Descendants, not only children: chat-forked's connection processes
+     * are forked by its spawner's go-betweens and are the server's own only
+     * once each go-between has exited (spawner.c). One pass over /proc
+     * records every parent; then the tree below `server` is counted. */
+    enum { MAXP = 65536 };
+    static pid_t pid[MAXP], ppid[MAXP];
+    int np = 0;
     DIR *d = opendir("/proc");
     cr_assert(d != NULL);
-    for (struct dirent *e; (e = readdir(d));)
-        if (e->d_name[0] >= '1' && e->d_name[0] <= '9' && parent_of(e->d_name) == server)
-            n++;
+    for (struct dirent *e; (e = readdir(d)) && np < MAXP;)
+        if (e->d_name[0] >= '1' && e->d_name[0] <= '9') {
+            pid_t p = parent_of(e->d_name);
+            if (p > 0) {
+                pid[np] = (pid_t)atoi(e->d_name);
+                ppid[np++] = p;
+            }
+        }
     closedir(d);
+    /* /proc lists pids in increasing order: pid[] is sorted, so a parent
+     * is found by bisection, and each process walks up to the server or
+     * to the top (a few steps: the tree is shallow). */
+    int n = 0;
+    for (int i = 0; i < np; i++) {
+        pid_t up = ppid[i];
+        for (int steps = 0; up > 1 && up != server && steps < 64; steps++) {
+            int lo = 0, hi = np;
+            while (lo < hi) {
+                int mid = (lo + hi) / 2;
+                if (pid[mid] < up)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            up = lo < np && pid[lo] == up ? ppid[lo] : 0;
+        }
+        n += up == server;
+    }
     return n;
 }
 

@@ -16,7 +16,7 @@ int server_fd_count(const struct server *s);
 /* Waits until server_fd_count() <= at_most (polling /proc, CAP_MS); returns
  * the last count seen, for the assertion message. */
 int server_await_fds(const struct server *s, int at_most);
-/* The direct children of process `server` right now, zombies included. */
+/* The descendants of process `server` right now, zombies included. */
 int server_child_count(pid_t server);
 /* Waits until the server has at most at_most child processes beyond those
  * it had at start (chat-forked: connections whose child has not exited yet;
