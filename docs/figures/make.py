@@ -242,6 +242,8 @@ def fragments(runs):
         "search": scenario_fragment(runs, "search", ["c=200"], full),
         "fanout": scenario_fragment(runs, "fanout", ["n=100", "n=1000", "n=10000"], full),
         "seat": scenario_fragment(runs, "seat", ["n=1000", "n=3000", "n=10000"], full),
+        "idle": scenario_fragment(runs, "idle", ["n=1000", "n=3000", "n=10000"], full),
+        "shutdown": scenario_fragment(runs, "shutdown", ["n=10000"], full),
         "crosscheck": wrk_fragment(runs),
         "chat-rate": scenario_fragment(runs, "chat-rate", ["n=1000"], full),
         "fanout-redis": redis_fragment(runs),
