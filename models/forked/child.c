@@ -11,6 +11,7 @@
  * the client is read only once the hub has answered for what it sent.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -145,7 +146,9 @@ void child_main(int fd, int hub_fd)
 {
     /* Keep the client and the hub, close everything else we inherited: the
      * listener, the parent's epoll and signalfd, other children's hub ends. */
-    if (dup2(fd, CLIENT_FD) < 0 || dup2(hub_fd, HUB_FD) < 0)
+    if (hub_fd == CLIENT_FD) /* the first dup2 would close it: move it out of the way */
+        hub_fd = fcntl(hub_fd, F_DUPFD_CLOEXEC, HUB_FD + 1);
+    if (hub_fd < 0 || dup2(fd, CLIENT_FD) < 0 || dup2(hub_fd, HUB_FD) < 0)
         _exit(1);
     close_range(HUB_FD + 1, ~0U, 0);
 
