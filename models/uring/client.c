@@ -92,6 +92,16 @@ static void cancel_recv(struct client *cl)
     cl->recv = RECV_CANCELLING;
 }
 
+/* Bytes fed to the core in this turn of the loop. */
+static size_t fed_this_turn(struct client *cl)
+{
+    if (cl->fed_turn != server.turn) {
+        cl->fed_turn = server.turn;
+        cl->fed_bytes = 0;
+    }
+    return cl->fed_bytes;
+}
+
 static void pause_until_next_turn(struct client *cl)
 {
     if (cl->paused)
@@ -111,25 +121,27 @@ static void handle_input(struct client *cl, const char *data, size_t len)
     struct conn *c = &cl->conn;
     if (cl->lingering)
         return; /* discarding until the peer's FIN */
-    if (cl->stash.len || !conn_want_read(c) || cl->fed_this_turn >= TURN_READ_MAX) {
+    if (cl->stash.len || !conn_want_read(c) || fed_this_turn(cl) >= TURN_READ_MAX) {
         if (buf_append(&cl->stash, data, len, STASH_MAX) < 0)
             conn_abort(c);
-        if (cl->fed_this_turn >= TURN_READ_MAX)
+        if (fed_this_turn(cl) >= TURN_READ_MAX)
             pause_until_next_turn(cl);
         return;
     }
-    cl->fed_this_turn += len;
+    cl->fed_bytes += len;
     conn_feed(c, data, len);
+    if (fed_this_turn(cl) >= TURN_READ_MAX)
+        pause_until_next_turn(cl); /* its receive is cancelled, re-armed next turn */
 }
 
 /* Feed the stash while the core wants it, at most TURN_READ_MAX a turn. */
 static void drain_stash(struct client *cl)
 {
     struct conn *c = &cl->conn;
-    while (cl->stash.len && conn_want_read(c) && cl->fed_this_turn < TURN_READ_MAX &&
+    while (cl->stash.len && conn_want_read(c) && fed_this_turn(cl) < TURN_READ_MAX &&
            c->close == CLOSE_NO) {
         size_t n = cl->stash.len < BUF_SIZE ? cl->stash.len : BUF_SIZE;
-        cl->fed_this_turn += n;
+        cl->fed_bytes += n;
         /* conn_feed keeps what it cannot use yet: the bytes are its now. */
         char chunk[BUF_SIZE];
         memcpy(chunk, cl->stash.data, n);
@@ -142,7 +154,7 @@ static void drain_stash(struct client *cl)
             cl->eof_pending = false;
             conn_eof(c);
         }
-    } else if (cl->fed_this_turn >= TURN_READ_MAX) {
+    } else if (fed_this_turn(cl) >= TURN_READ_MAX) {
         pause_until_next_turn(cl);
     }
 }
@@ -156,7 +168,6 @@ void resume_paused_clients(void)
         struct client *cl = list;
         list = cl->next_paused;
         cl->paused = false;
-        cl->fed_this_turn = 0;
         if (!cl->closing) {
             drain_stash(cl);
             client_sync(cl);
@@ -260,19 +271,57 @@ static void start_send(struct client *cl)
     cl->inflight++;
 }
 
+/* A member was cut off while a send was in flight: the kernel holds
+ * frames we must no longer deliver ("its backlog is dropped ... after any
+ * frame already partly written"). The send was cancelled (sink_cut_off);
+ * now that it reported how far it got, drop what it did not send of the
+ * nodes it was given — all but a frame it stopped in the middle of. The
+ * close 1008 queued behind them stays. (The nodes are the outq's front:
+ * pinned, outq_drop_unsent kept them.) */
+static void drop_rest_of_send(struct outq *q, const struct send_req *sr, size_t sent)
+{
+    unsigned k = 0;
+    while (k < sr->n && sent >= sr->iov[k].iov_len)
+        sent -= sr->iov[k++].iov_len;
+    unsigned remaining = sr->n - k;
+    struct outq_node **pp = &q->head;
+    if (remaining && q->head && q->head_off > 0) {
+        pp = &q->head->next; /* partly written: it goes out whole */
+        remaining--;
+    }
+    while (remaining-- && *pp) {
+        struct outq_node *nd = *pp;
+        *pp = nd->next;
+        if (q->tail == nd)
+            q->tail = pp == &q->head ? NULL : container_of(pp, struct outq_node, next);
+        q->bytes -= nd->buf->len;
+        rbuf_unref(nd->buf);
+        free(nd);
+    }
+}
+
 static void on_send(struct client *cl, int res)
 {
-    free_send(cl->sending);
+    struct send_req *sr = cl->sending;
+    bool cut = cl->cut_pending;
     cl->sending = NULL;
+    cl->cut_pending = false;
     cl->inflight--;
-    if (cl->closing)
+    if (cl->closing) {
+        free_send(sr);
         return;
+    }
     struct conn *c = &cl->conn;
     c->out.pinned = 0;
-    if (res < 0)
+    if (res < 0 && !(cut && res == -ECANCELED)) {
         conn_abort(c);
-    else
-        conn_sent(c, (size_t)res); /* may be short: client_sync sends the rest */
+    } else {
+        size_t sent = res > 0 ? (size_t)res : 0;
+        conn_sent(c, sent); /* may be short: client_sync sends the rest */
+        if (cut)
+            drop_rest_of_send(&c->out, sr, sent);
+    }
+    free_send(sr);
     client_sync(cl);
 }
 
@@ -314,6 +363,16 @@ static void sink_cut_off(struct room_member *m)
 {
     struct client *cl = client_of(m);
     conn_ws_cut_off(&cl->conn);
+    if (cl->sending && !cl->cut_pending) {
+        /* A send blocked on a full socket has sent nothing yet: cancel it,
+         * and on_send drops the frames it was given (drop_rest_of_send). */
+        struct io_uring_sqe *sqe = ring_sqe();
+        if (sqe) {
+            io_uring_prep_cancel(sqe, &cl->send_op, 0);
+            io_uring_sqe_set_data(sqe, NULL);
+            cl->cut_pending = true;
+        }
+    }
     mark_dirty(cl);
 }
 
@@ -512,6 +571,10 @@ void client_sync(struct client *cl)
     struct conn *c = &cl->conn;
     if (cl->closing || cl->lingering)
         return;
+    /* Input stashed while the core wanted none goes first, before any
+     * receive is armed again: bytes keep their order. */
+    if (cl->stash.len || cl->eof_pending)
+        drain_stash(cl);
     struct action *a;
     while (c->close != CLOSE_NOW && (a = conn_action_to_start(c)))
         start_action(cl, a);
@@ -526,7 +589,7 @@ void client_sync(struct client *cl)
         return;
     }
     bool want = conn_want_read(c) && cl->stash.len == 0 && !cl->eof_pending &&
-                cl->fed_this_turn < TURN_READ_MAX;
+                fed_this_turn(cl) < TURN_READ_MAX;
     if (want && cl->recv == RECV_OFF)
         arm_recv(cl);
     else if (!want && cl->recv == RECV_ARMED)

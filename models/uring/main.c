@@ -435,8 +435,9 @@ static void run(void)
             fprintf(stderr, "chat-uring: io_uring_enter: %s\n", strerror(-rc));
             exit(1);
         }
-        handle_completions();
+        server.turn++;
         resume_paused_clients();
+        handle_completions();
     }
 }
 

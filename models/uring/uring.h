@@ -51,7 +51,8 @@ struct client {
     struct buf stash;          /* input that came while the core wanted none */
     struct action *orphan;     /* a pool job still running after close */
     uint64_t armed_deadline;   /* when the armed timer fires (ms), 0 = none */
-    size_t fed_this_turn;      /* the flooder guard, see handle_input */
+    size_t fed_bytes;          /* fed to the core in turn fed_turn: the */
+    uint64_t fed_turn;         /* flooder guard, see handle_input */
     unsigned inflight;
     enum recv_state recv;
     struct client *prev, *next;           /* all live clients */
@@ -61,6 +62,7 @@ struct client {
     struct client *next_closed;           /* closed, waiting for its requests */
     bool timer_armed, sleeping, dirty, unblocked, paused;
     bool closing, lingering, counted, eof_pending;
+    bool cut_pending;          /* cut off with a send in flight: cancelled */
 };
 
 /* One server-wide timeout (the grace period, trimming, accept back-off). */
@@ -97,6 +99,7 @@ struct server {
     struct client *clients;
     struct client *dirty, *unblocked, *paused, *closed;
     unsigned live;                 /* admitted connections, for --max-conns */
+    uint64_t turn;                 /* turns of the loop so far */
     unsigned long enobufs;         /* receives that found the buffer ring empty */
     bool stopping;
 };
