@@ -37,6 +37,7 @@ static void usage(const char *model)
             "  --redis-insecure    allow --redis to a host other than this one without a password\n",
             model,
             strcmp(model, "async") == 0      ? " [--cpu-pool]\n  --cpu-pool          run /cpu on libuv's thread pool"
+            : strcmp(model, "uring") == 0    ? " [--cpu-pool]\n  --cpu-pool          run /cpu on the password-check pool"
             : strcmp(model, "threaded") == 0 ? " [--threads N] [--queue N]\n  --threads N         worker pool size (default 64; 0 = a thread per connection)\n  --queue N           accepted connections waiting for a worker (default 1024)"
                                              : "");
 }
@@ -119,7 +120,10 @@ static bool redis_exposed(const struct config *cfg, const char *model)
 
 static int parse_flags(struct config *cfg, const char *model, int argc, char **argv)
 {
-    bool async = strcmp(model, "async") == 0, threaded = strcmp(model, "threaded") == 0;
+    /* --cpu-pool: the two single-threaded models, which otherwise run /cpu
+     * on their one thread. */
+    bool async = strcmp(model, "async") == 0 || strcmp(model, "uring") == 0;
+    bool threaded = strcmp(model, "threaded") == 0;
     for (int i = 1; i < argc; i++) {
         char *arg = argv[i], *val = NULL;
         char *eq = strncmp(arg, "--", 2) == 0 ? strchr(arg, '=') : NULL;
