@@ -209,16 +209,19 @@ static void spawn(int fd)
         return;
     }
     int reserve = -1;
-    if (atomic_load(&shared->children) >= (long)app.cfg.max_conns || stopping ||
+    /* Counted before it is asked for: the child may serve a /stats, which
+     * must count it, before this process runs again. */
+    atomic_fetch_add(&shared->children, 1);
+    if (atomic_load(&shared->children) > (long)app.cfg.max_conns || stopping ||
         spawner_gone || nreserved == SPAWN_IN_FLIGHT ||
         (reserve = fcntl(spawner, F_DUPFD_CLOEXEC, 0)) < 0 || spawner_request(spawner, fd) < 0) {
+        atomic_fetch_sub(&shared->children, 1);
         if (reserve >= 0)
             close(reserve);
         refuse(fd);
         return;
     }
     reserved[nreserved++] = reserve;
-    atomic_fetch_add(&shared->children, 1); /* before: the child counts itself */
     spawns_out++;
     close(fd); /* the child has its own; ours would keep the connection open */
 }
