@@ -65,7 +65,10 @@ static int step(struct head_scan *s, const char *p, unsigned char c)
     switch (s->state) {
     case S_METHOD:
         if (c == ' ') {
-            int status = method_status(p, s->pos);
+            /* p is NULL only from head_scan_byte, which never scans a
+             * request line; a method with nothing to read it from is not
+             * one we serve (and the optimiser sees the case covered). */
+            int status = p ? method_status(p, s->pos) : 400;
             return status ? status : S_TARGET_START;
         }
         return http_is_tchar(c) && s->pos < METHOD_MAX ? S_METHOD : 400;
