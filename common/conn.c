@@ -409,6 +409,11 @@ void conn_on_timeout(struct conn *c)
     }
 }
 
+bool conn_peer_done(const struct conn *c)
+{
+    return c->peer_eof || (c->ws && c->ws->close_heard);
+}
+
 bool conn_want_read(const struct conn *c)
 {
     if (c->close != CLOSE_NO || c->peer_eof)
@@ -537,6 +542,7 @@ static size_t ws_feed(struct conn *c, const char *data, size_t len)
         case WS_EV_CLOSE:
             /* Echo the peer's code (none if it sent none), then the server
              * closes the TCP connection first (RFC 6455 7.1.1). */
+            w->close_heard = true;
             if (w->phase == WS_OPEN) {
                 leave_room(c);
                 queue(c, ws_close_frame_new(ev.code == 1005 ? 0 : ev.code));

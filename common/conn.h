@@ -73,6 +73,7 @@ struct ws_session {
     /* The room held this poster back (room_post): the rest of its input
      * waits in conn.in, unread further, until conn_unblock(). */
     bool held, no_hold; /* no_hold: the peer's EOF came, take what is left */
+    bool close_heard; /* the peer's close frame came: it may send nothing more */
     uint64_t held_ms;
 };
 
@@ -120,6 +121,11 @@ void conn_abort(struct conn *c);
 void conn_refuse(struct conn *c, struct rbuf *answer);
 
 bool conn_want_read(const struct conn *c);
+/* Nothing more can come from the peer for a close to race with: its EOF
+ * came, or its WebSocket close frame (after which RFC 6455 lets it send
+ * nothing). A model then closes at once instead of lingering for the
+ * peer's FIN: at a shutdown that wait was one more wake-up per member. */
+bool conn_peer_done(const struct conn *c);
 uint64_t conn_deadline(const struct conn *c); /* app_now_ms() clock; 0 = none */
 enum conn_timer conn_timer_kind(const struct conn *c);
 static inline struct action *conn_action_to_start(struct conn *c)

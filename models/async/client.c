@@ -335,7 +335,7 @@ static void on_shutdown_done(uv_shutdown_t *req, int status)
  * reset that could destroy the response in flight. */
 static void linger(struct client *cl)
 {
-    if (cl->conn.peer_eof) { /* nothing more can come: no need to drain */
+    if (conn_peer_done(&cl->conn)) { /* nothing more can come: no need to drain */
         client_close(cl);
         return;
     }

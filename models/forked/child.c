@@ -174,7 +174,7 @@ void child_main(int fd, int hub_fd)
     conn_init(&c, &app);
     net_conn_peer(&c, CLIENT_FD);
     blocking_serve(CLIENT_FD, &c, &child_hooks, NULL);
-    bool linger = c.close == CLOSE_FLUSHED && !c.peer_eof;
+    bool linger = c.close == CLOSE_FLUSHED && !conn_peer_done(&c);
     conn_free(&c); /* queues our leave for the hub */
     gil_release();
     /* Everything for the hub goes before the client's socket is closed or

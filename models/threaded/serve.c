@@ -236,7 +236,7 @@ void serve_connection(int fd, void *arg)
     conn_init(c, &app);
     net_conn_peer(c, t->fd);
     blocking_serve(fd, c, &worker_hooks, t);
-    bool linger = c->close == CLOSE_FLUSHED && !c->peer_eof;
+    bool linger = c->close == CLOSE_FLUSHED && !conn_peer_done(c);
     conn_free(c); /* leaves the room: the others get our `leave` */
     gil_release();
 

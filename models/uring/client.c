@@ -549,7 +549,7 @@ static void arm_deadline(struct client *cl, uint64_t deadline)
  * into a reset that could destroy the response in flight. */
 static void linger(struct client *cl)
 {
-    if (cl->conn.peer_eof) {
+    if (conn_peer_done(&cl->conn)) {
         client_close(cl);
         return;
     }

@@ -219,6 +219,7 @@ Test(conn_routes, upgrade_then_welcome_then_join)
     cr_assert_eq(out[1], 2);
     cr_assert(memcmp(out + 2, "\x03\xe8", 2) == 0);
     cr_assert_eq(c.close, CLOSE_FLUSHED);
+    cr_assert(conn_peer_done(&c), "after its close frame the peer may send nothing: no linger");
     free(out);
     conn_free(&c);
     cr_assert_eq(atomic_load(&test_app.n->ws_clients), 0);
@@ -241,6 +242,8 @@ Test(conn_routes, protocol_errors_close_with_their_codes)
         cr_assert_eq((uint8_t)out[0], 0x88, "case %zu", i);
         cr_assert_eq(((uint8_t)out[2] << 8 | (uint8_t)out[3]), cases[i].code, "case %zu", i);
         cr_assert_eq(c.close, CLOSE_FLUSHED, "a failed connection closes after its close frame");
+        cr_assert_not(conn_peer_done(&c), "case %zu: a broken stream may still be sending: linger",
+                      i);
         free(out);
         conn_free(&c);
     }
@@ -314,12 +317,29 @@ Test(conn_routes, shutdown_closes_websockets_with_1001)
     char *out = drain(&c);
     cr_assert_eq((uint8_t)out[0], 0x88);
     cr_assert_eq(((uint8_t)out[2] << 8 | (uint8_t)out[3]), 1001);
+    cr_assert_not(conn_peer_done(&c), "its answer has not come");
     /* the peer has 2 s to answer the close, then it is dropped */
     cr_assert_eq(conn_timer_kind(&c), TIMER_WS_CLOSE);
     fake_now += CONN_WS_CLOSE_MS;
     conn_on_timeout(&c);
     cr_assert_eq(c.close, CLOSE_NOW);
     free(out);
+    conn_free(&c);
+}
+
+Test(conn_routes, shutdown_close_answered_needs_no_linger)
+{
+    struct conn c;
+    upgrade(&c, "ann");
+    free(drain(&c));
+    conn_shutdown(&c);
+    free(drain(&c));
+    uint8_t f[16];
+    size_t n = client_frame(f, 8, "\x03\xe9", 2); /* the member answers 1001 */
+    conn_feed(&c, (char *)f, n);
+    free(drain(&c));
+    cr_assert_eq(c.close, CLOSE_FLUSHED);
+    cr_assert(conn_peer_done(&c), "a member that answered the close is closed at once");
     conn_free(&c);
 }
 
