@@ -22,7 +22,7 @@ Then, from the committed runs only:
       <!-- num:KEY -->...<!-- /num -->        one number (keys: see resolve())
 
 When several runs have a case, the figure comes from the first profile in
-PREFERENCE that has it: a --full run repeats each case five times for 5 s,
+PREFERENCE that has it: a --full run repeats each HTTP case five times for 3 s,
 the default profile three times for about a second. A case no committed run
 has reads "not measured in this run".
 
