@@ -9,7 +9,8 @@ says every thread is traced (TracerPid), `chatbench http -k -c C -n N` asks N
 requests (pinned to the generator's CPU); then strace is interrupted, which
 detaches it and writes its summary. The count is every system call of the
 tree between attach and detach, divided by the requests actually answered.
-Connection set-up (C accepts) is in it; the server's start and stop are not.
+Each connection's set-up and close (C of each) are in it, spread over the
+requests; the server's start and stop are not.
 """
 import json
 import os
@@ -48,6 +49,25 @@ def parse_strace_c(text):
     if total is None:
         return None, None
     return sorted(rows, key=lambda r: -r[1]), total
+
+
+def server_ends_open(port):
+    """Server-side connections on `port` not yet closed by the server:
+    ESTABLISHED (01), or CLOSE_WAIT (08: the client has gone, the server has
+    yet to close its end)."""
+    want, n = ":%04X" % port, 0
+    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(path) as f:
+                next(f, None)
+                for line in f:
+                    fields = line.split(None, 4)
+                    if len(fields) > 3 and fields[3] in ("01", "08") and \
+                            fields[1].endswith(want):
+                        n += 1
+        except OSError:
+            pass
+    return n
 
 
 def traced(pids, tracer):
@@ -124,6 +144,11 @@ class SyscallsMixin:
             rc, _, timed_out = wait_bounded(gen, 60 + n / 100.0)
             text = gen.stdout.read().decode("utf-8", "replace")
             gen.stdout.close()
+            # Count each connection's close too: wait (bounded) until the
+            # server has closed its ends of chatbench's connections.
+            deadline = time.monotonic() + 5
+            while server_ends_open(srv.port) and time.monotonic() < deadline:
+                time.sleep(0.02)
             tracer.send_signal(signal.SIGINT)    # detach, write the summary
             if wait_bounded(tracer, 10)[2]:
                 return {"ok": False, "error": "strace did not exit within 10 s of SIGINT"}
