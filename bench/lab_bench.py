@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""./lab bench: run the side-by-side comparison of the three chat models.
+"""./lab bench: run the side-by-side comparison of the four chat models.
 
-usage: lab_bench.py [--quick | --full] [--models async,threaded,forked,nginx,tornado]
+usage: lab_bench.py [--quick | --full] [--models async,uring,threaded,forked,nginx,tornado]
                     [--scenarios fanout,seat,idle,...] [--build DIR] [--out DIR] [--reps N]
                     [--smoke]
 
@@ -72,6 +72,17 @@ How a run is measured (one server variant, one scenario case, one repetition):
     not the server's).
   * each run also records wall_s and the 1-minute load average when it
     started (loadavg_1m, as loadavg_start[0]).
+  * chat-uring (the `uring` variant, issue 18) runs wherever chat-async does,
+    pinned the same way, when it is built (only where liburing was found) and
+    io_uring is permitted: before the runs it is started once and asked
+    GET /hello (bench/uring_check.py). Otherwise the variant is skipped and
+    results.json says why (variants_skipped.uring), as the report does.
+
+System calls per request (bench/syscalls.py), after the timed runs and
+outside them: each C model (async, threaded, forked, uring) under
+`strace -c -f` attached to its whole tree for a bounded GET /hello keep-alive
+load (`chatbench http -k -c C -n N`); every call between attach and detach
+over the requests answered, by system call (results.json: syscalls).
 
 Anchors (measured in the same run, by two small C helpers built with
 chatbench: bench/anchors.c as BUILD/bench/lab-anchors, and
@@ -117,8 +128,11 @@ from progress import Progress, fmt_dur  # noqa: E402
 from runner import RunMixin  # noqa: E402
 from sampling import SAMPLE_S, read  # noqa: E402
 from server import Server  # noqa: E402
+from syscalls import SyscallsMixin  # noqa: E402
+from uring_check import uring_unavailable  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+C_MODELS = ("async", "uring", "threaded", "forked")
 
 
 def utcnow():
@@ -126,10 +140,10 @@ def utcnow():
 
 
 # ------------------------------------------------------------------ bench --
-class Bench(PlanMixin, RunMixin, AnchorsMixin):
+class Bench(PlanMixin, RunMixin, AnchorsMixin, SyscallsMixin):
     """One ./lab bench: what is there (detect), the plan (plan.py), the
-    anchors (anchors.py), every run (runner.py), then results.json and the
-    report."""
+    anchors (anchors.py), every run (runner.py), the system calls
+    (syscalls.py), then results.json and the report."""
 
     def __init__(self, args):
         self.args = args
@@ -146,7 +160,8 @@ class Bench(PlanMixin, RunMixin, AnchorsMixin):
         if self.cores < 2:
             self.notes.append("only one CPU: server and generator share it (nothing pinned)")
         self.bin = {m: os.path.join(self.build, "models", m, "chat-" + m)
-                    for m in ("async", "threaded", "forked")}
+                    for m in C_MODELS}
+        self.skipped = {}           # variant -> why it was not run (results.json)
         self.chatbench = os.path.join(self.build, "bench", "chatbench")
         self.tmp = tempfile.mkdtemp(prefix="lab-bench-")
         self.users = os.path.join(self.tmp, "users")
@@ -156,9 +171,9 @@ class Bench(PlanMixin, RunMixin, AnchorsMixin):
 
     # ---- what is there
     def detect(self):
-        want = set(self.args.models.split(",")) if self.args.models else \
-            {"async", "threaded", "forked", "nginx", "tornado"}
-        unknown = want - {"async", "threaded", "forked", "nginx", "tornado"}
+        known = set(C_MODELS) | {"nginx", "tornado"}
+        want = set(self.args.models.split(",")) if self.args.models else known
+        unknown = want - known
         if unknown:
             sys.exit("lab_bench: unknown model(s): %s" % ",".join(sorted(unknown)))
         if self.args.smoke:
@@ -169,6 +184,14 @@ class Bench(PlanMixin, RunMixin, AnchorsMixin):
                 sys.exit("lab_bench: %s is not built (%s)" % (m, self.bin[m]))
         if not os.access(self.chatbench, os.X_OK):
             sys.exit("lab_bench: chatbench is not built (%s)" % self.chatbench)
+        if "uring" in want:
+            # Optional: built only with liburing, and a machine may forbid
+            # io_uring. Skipped then, in words, never a silent empty column.
+            why = uring_unavailable(self.bin["uring"], self.users, self.pin_server)
+            if why:
+                self.skipped["uring"] = "chat-uring not run: " + why
+                self.notes.append(self.skipped["uring"])
+                self.models.discard("uring")
         self.nginx = find_nginx()
         if "nginx" in want and not self.nginx:
             self.notes.append("nginx not installed (Debian nginx-light): no nginx ceiling")
@@ -224,7 +247,7 @@ class Bench(PlanMixin, RunMixin, AnchorsMixin):
         self.modes_err = {}
         ok = {}
         srv = Server([self.bin["async"] if "async" in self.models else
-                      self.bin[sorted(self.models & {"async", "threaded", "forked"})[0]],
+                      self.bin[sorted(self.models & set(C_MODELS))[0]],
                       "--listen", "127.0.0.1:0", "--users", self.users], None)
         if not srv.wait_ready():
             srv.stop()
@@ -340,6 +363,7 @@ class Bench(PlanMixin, RunMixin, AnchorsMixin):
         if self.upstream is not None:
             self.upstream.stop()
         prog.end()
+        syscalls = self.syscall_counts(prog.say)
         if self.stop_errors:
             self.notes.append("%d run(s) whose server did not stop cleanly on SIGTERM (runs[]."
                               "stop_error; their figures stand): %s" % (
@@ -357,7 +381,8 @@ class Bench(PlanMixin, RunMixin, AnchorsMixin):
                                       note=PROFILE_NOTES[self.profile_name]),
                "machine": dict(machine, loadavg_end=[float(x) for x in
                                                       read("/proc/loadavg", "0 0 0").split()[:3]]),
-               "anchors": anchors, "runs": self.runs}
+               "anchors": anchors, "runs": self.runs, "variants_skipped": self.skipped,
+               "syscalls": syscalls}
         if not self.args.scenarios or "fanout-redis" in self.args.scenarios.split(","):
             doc["fanout_redis"] = self.fanout_redis()
         with open(os.path.join(outdir, "results.json"), "w") as f:
@@ -437,6 +462,8 @@ def ensure_built(build):
     if not os.path.exists(os.path.join(build, "CMakeCache.txt")):
         subprocess.run(["cmake", "-S", ROOT, "-B", build, "-DCMAKE_BUILD_TYPE=Release"],
                        check=True, stdout=subprocess.DEVNULL)
+    if os.path.isdir(os.path.join(build, "models", "uring")):    # configured with liburing
+        targets.append("chat-uring")
     r = subprocess.run(["cmake", "--build", build, "-j", str(os.cpu_count() or 2), "--target"]
                        + targets, capture_output=True, text=True)
     if r.returncode != 0:
@@ -450,7 +477,7 @@ def main():
     g.add_argument("--full", action="store_true", help="adds the 10 000-connection cases")
     ap.add_argument("--smoke", action="store_true",
                     help="each scenario once, briefly, against --build as it is (for ./lab test)")
-    ap.add_argument("--models", help="comma list of async,threaded,forked,nginx,tornado")
+    ap.add_argument("--models", help="comma list of async,uring,threaded,forked,nginx,tornado")
     ap.add_argument("--build", default=os.path.join(ROOT, "build-release"))
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
     ap.add_argument("--reps", type=int)

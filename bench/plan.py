@@ -36,25 +36,28 @@ class PlanMixin:
             add("sleep", "c=%d" % c, MODELS + ["tornado"], path="/sleep?ms=100", c=c, keep=True,
                 t=P["sleep_t"])
         for c in P["cpu_cs"]:
-            add("cpu", "c=%d" % c, ["async", "async-cpu-pool", "threaded", "threaded-gil", "forked"],
+            add("cpu", "c=%d" % c, ["async", "async-cpu-pool", "uring", "threaded", "threaded-gil",
+                                    "forked"],
                 path="/cpu?n=20000", c=c, keep=True, t=T, unpinned=True, twin=True)
-        add("search", "c=%d" % P["search_c"], ["async", "threaded", "threaded-unpooled", "forked"],
+        add("search", "c=%d" % P["search_c"], ["async", "uring", "threaded", "threaded-unpooled",
+                                                "forked"],
             path="/search?wd=x", c=P["search_c"], keep=True, t=P["sleep_t"], upstream=True)
         # seat: n members join the room, n(n+1)/2 join frames; the time to
         # seat them against n, then a short stay for the settled PSS.
         # Before the fan-out: a fan-out to n needs n seated first, and where
         # seat n was not finished it is not run (lab_bench.py).
         for n in P["seat_ns"]:
-            add("seat", "n=%d" % n, ["async", "threaded-unpooled", "forked", "tornado"], seat=True,
-                c=n, t=P["seat_t"], sources=P["sources"])
+            add("seat", "n=%d" % n, ["async", "uring", "threaded-unpooled", "forked", "tornado"],
+                seat=True, c=n, t=P["seat_t"], sources=P["sources"])
         for n in P["fanout_ns"]:
-            add("fanout", "n=%d" % n, ["async", "threaded-unpooled", "forked", "tornado"],
+            add("fanout", "n=%d" % n, ["async", "uring", "threaded-unpooled", "forked", "tornado"],
                 ws=True, c=n, m=P["fanout_m"], t=P["fanout_m"] / 10.0 + 1 + n / 2000.0)
         # chatbench ws's own ceiling: 20 senders x 10/s x 1000 members offer
         # 200 000 receipts/s; the server pinned, chatbench on its own core.
         smoke, full = self.profile_name == "smoke", self.profile_name == "full"
         n, m = (50, 5) if smoke else (1000, 30)
-        add("chat-rate", "n=%d" % n, ["async"] + (["threaded-unpooled", "forked"] if full else []),
+        add("chat-rate", "n=%d" % n,
+            ["async", "uring"] + (["threaded-unpooled", "forked"] if full else []),
             ws=True, c=n, s=20, m=m, t=m / 10.0 + 1 + n / 2000.0)
         # idle: the C10K experiment proper. n keep-alive connections, one
         # GET /hello each, then quiet (re-asking inside the 15 s idle rule)
@@ -66,8 +69,8 @@ class PlanMixin:
         # seated by shutdown_by(n)), a tenth of them leaving at that moment;
         # the contract's 5 s, measured. Once per profile: a check, not a speed.
         for n in P.get("shutdown_ns", []):
-            add("shutdown", "n=%d" % n, ["async", "threaded-unpooled", "forked"], seat=True,
-                shutdown=True, once=True, c=n, t=shutdown_by(n), leave=max(1, n // 10),
+            add("shutdown", "n=%d" % n, ["async", "uring", "threaded-unpooled", "forked"],
+                seat=True, shutdown=True, once=True, c=n, t=shutdown_by(n), leave=max(1, n // 10),
                 sources=P["sources"])
         return out
 

@@ -3,28 +3,33 @@ derived from them: how long a run may take before the harness stops it.
 
 The method itself is described in bench/lab_bench.py's docstring."""
 
-# http_t: seconds per HTTP run; fanout_m: messages of the one sender at 10/s.
+# http_t: seconds per HTTP run; fanout_m: messages of the one sender at 10/s;
+# syscall_c, syscall_n: the GET /hello load that strace counts (bench/syscalls.py).
 PROFILES = {
     "smoke":   dict(reps=1, http_t=0.6, sleep_t=0.6, sleep_cs=[100], cpu_cs=[2], search_c=50,
                     fanout_ns=[20], fanout_m=5, seat_ns=[50], seat_t=1, sources=1,
                     idle_ns=[20], idle_t=1, shutdown_ns=[50], fork_n=300, fork_live_ks=[0, 100], fork_live_n=90,
-                    sha_n=50000, write_ns=[100], wait_ns=[10, 100]),
+                    sha_n=50000, write_ns=[100], wait_ns=[10, 100],
+                    syscall_c=50, syscall_n=500),
     "quick":   dict(reps=1, http_t=0.5, sleep_t=0.6, sleep_cs=[1000], cpu_cs=[2, 4], search_c=200,
                     fanout_ns=[1000], fanout_m=10, seat_ns=[300, 1000], seat_t=3,
                     sources=8, idle_ns=[100, 1000], idle_t=5, shutdown_ns=[1000], fork_n=1000,
                     fork_live_ks=[0, 1000], fork_live_n=450, sha_n=200000,
-                    write_ns=[100, 1000], wait_ns=[10, 100, 1000, 10000]),
+                    write_ns=[100, 1000], wait_ns=[10, 100, 1000, 10000],
+                    syscall_c=50, syscall_n=3000),
     "default": dict(reps=3, http_t=0.8, sleep_t=1.0, sleep_cs=[100, 1000], cpu_cs=[2, 4], search_c=200,
                     fanout_ns=[100, 1000], fanout_m=50, seat_ns=[], seat_t=3,
                     sources=8, idle_ns=[], idle_t=20, shutdown_ns=[], fork_n=2000,
                     fork_live_ks=[0, 1000, 3000], fork_live_n=900, sha_n=500000,
-                    write_ns=[100, 1000, 10000], wait_ns=[10, 100, 1000, 10000]),
+                    write_ns=[100, 1000, 10000], wait_ns=[10, 100, 1000, 10000],
+                    syscall_c=50, syscall_n=5000),
     "full":    dict(reps=5, long_reps=3, http_t=3.0, sleep_t=3.0, sleep_cs=[100, 1000, 10000], cpu_cs=[2, 4],
                     search_c=200, fanout_ns=[100, 1000, 10000], fanout_m=50,
                     seat_ns=[1000, 3000, 10000], seat_t=3, sources=8,
                     idle_ns=[1000, 3000, 10000], idle_t=16, shutdown_ns=[10000], fork_n=5000,
                     fork_live_ks=[0, 1000, 3000, 10000], fork_live_n=1800,
-                    sha_n=2000000, write_ns=[100, 1000, 10000], wait_ns=[10, 100, 1000, 10000]),
+                    sha_n=2000000, write_ns=[100, 1000, 10000], wait_ns=[10, 100, 1000, 10000],
+                    syscall_c=50, syscall_n=20000),
 }
 
 

@@ -35,11 +35,11 @@ ORDER = MODELS + REFERENCES
 
 # One colour per variant, the same in every plot.
 COLOURS = {
-    "async": "#1f77b4", "async-cpu-pool": "#9ecae1", "threaded": "#d62728",
+    "async": "#1f77b4", "async-cpu-pool": "#9ecae1", "uring": "#17becf", "threaded": "#d62728",
     "threaded-unpooled": "#ff9896", "threaded-gil": "#8c564b", "forked": "#2ca02c",
     "nginx": "#7f7f7f", "tornado": "#ff7f0e",
 }
-SPARE_COLOURS = ["#9467bd", "#e377c2", "#bcbd22", "#17becf", "#c5b0d5"]
+SPARE_COLOURS = ["#9467bd", "#e377c2", "#bcbd22", "#c5b0d5", "#dbdb8d"]
 SPARE_COLOURS_FROM = dict(COLOURS)
 
 
@@ -59,20 +59,20 @@ SCENARIOS = [
     Scenario("cpu", "`GET /cpu?n=20000`, server unpinned; the `-hello` twin is `/hello` "
              "at 50 req/s (open loop) during the same run",
              ["c=2", "c=2-hello", "c=4", "c=4-hello"],
-             ["async", "async-cpu-pool", "threaded", "threaded-gil", "forked"], "req/s"),
+             ["async", "async-cpu-pool", "uring", "threaded", "threaded-gil", "forked"], "req/s"),
     Scenario("search", "`GET /search?wd=x` through an upstream answering in 50 ms", ["c=200"],
-             ["async", "threaded", "threaded-unpooled", "forked"], "req/s"),
+             ["async", "uring", "threaded", "threaded-unpooled", "forked"], "req/s"),
     Scenario("fanout", "chat fan-out: one sender at 10 messages/s (5 s; 1–2 s in --quick), "
              "every member receives", ["n=100", "n=1000", "n=10000"],
-             ["async", "threaded-unpooled", "forked", "tornado"], "receipts/s"),
+             ["async", "uring", "threaded-unpooled", "forked", "tornado"], "receipts/s"),
     Scenario("chat-rate", "chat throughput: 1000 members, 20 of them sending 10 messages/s "
              "each for 3 s (200 000 receipts/s offered); chatbench's own CPU per receipt "
              "shows what one core of it can take in", ["n=1000"],
-             ["async", "threaded-unpooled", "forked"], "receipts/s"),
+             ["async", "uring", "threaded-unpooled", "forked"], "receipts/s"),
     Scenario("seat", "seat n members in the chat room: every one a WebSocket that joins, "
              "n(n+1)/2 join frames in all; the time to seat them all, then a short stay "
              "for the settled memory", ["n=300", "n=1000", "n=3000", "n=10000"],
-             ["async", "threaded-unpooled", "forked", "tornado"], "seats/s"),
+             ["async", "uring", "threaded-unpooled", "forked", "tornado"], "seats/s"),
     Scenario("idle", "hold n idle keep-alive connections (C10K): each asks `GET /hello` once, "
              "then stays quiet, asking again inside the 15 s idle rule; held = connections "
              "that still answer at the end of the hold (verified by one more request each)",
@@ -81,7 +81,7 @@ SCENARIOS = [
              "by the seating's bound), a tenth of them leaving at that moment; the contract: "
              "close the WebSockets with 1001, exit 0 within 5 s. Run once: a check of a "
              "rule, not a speed", ["n=50", "n=1000", "n=10000"],
-             ["async", "threaded-unpooled", "forked"], "members"),
+             ["async", "uring", "threaded-unpooled", "forked"], "members"),
 ]
 KNOWN = {s.name: s for s in SCENARIOS}
 # Scenarios renamed since: results.json files recorded before still use the
@@ -298,6 +298,8 @@ class Results:
                      else r for r in doc.get("runs") or []]
         self.anchors = doc.get("anchors") or {}
         self.profile = doc.get("profile") or "?"
+        # variant -> why the bench did not run it ("chat-uring not run: ...")
+        self.skipped = doc.get("variants_skipped") or {}
 
     def ok_runs(self, scenario, case, variant, wrk=False):
         """wrk: False for chatbench's runs, True or "wrk" for wrk's, "ab" for ab's."""
@@ -513,16 +515,27 @@ def idle_table(res, sc, case):
         if reasons:
             notes.append(f"{v}: connections not held, by reason, over all repetitions: "
                          f"{reasons}.")
-    lines = md_table(head, rows)
-    missing = [v for v in sc.variants if v not in res.variants(sc.name, case)]
-    if missing:
-        lines += ["", f"Not run in this profile: {', '.join(missing)}."]
+    lines = md_table(head, rows) + not_run(res, sc, res.variants(sc.name, case))
     lines += ["", "Held: connections that answered one more request sent after the hold "
               "(chatbench idle verifies each). PSS/conn: the server's PSS less the idle "
               "server's, divided by the connections open (established on its port) at each "
               "sample during the hold, median over the samples. Server CPU: the whole tree's "
               "over the run, exited threads and reaped children included."]
     return lines + table_notes(res, sc, case, notes)
+
+
+def not_run(res, sc, variants):
+    """The lines after a table naming the scenario's variants that did not
+    run: skipped by the bench, with its reason, or left out by the profile."""
+    missing = [v for v in sc.variants if v not in variants]
+    lines = []
+    left_out = [v for v in missing if v not in res.skipped]
+    if left_out:
+        lines += ["", f"Not run in this profile: {', '.join(left_out)}."]
+    for v in missing:
+        if v in res.skipped:
+            lines += ["", f"**{v}**: {res.skipped[v]}."]
+    return lines
 
 
 def table_notes(res, sc, case, notes):
@@ -620,11 +633,7 @@ def scenario_table(res, sc, case):
                 notes.append(f"{v}: failed ops by reason over all repetitions: {reasons}.")
         rows.append(row)
 
-    lines = md_table(head, rows)
-    missing = [v for v in sc.variants if v not in variants]
-    if missing:
-        lines.append("")
-        lines.append(f"Not run in this profile: {', '.join(missing)}.")
+    lines = md_table(head, rows) + not_run(res, sc, variants)
     if ideal_col:
         lines += ["", ideal_col[2]]
     if per_conn:
@@ -734,7 +743,7 @@ class Goals:
             return False
         why = []
         for v in absent:
-            words = self.res.failures(scenario, case, v)
+            words = self.res.failures(scenario, case, v) or self.res.skipped.get(v)
             why.append(f"{v} {scenario} {case}: " + (words or "not run in this profile"))
         subject_failed = variants[0] in absent and self.res.failed_runs(scenario, case,
                                                                          variants[0])
@@ -769,6 +778,7 @@ class Goals:
         self.seat()
         self.idle()
         self.generator()
+        self.uring()
         return self.rows
 
     def hello(self):
@@ -919,12 +929,61 @@ class Goals:
                      f"(its core {num(busy)} % busy; {num(div(1e6, c))} receipts/s would fill it)")
 
 
+    def largest(self, scenario, default):
+        """The largest case of the scenario in the data ("n=1000"), else default."""
+        cases = [c for c in self.res.cases(KNOWN[scenario]) if self.res.has(scenario, c)
+                 and case_n(c)]
+        return max(cases, key=case_n) if cases else default
+
+    def uring(self):
+        """Issue 18: chat-uring against chat-async, both measured in this run.
+        Ratios of medians; a repetition that failed is said in words."""
+        res = self.res
+        sc, case = "hello-keepalive", "c=50"
+        g = "(18) /hello keep-alive: chat-uring server CPU per request ≤ 0.85× chat-async's"
+        if not self.missing(g, sc, case, "uring", "async"):
+            u = res.median(sc, case, "uring", "server_cpu")
+            a = res.median(sc, case, "async", "server_cpu")
+            self.compare(g, u, mul(0.85, a), f"uring {num(u)} µs/req, async {num(a)} µs/req: "
+                         f"{ratio(div(u, a))} (need ≤ 0.85×)")
+        sc = "fanout"
+        case = self.largest(sc, "n=10000")
+        where = f"(18) fan-out {case} (the largest run)"
+        g = f"{where}: chat-uring delivers 100 % (every repetition)"
+        if not self.every_rep(g, sc, case, "uring"):
+            d = res.worst(sc, case, "uring", "delivered")
+            self.compare(g, 100, d, f"uring worst repetition {pct(d)} % delivered")
+        g = f"{where}: chat-uring p99 ≤ chat-async's"
+        if not self.missing(g, sc, case, "uring", "async"):
+            u, a = res.median(sc, case, "uring", "p99"), res.median(sc, case, "async", "p99")
+            self.compare(g, u, a, f"uring p99 {num(u)} ms, async p99 {num(a)} ms: "
+                         f"{ratio(div(u, a))} (need ≤ 1.00×)")
+        g = f"{where}: chat-uring server CPU per receipt ≤ 0.85× chat-async's"
+        if not self.missing(g, sc, case, "uring", "async"):
+            u = res.median(sc, case, "uring", "server_cpu")
+            a = res.median(sc, case, "async", "server_cpu")
+            self.compare(g, u, mul(0.85, a), f"uring {num(u)} µs/receipt, async {num(a)} "
+                         f"µs/receipt: {ratio(div(u, a))} (need ≤ 0.85×)")
+        sc = "idle"
+        case = self.largest(sc, "n=10000")
+        g = (f"(18) idle {case} (the largest run): chat-uring PSS per held connection "
+             "≤ chat-async's")
+        if not self.missing(g, sc, case, "uring", "async"):
+            u, a = res.median(sc, case, "uring", "pss_conn"), res.median(sc, case, "async",
+                                                                         "pss_conn")
+            self.compare(g, u, a, f"uring {num(div(u, 1024))} KiB, async {num(div(a, 1024))} "
+                         f"KiB per connection (PSS less idle, / connections open during the "
+                         f"hold): {ratio(div(u, a))} (need ≤ 1.00×)")
+
+
 def goals_section(res):
     rows = Goals(res).evaluate()
     shown = {MET: "**met**", NOT_MET: "**NOT MET**", NOT_MEASURED: "not measured"}
     count = {s: sum(1 for r in rows if r[1] == s) for s in shown}
     lines = [f"{count[MET]} met, {count[NOT_MET]} not met, {count[NOT_MEASURED]} not measured.",
              ""]
+    for v, why in sorted(res.skipped.items()):
+        lines += [f"**{why}**: the {v} column is empty and its goals are not measured.", ""]
     return lines + md_table(["goal", "status", "figures"],
                             [[g, shown[s], f] for g, s, f in rows])
 
@@ -1308,6 +1367,68 @@ def wait_table(res):
              ""] + md_table(["call"] + [f"n={n}" for n in ns], rows))
 
 
+SYSCALL_TOP = 5     # the most frequent calls of each model get a row
+
+
+def syscalls_section(res):
+    """System calls per answered request of each C model (bench/syscalls.py):
+    the most frequent calls of each, the rest as "other", and the total. A
+    model whose count failed says why in words, never a number."""
+    doc = res.doc.get("syscalls")
+    if not doc or not doc.get("models"):
+        lines = ["Not measured in this run."]
+    else:
+        models = doc["models"]
+        names = [m for m in ORDER if m in models] + sorted(set(models) - set(ORDER))
+        ok = {m: models[m] for m in names if models[m].get("ok")}
+        per = {m: {c["name"]: c for c in d.get("syscalls") or []} for m, d in ok.items()}
+        calls = []
+        for d in ok.values():
+            for c in (d.get("syscalls") or [])[:SYSCALL_TOP]:
+                if c["name"] not in calls:
+                    calls.append(c["name"])
+        calls.sort(key=lambda k: -max(per[m][k]["per_request"] if k in per[m] else 0
+                                      for m in ok))
+        rows = [["requests answered"] + [whole(ok[m]["answered"]) if m in ok else
+                                         bold_failure("failed: " + (models[m].get("error") or
+                                                                    "no reason recorded"))
+                                         for m in names]]
+        for k in calls:
+            cells = []
+            for m in names:
+                c = per.get(m, {}).get(k)
+                if m not in ok:
+                    cells.append("")
+                elif c is None:
+                    cells.append("0")
+                else:
+                    err = div(c.get("errors"), ok[m]["answered"])
+                    cells.append(num(c["per_request"]) + (f" ({num(err)} failed)" if err else ""))
+            rows.append([f"`{k}`"] + cells)
+        rows.append(["other"] + [
+            "" if m not in ok else num(max(0.0, round(ok[m]["per_request"] - sum(
+                per[m][k]["per_request"] for k in calls if k in per[m]), 6))) for m in names])
+        rows.append(["**total**"] + ["" if m not in ok else f"**{num(ok[m]['per_request'])}**"
+                                     for m in names])
+        lines = [f"GET /hello on {doc.get('conns', '?')} keep-alive connections, "
+                 f"{doc.get('requests', '?')} requests asked; each cell is system calls per "
+                 "request answered (in parentheses: how many of them returned an error, such "
+                 "as EAGAIN). Method: " + doc.get("method", "?") + ".", ""]
+        lines += md_table(["system call"] + names, rows)
+        lines += ["", "`io_uring_enter` counts one system call for many operations: chat-uring "
+                  "submits its accepts, receives and sends as ring entries and reaps their "
+                  "completions, a batch per call, so its column counts entries into the "
+                  "kernel, not I/O operations (these run inside the kernel, unseen by "
+                  "strace). strace slows every server many times over, so more is ready at "
+                  "each wake-up than at full speed: the waiting calls (epoll_wait, ppoll, "
+                  "io_uring_enter) are fewer per request here than in the timed runs. The "
+                  "per-connection calls (accept, socket options, close) are spread over the "
+                  "requests of each connection."]
+    for v, why in sorted(res.skipped.items()):
+        lines += ["", f"**{why}**."]
+    return lines
+
+
 def failed_section(res):
     bad = res.failed_runs()
     if not bad:
@@ -1373,6 +1494,7 @@ def report(res, plots, plot_error=None):
             out.append("")
         if out[-1] == "":
             out.pop()
+    out += ["", "## System calls per request", ""] + syscalls_section(res)
     out += ["", "## chatbench vs wrk and ab", "",
             "The same server and case measured by each generator in this run, each pinned "
             "to the same core in turn. rate is chatbench's rate_in_t (responses within the "

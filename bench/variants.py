@@ -1,8 +1,12 @@
 """The variants ./lab bench runs, one list for bench/lab_bench.py (which runs
 them) and bench/report.py (which reports them)."""
 
-# The six builds of the three models.
-MODELS = ["async", "async-cpu-pool", "threaded", "threaded-unpooled", "threaded-gil", "forked"]
+# The seven builds of the four models. chat-uring (issue 18) stands next to
+# chat-async, the other single-threaded event loop it is measured against; it
+# is built only where liburing is found, and bench/lab_bench.py skips it, and
+# says why, where it is missing or io_uring is not permitted.
+MODELS = ["async", "async-cpu-pool", "uring", "threaded", "threaded-unpooled", "threaded-gil",
+          "forked"]
 # The peers: other servers measured for reference (bench/peers).
 REFERENCES = ["nginx", "tornado"]
 
@@ -10,6 +14,7 @@ REFERENCES = ["nginx", "tornado"]
 VARIANTS = {
     "async": ("async", []),
     "async-cpu-pool": ("async", ["--cpu-pool"]),
+    "uring": ("uring", []),
     "threaded": ("threaded", []),
     "threaded-unpooled": ("threaded", ["--threads", "0"]),
     "threaded-gil": ("threaded", ["--gil"]),

@@ -3,9 +3,11 @@
 
 The canned run is hand-made so that its figures are easy to check by hand:
 a few variants and repetitions per scenario, runs that failed (ok=false),
-failed operations, two wrk runs, and scenarios it leaves out (hello-close,
-search, cpu c=4, fanout n=100). Every expectation below follows from those
-numbers; the comments say how.
+failed operations, two wrk runs, chat-uring (variant uring) beside
+chat-async with one fan-out repetition cut off, system call counts of each
+model (forked's failed), and scenarios it leaves out (hello-close, search,
+cpu c=4, fanout n=100). Every expectation below follows from those numbers;
+the comments say how.
 
     python3 tests/bench/test_report.py      (or ctest -R bench-report)
 
@@ -26,6 +28,12 @@ CANNED = os.path.join(HERE, "results.json")
 
 
 FAILED = "## Runs that failed, were cut off or did not finish"
+URING_HELLO = "(18) /hello keep-alive: chat-uring server CPU per request ≤ 0.85× chat-async's"
+URING_FAN = "(18) fan-out n=10000 (the largest run): chat-uring "
+URING_IDLE = ("(18) idle n=1000 (the largest run): chat-uring PSS per held connection ≤ "
+              "chat-async's")
+NOT_PERMITTED = ("chat-uring not run: io_uring is not permitted here (Operation not "
+                 "permitted: seccomp or kernel.io_uring_disabled)")
 
 
 def run_report(doc_path=None, doc=None):
@@ -134,6 +142,21 @@ class CannedReport(ReportOf, unittest.TestCase):
         self.assertEqual(hello["tornado"]["vs best (throughput)"], "0.06×")
         # wrk runs are not a server variant: they have their own table.
         self.assertNotIn("wrk-vs-async", hello)
+        # uring: 100000, 104000, 102000 req/s at 7.0, 7.5, 8.0 µs of server CPU.
+        self.assertEqual(hello["uring"]["reps ok"], "3 of 3")
+        self.assertEqual(hello["uring"]["throughput req/s"], "102000 (100000–104000)")
+        self.assertEqual(hello["uring"]["server CPU µs/op"], "7.50 (7.00–8.00)")
+
+    def test_uring_column_and_its_cut_off_repetition(self):
+        fan = by_variant(self.md, "### fanout n=10000")
+        # Two repetitions completed (p99 120 and 130 ms); the third was cut off.
+        self.assertEqual(fan["uring"]["reps ok"], "2 of 3")
+        self.assertEqual(fan["uring"]["p99 ms"], "125 (120–130)")
+        self.assertEqual(fan["uring"]["server CPU µs/op"], "1.25 (1.20–1.30)")
+        self.assertIn("uring rep 3: not finished: cut off at 65 s, 250000 of 500000 receipts.",
+                      section(self.md, "### fanout n=10000"))
+        # The variants' order: uring stands next to async.
+        self.assertEqual(list(fan)[:2], ["async", "uring"])
 
     def test_ideal_sleep(self):
         sleep = by_variant(self.md, "### sleep c=1000")
@@ -175,14 +198,17 @@ class CannedReport(ReportOf, unittest.TestCase):
             [(r["scenario"], r["case"], r["variant"], r["rep"]) for r in failed],
             [("hello-keepalive", "c=50", "threaded", "3"),
              ("hello-keepalive", "c=50", "threaded-gil", "1"),
+             ("fanout", "n=10000", "uring", "3"),
              ("fanout", "n=10000", "tornado", "1"),
              ("seat", "n=10000", "forked", "1")])
         self.assertIn("failed: server exited with status 1 before the run: bind: Address "
                       "already in use", failed[0]["what happened"])
+        self.assertEqual(failed[2]["what happened"],
+                         "not finished: cut off at 65 s, 250000 of 500000 receipts")
         self.assertIn("failed: chatbench exited with status 1: login: HTTP 500",
-                      failed[2]["what happened"])
+                      failed[3]["what happened"])
         # 8000 of 10000 opened: the seating did not finish; it is no capacity.
-        self.assertEqual(failed[3]["what happened"], "not finished: 8000 of 10000 seated at 0 s")
+        self.assertEqual(failed[4]["what happened"], "not finished: 8000 of 10000 seated at 0 s")
 
     def test_chatbench_vs_wrk(self):
         rows = {r["server"]: r for r in table(section(self.md, "## chatbench vs wrk and ab"))}
@@ -240,17 +266,61 @@ class CannedReport(ReportOf, unittest.TestCase):
             # 200000 receipts/s >= 150000
             "(f) chatbench ws takes in ≥ 150 000 receipts/s on one core (chat-rate, chat-async)":
                 "met",
+            # 7.50 / 9.00 = 0.83 <= 0.85
+            URING_HELLO: "met",
+            # rep 3 was cut off: not every repetition delivered
+            URING_FAN + "delivers 100 % (every repetition)": "NOT MET",
+            # 125 > 105 ms
+            URING_FAN + "p99 ≤ chat-async's": "NOT MET",
+            # 1.25 / 1.55 = 0.81 <= 0.85
+            URING_FAN + "server CPU per receipt ≤ 0.85× chat-async's": "met",
+            # no idle run in the canned data
+            "(18) idle n=10000 (the largest run): chat-uring PSS per held connection ≤ "
+            "chat-async's": "not measured",
         }
         self.assertEqual(status, expect)
         self.assertIn("forked seat n=10000: not finished: 8000 of 10000 seated at 0 s",
                       goals["(e) seat: chat-forked seats 10000 members in the room (every "
                             "repetition)"]["figures"])
-        self.assertIn("15 met, 5 not met, 3 not measured.", section(self.md, "## Goals"))
+        self.assertIn("17 met, 7 not met, 4 not measured.", section(self.md, "## Goals"))
+        self.assertEqual(goals[URING_HELLO]["figures"],
+                         "uring 7.50 µs/req, async 9.00 µs/req: 0.83× (need ≤ 0.85×)")
+        self.assertEqual(goals[URING_FAN + "p99 ≤ chat-async's"]["figures"],
+                         "uring p99 125 ms, async p99 105 ms: 1.19× (need ≤ 1.00×)")
+        self.assertEqual(goals[URING_FAN + "server CPU per receipt ≤ 0.85× chat-async's"]
+                         ["figures"], "uring 1.25 µs/receipt, async 1.55 µs/receipt: 0.81× "
+                         "(need ≤ 0.85×)")
+        # The cut-off repetition is said in words, never a percentage.
+        words = goals[URING_FAN + "delivers 100 % (every repetition)"]["figures"]
+        self.assertEqual(words, "uring: 1 of 3 repetitions did not complete: not finished: "
+                         "cut off at 65 s, 250000 of 500000 receipts")
         # 1.5 s of chatbench CPU over 3 s: its core half busy; 2.5 µs each.
         self.assertIn("200000 receipts/s at 2.50 µs of chatbench CPU each (its core 50.0 % busy; "
                       "400000 receipts/s would fill it)",
                       goals["(f) chatbench ws takes in ≥ 150 000 receipts/s on one core "
                             "(chat-rate, chat-async)"]["figures"])
+
+    def test_syscalls(self):
+        text = section(self.md, "## System calls per request")
+        rows = {r["system call"]: r for r in table(text)}
+        self.assertEqual(list(rows["requests answered"])[1:], ["async", "uring", "threaded",
+                                                               "forked"])
+        self.assertEqual(rows["requests answered"]["async"], "5000")
+        # 5050 reads over 5000 requests, 50 of them EAGAIN.
+        self.assertEqual(rows["`read`"]["async"], "1.01 (0.0100 failed)")
+        self.assertEqual(rows["`io_uring_enter`"]["uring"], "0.200")
+        self.assertEqual(rows["`io_uring_enter`"]["async"], "0")
+        self.assertEqual(rows["`futex`"]["threaded"], "1.00")
+        # 2.50 less the eight calls shown (2.48)
+        self.assertEqual(rows["other"]["async"], "0.0200")
+        self.assertEqual(rows["**total**"]["async"], "**2.50**")
+        self.assertEqual(rows["**total**"]["uring"], "**0.300**")
+        # forked's count failed: words, no number anywhere in its column.
+        self.assertEqual(rows["requests answered"]["forked"], "**failed**: strace did not "
+                         "attach: ptrace(PTRACE_SEIZE, 4242): Operation not permitted")
+        self.assertEqual({r["forked"] for name, r in rows.items()
+                          if name != "requests answered"}, {""})
+        self.assertIn("`io_uring_enter` counts one system call for many operations", text)
 
     def test_plots(self):
         self.assertIsNotNone(shutil.which("gnuplot"),
@@ -329,6 +399,11 @@ def canned_with_failures():
         r["samples"] = [{"t": 13.0 + k, "pss": 4000000 + 1000 * per, "open_conns": 1000}
                         for k in range(4)] + [{"t": 40.0, "pss": 4000000, "open_conns": 0}]
         idle.append(r)
+    # chat-uring's idle run did not start: every repetition failed.
+    r = like("hello-keepalive", "c=50", "uring")
+    r.update(scenario="idle", case="n=1000", ok=False, result=None, samples=[],
+             error="server did not start: chat-uring: io_uring_queue_init: Cannot allocate memory")
+    idle.append(r)
     # shutdown n=10000: chat-async closes its 9000 and exits in 1.2 s;
     # chat-forked was told (SIGTERM sent) and had not exited when the harness
     # gave up; chat-threaded's run failed before SIGTERM could be sent.
@@ -425,6 +500,17 @@ class FailuresInWords(ReportOf, unittest.TestCase):
                       "timeout 936.", section(self.md, "### idle n=1000"))
         self.assertTrue(os.path.exists(os.path.join(self.dir, "idle.png")))
 
+    def test_a_uring_run_that_failed_is_words_in_its_goal(self):
+        row = by_variant(self.md, "### idle n=1000")["uring"]
+        self.assertEqual(row["reps ok"], "0 of 1")
+        self.assertEqual(row["held at the end (of 1000)"], "**failed**: server did not start: "
+                         "chat-uring: io_uring_queue_init: Cannot allocate memory")
+        goals = {r["goal"]: r for r in table(section(self.md, "## Goals"))}
+        self.assertEqual(goals[URING_IDLE]["status"], "**NOT MET**")
+        self.assertEqual(goals[URING_IDLE]["figures"], "uring idle n=1000: failed: server did "
+                         "not start: chat-uring: io_uring_queue_init: Cannot allocate memory")
+        self.assertNotIn("×", goals[URING_IDLE]["figures"])
+
     def test_wait_anchor(self):
         rows = {r["call"]: r for r in table(section(self.md, "## Anchors"))}
         self.assertEqual(rows["select"]["n=1000"], "140")
@@ -465,6 +551,36 @@ class FailuresInWords(ReportOf, unittest.TestCase):
                          {"threaded-unpooled": "failed"})
         script = "\n".join(report.fanout_panel(res, ["n=1000", "n=10000"]).gnuplot("p"))
         self.assertEqual(script.count('"failed" at '), 2)
+
+
+class UringSkipped(ReportOf, unittest.TestCase):
+    """Where chat-uring could not run, the bench skips it and says why: the
+    report repeats the reason in words wherever its column would be."""
+
+    @classmethod
+    def doc(cls):
+        with open(CANNED, encoding="utf-8") as f:
+            doc = json.load(f)
+        doc["runs"] = [r for r in doc["runs"] if r["variant"] != "uring"]
+        del doc["syscalls"]["models"]["uring"]
+        doc["variants_skipped"] = {"uring": NOT_PERMITTED}
+        return doc
+
+    def test_the_reason_is_in_the_goals(self):
+        text = section(self.md, "## Goals")
+        self.assertIn(f"**{NOT_PERMITTED}**: the uring column is empty", text)
+        goals = {r["goal"]: r for r in table(text) if r["goal"].startswith("(18)")}
+        self.assertEqual(len(goals), 5)
+        for g, row in goals.items():
+            self.assertEqual(row["status"], "not measured", g)
+            self.assertIn(NOT_PERMITTED, row["figures"], g)
+
+    def test_the_reason_stands_where_the_column_would(self):
+        hello = section(self.md, "### hello-keepalive c=50")
+        self.assertNotIn("uring", by_variant(self.md, "### hello-keepalive c=50"))
+        self.assertIn(f"**uring**: {NOT_PERMITTED}.", hello)
+        self.assertIn("Not run in this profile: async-cpu-pool, threaded-unpooled.", hello)
+        self.assertIn(f"**{NOT_PERMITTED}**.", section(self.md, "## System calls per request"))
 
 
 class EmptyReport(unittest.TestCase):
