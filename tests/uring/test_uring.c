@@ -382,8 +382,9 @@ Test(uring, vanished_clients_are_cancelled_before_they_are_freed)
 
 /* The faults suite's SIGTERM test has /sleeps and WebSockets in flight;
  * here a client that never reads holds a send the kernel cannot finish.
- * The grace period ends, the connection is closed with its send cancelled
- * (cancel_fd), and the server still exits 0 once the kernel reported it. */
+ * The core gives up on it within the grace period, the connection is
+ * closed with its send cancelled (client_close: cancel_fd), and the server
+ * exits 0 only once the kernel has reported the cancelled send. */
 Test(uring, sigterm_with_a_send_blocked_on_a_full_socket)
 {
     char *body = numbered_body();
