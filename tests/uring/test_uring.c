@@ -22,6 +22,7 @@
  * is continued: the kernel then completes all their receives at once. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,6 +103,28 @@ static void stop_with_report(struct server *s, unsigned long *enobufs, unsigned 
                         enobufs, overflows),
                  2, "%s", line);
     free(err);
+}
+
+/* SIGTERM and a clean exit, and no request left in flight at the end:
+ * with a closed client still waiting for a completion, chat-uring would
+ * exit 0 all the same, by its deadline's abandon path (main.c,
+ * on_abandon), which says so on stderr. The harness removes the stderr
+ * file at the exit: an open descriptor still reads it. */
+static void stop_nothing_abandoned(struct server *s)
+{
+    int errfd = open(s->errpath, O_RDONLY | O_CLOEXEC);
+    cr_assert(errfd >= 0);
+    cr_assert(kill(s->pid, SIGTERM) == 0);
+    server_wait_exit(s, STOP_CAP_MS);
+    static char err[1 << 16];
+    size_t len = 0;
+    ssize_t n;
+    while (len < sizeof err - 1 && (n = read(errfd, err + len, sizeof err - 1 - len)) > 0)
+        len += (size_t)n;
+    err[len] = 0;
+    close(errfd);
+    cr_assert(strstr(err, "dropped work") == NULL,
+              "the server abandoned requests still in flight:\n%s", err);
 }
 
 /* Bytes the server's end of the connection whose client end is `fd` holds
@@ -373,10 +396,69 @@ Test(uring, vanished_clients_are_cancelled_before_they_are_freed)
     expect_hello(s.port);
     ws_free(stay);
     free(cookie);
-    server_stop(&s);
+    stop_nothing_abandoned(&s);
     upstream_stop(&u);
     free(response);
     free(body);
+}
+
+/* The server closes a connection whose peer is still there: a member that
+ * never reads is cut off (1 MiB unsent) and closed 2 s later, its send
+ * still blocked on the full socket and its receive still armed. Nothing
+ * the peer does will end them: only the cancels can (sink_cut_off,
+ * client_close), and the struct must wait for their completions. The
+ * peer keeps its socket open until the server has exited. */
+Test(uring, a_member_closed_by_the_server_is_cancelled_before_it_is_freed)
+{
+    struct server s;
+    server_start(&s, NULL);
+    char *aa = login(s.port, "aa", "123456"), *coco = login(s.port, "coco", "123456");
+    struct ws *slow = ws_connect_rcvbuf(s.port, aa, 4096);
+    struct ws *poster = chat_join(s.port, coco, "coco", NULL, NULL);
+
+    enum { BATCH = 16, TEXT = 4000, MAX_BATCHES = 500 };
+    char *text = malloc(TEXT);
+    cr_assert(text);
+    memset(text, 'x', TEXT);
+    bool left = false;
+    for (int batch = 0; batch < MAX_BATCHES && !left; batch++) {
+        for (int i = 0; i < BATCH; i++)
+            ws_queue_text(poster, text, TEXT);
+        ws_flush(poster);
+        for (int got = 0; got < BATCH;) {
+            struct jv *v = ws_recv_event(poster, CAP_MS);
+            const char *type = jv_str(v, "type");
+            cr_assert(type);
+            if (strcmp(type, "leave") == 0) {
+                cr_assert_str_eq(jv_str(v, "user"), "aa");
+                left = true;
+            } else {
+                cr_assert_str_eq(type, "message", "unexpected %s event", type);
+                got++;
+            }
+            jv_free(v);
+        }
+    }
+    cr_assert(left, "the member that never reads was not cut off");
+    free(text);
+    /* The server closes it (2 s after the close frame it cannot send). */
+    int64_t deadline = now_ms() + CAP_MS;
+    for (;;) {
+        struct jv *st = stats_get(s.port);
+        long long conns = -1;
+        cr_assert(jv_int(st, "connections", &conns));
+        jv_free(st);
+        if (conns == 2) /* the poster, and this /stats */
+            break;
+        cr_assert(now_ms() < deadline, "%lld connections left", conns);
+        usleep(1000);
+    }
+    chat_round_trip(poster, "after the cut-off");
+    ws_free(poster);
+    stop_nothing_abandoned(&s);
+    ws_free(slow);
+    free(aa);
+    free(coco);
 }
 
 /* ---- SIGTERM with a send blocked on a full socket ---- */
@@ -399,8 +481,7 @@ Test(uring, sigterm_with_a_send_blocked_on_a_full_socket)
     c.fd = tcp_connect(s.port, 16384);
     send_big_searches(&c);
     await_backed_up(s.port, &c);
-    cr_assert(kill(s.pid, SIGTERM) == 0);
-    server_wait_exit(&s, STOP_CAP_MS);
+    stop_nothing_abandoned(&s);
     tsock_close(&c);
     upstream_stop(&u);
     free(response);
