@@ -57,9 +57,13 @@
  *  - CQ overflow: a fan-out to 10 000 members completes 10 000 sends at
  *    once. The CQ is sized well beyond the SQ (IORING_SETUP_CQSIZE), and
  *    the kernel must have IORING_FEAT_NODROP, so a completion is never lost:
- *    an overflow is held in the kernel and submission says -EBUSY until we
- *    reap — which this loop does next anyway (liburing#1063, man
- *    io_uring_enter "EBUSY").
+ *    an overflow is held in the kernel (older kernels also refuse
+ *    submissions with -EBUSY meanwhile), and liburing's peek flushes it
+ *    back into the CQ as this loop reaps (liburing#1063, man
+ *    io_uring_enter "EBUSY"). tests/uring runs 48 receives into a CQ of 4.
+ *  - tests/uring makes each trap here happen, through real sockets; the
+ *    environment knobs C10K_URING_BUFS and C10K_URING_CQ (test_knob) shrink
+ *    the buffer ring and the CQ for it. They are not user-facing options.
  *  - Timeouts are requests too (IORING_OP_TIMEOUT): each connection's core
  *    deadline is one absolute timeout on CLOCK_MONOTONIC, moved earlier
  *    with a timeout update, left alone when it moves later (it fires early
@@ -111,7 +115,12 @@ struct io_uring_sqe *ring_sqe(void)
     if (sqe)
         return sqe;
     /* The submission queue is full: hand what is there to the kernel now
-     * (a big fan-out can queue more than SQ_ENTRIES sends in one turn). */
+     * (a big fan-out can queue more than SQ_ENTRIES sends in one turn).
+     * With completions overflowed, kernels of this project's era (checked
+     * on 6.18: 100 NOPs into a CQ of 4, all 100 reaped after) accept the
+     * submission and hold the overflow; only old ones say -EBUSY here
+     * (liburing#1063), and then the NULL below makes the caller give up
+     * that one request (a client is aborted) — a completion is never lost. */
     io_uring_submit(&server.ring);
     return io_uring_get_sqe(&server.ring);
 }
@@ -119,26 +128,51 @@ struct io_uring_sqe *ring_sqe(void)
 void buf_recycle(unsigned bid)
 {
     io_uring_buf_ring_add(server.br, server.bufs + (size_t)bid * BUF_SIZE, BUF_SIZE,
-                          (unsigned short)bid, io_uring_buf_ring_mask(BUF_COUNT), 0);
+                          (unsigned short)bid, io_uring_buf_ring_mask(server.buf_count), 0);
     io_uring_buf_ring_advance(server.br, 1);
+}
+
+/* Test knobs, not options: the environment variables C10K_URING_BUFS and
+ * C10K_URING_CQ shrink the buffer ring and the completion queue so that
+ * tests/uring can make -ENOBUFS and CQ overflow happen with a handful of
+ * connections (a power of two from 1 to the default; anything else is
+ * ignored). With either set, the server reports on stderr, when SIGINT or
+ * SIGTERM asks it to stop, how often it met them. */
+static unsigned test_knob(const char *name, unsigned dflt)
+{
+    const char *v = getenv(name);
+    if (!v)
+        return dflt;
+    char *end;
+    unsigned long n = strtoul(v, &end, 10);
+    if (*end || n == 0 || n > dflt || (n & (n - 1))) {
+        fprintf(stderr, "chat-uring: %s=%s ignored (a power of two up to %u)\n", name, v, dflt);
+        return dflt;
+    }
+    server.test_knobs = true;
+    return (unsigned)n;
 }
 
 static int ring_init(void)
 {
     struct io_uring_params p;
+    server.buf_count = test_knob("C10K_URING_BUFS", BUF_COUNT);
+    unsigned cq_entries = test_knob("C10K_URING_CQ", CQ_ENTRIES);
+    /* The kernel wants at least as many CQ entries as SQ entries. */
+    unsigned sq_entries = cq_entries < SQ_ENTRIES ? cq_entries : SQ_ENTRIES;
     memset(&p, 0, sizeof p);
-    p.cq_entries = CQ_ENTRIES;
+    p.cq_entries = cq_entries;
     /* SUBMIT_ALL: one bad request does not stop the rest of the batch.
      * COOP_TASKRUN, SINGLE_ISSUER: only this thread uses the ring, so the
      * kernel need not interrupt it to post completions. */
     p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN |
               IORING_SETUP_SINGLE_ISSUER;
-    int rc = io_uring_queue_init_params(SQ_ENTRIES, &server.ring, &p);
+    int rc = io_uring_queue_init_params(sq_entries, &server.ring, &p);
     if (rc == -EINVAL) { /* an older kernel: the flags are optimisations */
         memset(&p, 0, sizeof p);
-        p.cq_entries = CQ_ENTRIES;
+        p.cq_entries = cq_entries;
         p.flags = IORING_SETUP_CQSIZE;
-        rc = io_uring_queue_init_params(SQ_ENTRIES, &server.ring, &p);
+        rc = io_uring_queue_init_params(sq_entries, &server.ring, &p);
     }
     if (rc < 0) {
         if (rc == -EPERM || rc == -ENOSYS || rc == -EACCES)
@@ -158,14 +192,14 @@ static int ring_init(void)
      * with the kernel. The buffers themselves are ordinary heap. */
     void *mem;
     if (posix_memalign(&mem, (size_t)sysconf(_SC_PAGESIZE),
-                       BUF_COUNT * sizeof(struct io_uring_buf)) != 0)
+                       server.buf_count * sizeof(struct io_uring_buf)) != 0)
         return -1;
     server.br = mem;
-    server.bufs = malloc((size_t)BUF_COUNT * BUF_SIZE);
+    server.bufs = malloc((size_t)server.buf_count * BUF_SIZE);
     if (!server.bufs)
         return -1;
     struct io_uring_buf_reg reg = {
-        .ring_addr = (unsigned long)server.br, .ring_entries = BUF_COUNT, .bgid = BUF_GROUP};
+        .ring_addr = (unsigned long)server.br, .ring_entries = server.buf_count, .bgid = BUF_GROUP};
     io_uring_buf_ring_init(server.br);
     rc = io_uring_register_buf_ring(&server.ring, &reg, 0);
     if (rc < 0) {
@@ -173,10 +207,10 @@ static int ring_init(void)
                 strerror(-rc));
         return -1;
     }
-    for (unsigned i = 0; i < BUF_COUNT; i++)
+    for (unsigned i = 0; i < server.buf_count; i++)
         io_uring_buf_ring_add(server.br, server.bufs + (size_t)i * BUF_SIZE, BUF_SIZE,
-                              (unsigned short)i, io_uring_buf_ring_mask(BUF_COUNT), (int)i);
-    io_uring_buf_ring_advance(server.br, BUF_COUNT);
+                              (unsigned short)i, io_uring_buf_ring_mask(server.buf_count), (int)i);
+    io_uring_buf_ring_advance(server.br, server.buf_count);
     return 0;
 }
 
@@ -294,6 +328,9 @@ static void begin_shutdown(void)
     if (server.stopping)
         return;
     server.stopping = true;
+    if (server.test_knobs) /* read by tests/uring before the exit */
+        fprintf(stderr, "chat-uring: test knobs: %lu receives found no buffer, %lu turns found "
+                        "the CQ overflowed\n", server.enobufs, server.cq_overflows);
     if (server.accepting) {
         struct io_uring_sqe *sqe = ring_sqe();
         if (sqe) {
@@ -435,6 +472,11 @@ static void run(void)
             fprintf(stderr, "chat-uring: io_uring_enter: %s\n", strerror(-rc));
             exit(1);
         }
+        /* Only counted, for the test knobs' report: the kernel holds what
+         * did not fit, and handle_completions' peeks flush it back into
+         * the CQ as slots free up (liburing's cq_ring_needs_flush). */
+        if (rc == -EBUSY || (IO_URING_READ_ONCE(*server.ring.sq.kflags) & IORING_SQ_CQ_OVERFLOW))
+            server.cq_overflows++;
         server.turn++;
         resume_paused_clients();
         handle_completions();

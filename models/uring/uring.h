@@ -95,19 +95,22 @@ struct server {
      * kernel picks from for every multishot receive (bgid BUF_GROUP). */
     struct io_uring_buf_ring *br;
     char *bufs;
+    unsigned buf_count;            /* BUF_COUNT, or the test knob's */
 
     struct client *clients;
     struct client *dirty, *unblocked, *paused, *closed;
     unsigned live;                 /* admitted connections, for --max-conns */
     uint64_t turn;                 /* turns of the loop so far */
     unsigned long enobufs;         /* receives that found the buffer ring empty */
+    unsigned long cq_overflows;    /* turns that found completions held back */
+    bool test_knobs;               /* C10K_URING_BUFS/_CQ set (main.c) */
     bool stopping;
 };
 
 extern struct server server;
 
 #define BUF_GROUP 1
-#define BUF_COUNT 512   /* a power of two: the ring's mask */
+#define BUF_COUNT 512   /* a power of two: the ring's mask (the default) */
 #define BUF_SIZE 16384
 
 /* The ring's submission queue entry for one more request: submits what is
