@@ -45,6 +45,7 @@
 
 #include "backplane.h"
 #include "forked.h"
+#include "pidset.h"
 #include "net.h"
 #include "proc_memory.h"
 #include "redis_epoll.h"
@@ -82,8 +83,7 @@ static unsigned spawns_out;  /* requests not yet answered */
 static int reserved[SPAWN_IN_FLIGHT];
 static unsigned nreserved;
 static bool spawner_gone;
-static pid_t *children;
-static unsigned nchildren, children_cap;
+static struct pidset children; /* the live connection processes */
 static bool stopping, child_failed;
 static bool children_told; /* SIGTERM sent to the children: shutting down */
 static bool listener_paused; /* SPAWN_IN_FLIGHT reached: accept nothing */
@@ -107,35 +107,11 @@ static void stats(struct app *a, struct stats_view *v)
 
 /* --- children ------------------------------------------------------------ */
 
-static bool remember_child(pid_t pid)
-{
-    if (nchildren == children_cap) {
-        unsigned cap = children_cap ? children_cap * 2 : 256;
-        pid_t *p = realloc(children, cap * sizeof *p);
-        if (!p)
-            return false;
-        children = p;
-        children_cap = cap;
-    }
-    children[nchildren++] = pid;
-    return true;
-}
-
 /* A child can exit, and be reaped, before the spawner's answer naming it
  * arrives (its client was gone at once): remembered here, so that the
  * answer does not add a pid that may already belong to someone else. */
 static pid_t reaped_early[SPAWN_IN_FLIGHT];
 static unsigned nreaped_early;
-
-static bool forget_child(pid_t pid)
-{
-    for (unsigned i = 0; i < nchildren; i++)
-        if (children[i] == pid) {
-            children[i] = children[--nchildren];
-            return true;
-        }
-    return false;
-}
 
 static void reap_children(void)
 {
@@ -150,7 +126,7 @@ static void reap_children(void)
             }
             continue;
         }
-        if (!forget_child(pid) && nreaped_early < SPAWN_IN_FLIGHT)
+        if (!pidset_remove(&children, pid) && nreaped_early < SPAWN_IN_FLIGHT)
             reaped_early[nreaped_early++] = pid;
         atomic_fetch_sub(&shared->children, 1);
         /* A child that exits non-zero (LeakSanitizer's code, say) is a bug:
@@ -265,7 +241,7 @@ static void on_spawned(void)
         /* A child we could not keep track of is ended now, not orphaned later;
          * SIGCHLD still reaps it and takes it off the count. Even a child
          * already reaped gets its link: what it sent (a leave) is read. */
-        if (!early && !remember_child(pid)) {
+        if (!early && !pidset_add(&children, pid)) {
             kill(pid, SIGKILL);
             close(link);
         } else if (hub_add_child(hub, link, pid) < 0) {
@@ -325,10 +301,13 @@ static void close_room(void)
      * 4-8 s here, pinned to one core). Past the grace period the rest get
      * SIGKILL instead: what is left is dropped, as at the deadline below. */
     bool late = false;
-    for (unsigned i = 0; i < nchildren; i++) {
-        if (i % 64 == 0 && !late)
+    unsigned told = 0;
+    for (unsigned i = 0; i < children.cap; i++) {
+        if (!children.slot[i])
+            continue;
+        if (told++ % 64 == 0 && !late)
             late = app_now_ms() >= stop_deadline;
-        kill(children[i], late ? SIGKILL : SIGTERM);
+        kill(children.slot[i], late ? SIGKILL : SIGTERM);
     }
     children_told = true; /* and those the spawner still names, on arrival */
 }
@@ -439,7 +418,7 @@ int main(int argc, char **argv)
 
     struct epoll_event events[256];
     uint64_t trimmed = app_now_ms();
-    while (!stopping || nchildren > 0 || spawns_out > 0) {
+    while (!stopping || children.count > 0 || spawns_out > 0) {
         int n = epoll_wait(epfd, events, 256, next_timeout());
         for (int i = 0; i < n; i++) {
             struct tag *t = events[i].data.ptr;
@@ -499,8 +478,9 @@ int main(int argc, char **argv)
                 end_refused(r);
         }
         if (stopping && now >= stop_deadline) {
-            for (unsigned i = 0; i < nchildren; i++)
-                kill(children[i], SIGKILL); /* out of time: dropped */
+            for (unsigned i = 0; i < children.cap; i++)
+                if (children.slot[i])
+                    kill(children.slot[i], SIGKILL); /* out of time: dropped */
             if (spawns_out > 0 && !spawner_gone) {
                 kill(spawner_pid, SIGKILL); /* hung: what it owes us is lost */
                 spawns_out = 0;
@@ -522,7 +502,7 @@ int main(int argc, char **argv)
     backplane_free(bp); /* sends the leaves of room_close */
     redis_epoll_free(bp_loop);
     hub_free(hub);
-    free(children);
+    pidset_free(&children);
     close(epfd);
     close(sigfd);
     app_free(&app);
