@@ -238,6 +238,7 @@ Test(adduser, appended_users_log_in_with_their_password_only)
     /* The file replaced the demo accounts. */
     cr_assert_eq(login_try(s.port, "coco", "123456", NULL), 401);
     server_stop(&s);
+    free(path);
 }
 
 /* On a terminal the password is asked twice and never echoed. */
@@ -295,6 +296,7 @@ Test(adduser, password_from_a_terminal_is_not_echoed)
     server_start(&s, ARGS("--users", path));
     cr_assert_eq(login_try(s.port, "tty_user", "tty-secret-42", NULL), 303);
     server_stop(&s);
+    free(path);
 }
 
 /* NAME is 1-32 of A-Za-z0-9_.-: anything else is refused before the
@@ -345,6 +347,8 @@ Test(adduser, bad_names_refused_file_untouched)
     cr_assert_eq(login_try(s.port, long_name, "a-good-password", NULL), 303);
     cr_assert_eq(login_try(s.port, "ann", "ann-pw", NULL), 303);
     server_stop(&s);
+    free(path);
+    free(absent);
     free(before.text);
 }
 
@@ -377,5 +381,6 @@ Test(adduser, repeated_name_or_missing_password_refused_file_untouched)
     cr_assert_eq(login_try(s.port, "ann", "ann-pw", NULL), 303, "ann's own password changed");
     cr_assert_eq(login_try(s.port, "ann", "another-pw", NULL), 401);
     server_stop(&s);
+    free(path);
     free(before.text);
 }
