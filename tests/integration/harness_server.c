@@ -196,17 +196,28 @@ static void listen_host(const char *value, char *host, size_t len)
     snprintf(host, len, "%.*s", (int)n, value);
 }
 
+/* How to start a server: which binary and flags around the test's own. */
+struct spawn_how {
+    const char *bin;     /* NULL: $C10K_SERVER with $C10K_SERVER_ARGS */
+    bool no_listen;      /* leave out the harness's --listen 127.0.0.1:0 */
+    int nofile;          /* > 0: the server's RLIMIT_NOFILE, soft and hard */
+};
+
 /* argv for the server; *host gets the host of the last --listen in it (the
- * harness's own 127.0.0.1 unless the test asked for another). */
+ * harness's own 127.0.0.1 unless the test asked for another; the contract's
+ * default, 127.0.0.1, when there is none). */
 static void build_argv(const char **argv, size_t max, char *argsbuf, const char *const *extra,
-                       char *host, size_t hostlen)
+                       const struct spawn_how *how, char *host, size_t hostlen)
 {
     size_t n = 0;
-    const char *bin = getenv("C10K_SERVER");
+    const char *bin = how->bin ? how->bin : getenv("C10K_SERVER");
     cr_assert(bin && *bin, "C10K_SERVER is not set: which server binary to test?");
     argv[n++] = bin;
-    argv[n++] = "--listen";
-    argv[n++] = "127.0.0.1:0";
+    snprintf(host, hostlen, "127.0.0.1");
+    if (!how->no_listen) {
+        argv[n++] = "--listen";
+        argv[n++] = "127.0.0.1:0";
+    }
     for (char *tok = strtok(argsbuf, " \t"); tok; tok = strtok(NULL, " \t")) {
         cr_assert(n < max - 1);
         argv[n++] = tok;
@@ -224,15 +235,16 @@ static void build_argv(const char **argv, size_t max, char *argsbuf, const char 
     }
 }
 
-/* nofile > 0: the server's RLIMIT_NOFILE, soft and hard. */
-static void spawn(struct server *s, const char *const *extra, int nofile)
+static void spawn(struct server *s, const char *const *extra, const struct spawn_how *how)
 {
     memset(s, 0, sizeof *s);
-    const char *envargs = getenv("C10K_SERVER_ARGS");
+    /* Another binary is another model: the flags of this run are not its. */
+    const char *envargs = how->bin ? NULL : getenv("C10K_SERVER_ARGS");
     char argsbuf[512];
     snprintf(argsbuf, sizeof argsbuf, "%s", envargs ? envargs : "");
     const char *argv[64];
-    build_argv(argv, 64, argsbuf, extra, s->host, sizeof s->host);
+    build_argv(argv, 64, argsbuf, extra, how, s->host, sizeof s->host);
+    int nofile = how->nofile;
 
     int out[2];
     cr_assert(pipe2(out, O_CLOEXEC) == 0);
@@ -353,14 +365,32 @@ static int wait_exit(struct server *s, int cap_ms)
     return status;
 }
 
+static void start_how(struct server *s, const char *const *extra, const struct spawn_how *how);
+
 void server_start(struct server *s, const char *const *extra)
 {
-    server_start_nofile(s, extra, 0);
+    start_how(s, extra, &(struct spawn_how){0});
 }
 
 void server_start_nofile(struct server *s, const char *const *extra, int nofile)
 {
-    spawn(s, extra, nofile);
+    start_how(s, extra, &(struct spawn_how){.nofile = nofile});
+}
+
+void server_start_bin(struct server *s, const char *bin, const char *const *extra)
+{
+    cr_assert(bin && *bin, "server_start_bin: no binary");
+    start_how(s, extra, &(struct spawn_how){.bin = bin});
+}
+
+void server_start_default_listen(struct server *s, const char *const *extra)
+{
+    start_how(s, extra, &(struct spawn_how){.no_listen = true});
+}
+
+static void start_how(struct server *s, const char *const *extra, const struct spawn_how *how)
+{
+    spawn(s, extra, how);
     int port = await_listening(s, START_CAP_MS);
     if (port <= 0) {
         if (port < 0) {
@@ -383,7 +413,7 @@ void server_start_nofile(struct server *s, const char *const *extra, int nofile)
 char *server_start_must_fail(const char *const *extra)
 {
     struct server s;
-    spawn(&s, extra, 0);
+    spawn(&s, extra, &(struct spawn_how){0});
     int port = await_listening(&s, START_CAP_MS);
     if (port > 0) {
         kill(s.pid, SIGKILL);

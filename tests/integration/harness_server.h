@@ -37,6 +37,13 @@ char *server_start_must_fail(const char *const *extra);
 /* The same under a descriptor limit: RLIMIT_NOFILE soft = hard = nofile in
  * the child before exec, so the server cannot raise it (exhaustion tests). */
 void server_start_nofile(struct server *s, const char *const *extra, int nofile);
+/* Another server binary (another model) with only the test's flags: no
+ * $C10K_SERVER_ARGS, which are for $C10K_SERVER. */
+void server_start_bin(struct server *s, const char *bin, const char *const *extra);
+/* $C10K_SERVER without the harness's --listen 127.0.0.1:0: the listening
+ * line must name the contract's default host, 127.0.0.1. The caller makes
+ * sure the default port is its own (a network namespace). */
+void server_start_default_listen(struct server *s, const char *const *extra);
 /* SIGTERM, wait (STOP_CAP_MS), assert a normal exit with status 0. */
 void server_stop(struct server *s);
 /* After the caller sent a signal: wait for the exit and assert status 0. */

@@ -89,6 +89,13 @@ char *temp_file(const void *data, size_t len)
     return xstrdup(path);
 }
 
+char *temp_path(void)
+{
+    char *path = temp_file("", 0);
+    cr_assert(unlink(path) == 0, "unlink %s: %s", path, strerror(errno));
+    return path;
+}
+
 void temp_files_remove(void)
 {
     for (int i = 0; i < ntemps; i++) {

@@ -39,6 +39,9 @@ int remaining_ms(int64_t deadline);
 /* Write bytes to a new temp file; returns its path (malloc'd). The file is
  * removed by harness_fini. */
 char *temp_file(const void *data, size_t len);
+/* A fresh name for a file that does not exist yet (for a program that must
+ * create it), removed at teardown like a temp_file(). */
+char *temp_path(void);
 /* A users file made with the project's own user_record_make/format (1000
  * PBKDF2 iterations, to keep logins fast). pairs: name, password, name,
  * password, ..., NULL. `extra` (may be NULL) is appended verbatim. Returns
