@@ -326,6 +326,7 @@ Test(forked, sigkilled_child_leaves_and_room_goes_on)
     ws_free(b);
     ws_free(c);
     server_stop(&s); /* asserts exit status 0 */
+    free(ca);
 }
 
 /* After a child is SIGKILLed, /stats must not go on counting its connection:
@@ -368,6 +369,7 @@ Test(forked, stats_counts_recover_after_sigkilled_child)
     ws_free(a);
     ws_free(b);
     server_stop(&s);
+    free(ca);
 }
 
 /* ---- 2. no zombie ---- */
@@ -480,6 +482,7 @@ Test(forked, stats_processes_is_parent_plus_live_children)
     for (int i = 0; i < 3; i++)
         ws_free(w[i]);
     server_stop(&s);
+    free(cu);
 }
 
 /* ---- 3. no orphan ---- */
@@ -593,6 +596,7 @@ Test(forked, no_orphan_after_shutdown)
     ws_free(w);
     tsock_close(&idle);
     tsock_close(&sleeper);
+    free(cookie);
 }
 
 /* ---- 4. one total order across processes ---- */
@@ -759,4 +763,5 @@ Test(forked, stats_counts_the_whole_tree)
     for (int i = 0; i < 5; i++)
         ws_free(w[i]);
     server_stop(&s);
+    free(cu);
 }

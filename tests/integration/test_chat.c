@@ -110,6 +110,7 @@ Test(chat, welcome_first_with_user_users_history)
     cr_assert_eq(expect_event_by(w, "join", "coco"), 1);
     ws_free(w);
     server_stop(&s);
+    free(cookie);
 }
 
 /* "users lists the distinct names online in byte order, the newcomer
@@ -132,6 +133,7 @@ Test(chat, users_sorted_distinct_including_newcomer)
     ws_free(w4);
     ws_free(w5);
     server_stop(&s);
+    free(coco);
 }
 
 /* "join: to everyone, including the one who joined" */
@@ -149,6 +151,7 @@ Test(chat, join_goes_to_everyone_including_joiner)
     ws_free(a);
     ws_free(b);
     server_stop(&s);
+    free(coco);
 }
 
 /* "message: to everyone, including the sender" */
@@ -219,6 +222,7 @@ Test(chat, ts_is_epoch_milliseconds)
     jv_free(join);
     ws_free(w);
     server_stop(&s);
+    free(coco);
 }
 
 /* "seq counts the room's events from 1, without gaps" across joins,
@@ -252,6 +256,7 @@ Test(chat, seq_from_1_without_gaps)
     ws_free(b);
     ws_free(c);
     server_stop(&s);
+    free(coco);
 }
 
 /* "After welcome a client receives exactly the events from its own join on,
@@ -356,6 +361,7 @@ Test(chat, history_last_50_messages_oldest_first)
     ws_free(a);
     ws_free(b);
     server_stop(&s);
+    free(coco);
 }
 
 /* Fewer than 50: all of them; joins and leaves are not history. */
@@ -383,6 +389,7 @@ Test(chat, history_holds_only_messages)
     ws_free(a);
     ws_free(b);
     server_stop(&s);
+    free(coco);
 }
 
 /* "a user connected twice joins twice and leaves twice; users lists the
@@ -414,6 +421,7 @@ Test(chat, same_user_twice_joins_and_leaves_twice)
     ws_free(late);
     ws_free(obs);
     server_stop(&s);
+    free(coco);
 }
 
 /* "empty or all ASCII whitespace is ignored" */
@@ -689,6 +697,7 @@ Test(chat, slow_reader_cut_off_others_unaffected)
     ws_free(readers[0]);
     ws_free(readers[1]);
     server_stop(&s);
+    free(aa);
 }
 
 /* The TCP state of the server's end of the connection whose client end is

@@ -238,6 +238,7 @@ Test(http_rules, head_on_every_get_route)
         free(ck);
     }
     server_stop(&s);
+    free(cookie);
 }
 
 /* "Every response but 101, 204 and 304 has Content-Length; every response
@@ -286,6 +287,7 @@ Test(http_rules, every_response_has_length_date_server)
     }
     free(big);
     server_stop(&s);
+    free(cookie);
 }
 
 /* ---- bad input ---- */

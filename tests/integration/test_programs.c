@@ -108,6 +108,7 @@ Test(programs, secret_file_shared_by_two_servers)
     server_stop(&a);
     server_stop(&b);
     server_stop(&other);
+    free(cookie);
 }
 
 /* "--secret FILE: the file's bytes less one trailing \n or \r\n" */
@@ -130,6 +131,7 @@ Test(programs, secret_trailing_newline_is_stripped)
     server_stop(&a);
     server_stop(&b);
     server_stop(&c);
+    free(cookie);
 }
 
 /* "at least 32 bytes, else the server refuses to start" */
@@ -173,6 +175,7 @@ Test(programs, users_file_replaces_demo_accounts)
     cr_assert_eq(login_try(s.port, "aa", "123456", NULL), 401,
                  "demo account aa exists despite --users");
     server_stop(&s);
+    free(cookie);
 }
 
 /* "a malformed line ... stops the server at start" */
@@ -318,6 +321,7 @@ Test(programs, max_conns_counts_websockets)
     expect_served_again(&s);
     ws_free(w1);
     server_stop(&s);
+    free(cookie);
 }
 
 /* "SIGINT/SIGTERM: stop accepting, close WebSockets with 1001 ... exit 0" */
@@ -346,6 +350,7 @@ Test(programs, sigterm_closes_websockets_with_1001)
     server_wait_exit(&s, STOP_CAP_MS);
     ws_free(w1);
     ws_free(w2);
+    free(cookie);
 }
 
 /* "a peer that does not answer the close within 2 s is dropped" and the
@@ -359,6 +364,7 @@ Test(programs, sigterm_drops_websocket_that_never_answers_close)
     cr_assert(kill(s.pid, SIGTERM) == 0);
     server_wait_exit(&s, STOP_CAP_MS);
     ws_free(w);
+    free(cookie);
 }
 
 /* "finish the responses in flight that can finish in time": a /sleep of 1 s

@@ -289,6 +289,7 @@ Test(routes, logout_clears_cookie_303_to_login)
     resp_free(&r);
     free(h);
     server_stop(&s);
+    free(cookie);
 }
 
 Test(routes, logout_origin_mismatch_403)
@@ -307,6 +308,7 @@ Test(routes, logout_origin_mismatch_403)
     resp_free(&r);
     free(h);
     server_stop(&s);
+    free(cookie);
 }
 
 /* ---- GET /chat ---- */
@@ -329,6 +331,8 @@ Test(routes, chat_page_with_session_names_user)
     cr_assert(strstr(r.body, "coco") == NULL, "cc's chat page names coco");
     resp_free(&r);
     server_stop(&s);
+    free(cookie);
+    free(cc);
 }
 
 /* "The page's script opens the WebSocket at /chat/ws on the page's own host
@@ -351,6 +355,7 @@ Test(routes, chat_page_script_uses_own_host_and_no_html_sinks)
         cr_assert(strstr(r.body, sinks[i]) == NULL, "the chat page uses %s", sinks[i]);
     resp_free(&r);
     server_stop(&s);
+    free(cookie);
 }
 
 Test(routes, chat_page_without_session_302_to_login)
@@ -366,6 +371,8 @@ Test(routes, chat_page_without_session_302_to_login)
     expect_cookie_redirect(s.port, "/chat", bad, 302, "/login");
     expect_cookie_redirect(s.port, "/chat", "session=garbage", 302, "/login");
     server_stop(&s);
+    free(cookie);
+    free(bad);
 }
 
 /* ---- GET /chat/ws: Origin 403, then session 401, then Upgrade 426 ---- */
@@ -402,6 +409,7 @@ Test(routes, ws_bad_origin_403_even_without_session)
     free(h);
     cr_assert_eq(upgrade_status(s.port, "Origin: null\r\n", NULL), 403);
     server_stop(&s);
+    free(cookie);
 }
 
 Test(routes, ws_without_session_401)
@@ -436,6 +444,8 @@ Test(routes, ws_forged_or_tampered_cookie_401)
                  401, "a forged cookie was accepted");
     cr_assert_eq(upgrade_status(s.port, "Cookie: session=coco\r\n", NULL), 401);
     server_stop(&s);
+    free(cookie);
+    free(bad);
 }
 
 Test(routes, ws_session_without_upgrade_426)
@@ -459,6 +469,7 @@ Test(routes, ws_session_without_upgrade_426)
     resp_free(&r);
     free(h);
     server_stop(&s);
+    free(cookie);
 }
 
 /* A same-origin upgrade with a session succeeds (101, checked in ws_connect). */
@@ -480,6 +491,7 @@ Test(routes, ws_same_origin_upgrade_101)
     resp_free(&r);
     free(h);
     server_stop(&s);
+    free(cookie);
 }
 
 /* Where the contract is silent, RFC 6455 4.2.2: a handshake without
@@ -511,6 +523,7 @@ Test(routes, ws_bad_handshake_refused_per_rfc6455)
     resp_free(&r);
     free(req);
     server_stop(&s);
+    free(cookie);
 }
 
 /* ---- GET /hello ---- */
@@ -776,4 +789,5 @@ Test(routes, stats_counts_websockets_and_requests)
         nanosleep(&backoff, NULL); /* retry pacing, not synchronisation */
     }
     server_stop(&s);
+    free(cookie);
 }
