@@ -3,7 +3,7 @@
 //
 //   node tests/browser/chat.spec.mjs [--out DIR] SERVER_BINARY...
 //
-// For each server binary (chat-async, chat-threaded, chat-forked): start it on
+// For each server binary (chat-async, chat-threaded, chat-forked, chat-uring): start it on
 // a free port, log two users in through the real form, watch them join, chat
 // (markup and non-ASCII text must show literally), restart the server and
 // watch the pages reconnect, log one out and watch the other see the leave,
@@ -20,7 +20,7 @@ import { basename, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { chromium } from 'playwright-core';
 
-const TOTAL_MS = 150_000;        // the whole run, all models
+const TOTAL_MS = 200_000;        // the whole run, all four models
 const WAIT_MS = 15_000;          // any one wait on the page
 const START_MS = 15_000;         // a server's listening line
 const RECONNECT_MS = 30_000;     // the page's back-off is 1, 2, 4 ... s
@@ -227,7 +227,7 @@ async function sideBySide(browser, views, path) {
 }
 
 async function runModel(browser, bin) {
-  const model = basename(bin);                      // chat-async, chat-threaded, chat-forked
+  const model = basename(bin);                      // chat-async, chat-threaded, chat-forked, chat-uring
   const shot = (page, name) => page.screenshot({ path: join(outDir, `${model}-${name}.png`) });
   const secretFile = join(work, `${model}.secret`);
   // A fixed secret lets the sessions survive the restart below.
