@@ -70,6 +70,11 @@
  *    io_uring_queue_init fails with EPERM or ENOSYS: we say so in one line
  *    and exit 1.
  *
+ * With --redis, the backplane's two Redis connections are on the ring too
+ * (redis_ring.c): a poll request per socket and direction says when
+ * hiredis can read or write without blocking, and its timeouts are checked
+ * by a timer request every BACKPLANE_TICK_MS.
+ *
  * The price is the same as chat-async's: anything slow that runs *on* this
  * thread stops every client. /cpu does exactly that (unless --cpu-pool);
  * password checks go to a small pool that completes through the ring.
