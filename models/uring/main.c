@@ -74,6 +74,11 @@
  *    io_uring_queue_init fails with EPERM or ENOSYS: we say so in one line
  *    and exit 1.
  *
+ * With --redis, the backplane's two Redis connections are on the ring too
+ * (redis_ring.c): a poll request per socket and direction says when
+ * hiredis can read or write without blocking, and its timeouts are checked
+ * by a timer request every BACKPLANE_TICK_MS.
+ *
  * The price is the same as chat-async's: anything slow that runs *on* this
  * thread stops every client. /cpu does exactly that (unless --cpu-pool);
  * password checks go to a small pool that completes through the ring.
@@ -90,6 +95,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "backplane.h"
 #include "gil.h"
 #include "proc_memory.h"
 #include "timing.h"
@@ -321,8 +327,31 @@ static void on_hard_stop(struct server_timer *t)
     server_timer_arm(t, ABANDON_AFTER_MS);
 }
 
-/* SIGINT/SIGTERM: stop accepting, let the core close WebSockets with 1001
- * and finish what can finish, and give it all SHUTDOWN_GRACE_MS. */
+/* Everyone is leaving: the core closes WebSockets with 1001 and finishes
+ * what can finish. */
+static void close_room(void)
+{
+    room_close(server.app.room); /* no N^2 leaves */
+    for (struct client *cl = server.clients, *next; cl; cl = next) {
+        next = cl->next;
+        conn_shutdown(&cl->conn);
+        client_sync(cl);
+    }
+}
+
+/* --redis: a leave published a moment ago must still reach the members
+ * here before they are closed; wait for it, briefly (as chat-async). */
+static void on_bp_settle(struct server_timer *t)
+{
+    if (!backplane_settled(server.bp) && app_now_ms() < server.settle_end) {
+        server_timer_arm(t, 5);
+        return;
+    }
+    close_room();
+}
+
+/* SIGINT/SIGTERM: stop accepting, close the room (once the backplane has
+ * settled), and give it all SHUTDOWN_GRACE_MS. */
 static void begin_shutdown(void)
 {
     if (server.stopping)
@@ -343,12 +372,13 @@ static void begin_shutdown(void)
     }
     server.hard_stop.fire = on_hard_stop;
     server_timer_arm(&server.hard_stop, SHUTDOWN_GRACE_MS);
-    room_close(server.app.room); /* everyone is leaving: no N^2 leaves */
-    for (struct client *cl = server.clients, *next; cl; cl = next) {
-        next = cl->next;
-        conn_shutdown(&cl->conn);
-        client_sync(cl);
+    if (server.bp && !backplane_settled(server.bp)) {
+        server.settle_end = app_now_ms() + BACKPLANE_SETTLE_MS;
+        server.bp_settle.fire = on_bp_settle;
+        server_timer_arm(&server.bp_settle, 5);
+        return;
     }
+    close_room();
 }
 
 static void arm_signal_read(void)
@@ -411,6 +441,10 @@ static void dispatch(struct op *op, int res, unsigned flags)
         if (server.curl)
             curl_ring_complete(server.curl, op, res);
         break;
+    case OP_REDIS_READ:
+    case OP_REDIS_WRITE:
+        redis_ring_complete(server.redis, op, res);
+        break;
     default:
         client_complete(op, res, flags);
         break;
@@ -443,6 +477,10 @@ static void end_turn(void)
         flush_dirty_clients();
     if (server.curl)
         curl_ring_sync(server.curl);
+    /* After everything that can publish to the room (and so queue a
+     * command for Redis) this turn. */
+    if (server.redis)
+        redis_ring_sync(server.redis);
     reap_closed_clients();
 }
 
@@ -481,6 +519,39 @@ static void run(void)
         resume_paused_clients();
         handle_completions();
     }
+}
+
+/* --- the backplane (--redis) ------------------------------------------- */
+
+/* Timeouts, reconnection with back-off, heartbeats: the backplane's own
+ * clock. It runs until the loop ends, shutdown included, so the last
+ * leaves still reach Redis and come back. */
+static void on_bp_tick(struct server_timer *t)
+{
+    backplane_tick(server.bp);
+    server_timer_arm(t, BACKPLANE_TICK_MS);
+}
+
+/* This loop drives the process's one Redis subscriber. Connecting starts
+ * here and goes on on the ring: nothing waits for Redis. */
+static int backplane_start(void)
+{
+    char err[256];
+    server.redis = redis_ring_new();
+    if (!server.redis) {
+        fprintf(stderr, "chat-uring: out of memory\n");
+        return -1;
+    }
+    server.bp = backplane_new(server.app.cfg.redis, server.app.room,
+                              &(struct backplane_loop){redis_ring_attach, server.redis}, false,
+                              err, sizeof err);
+    if (!server.bp) {
+        fprintf(stderr, "chat-uring: %s\n", err);
+        return -1;
+    }
+    server.bp_tick.fire = on_bp_tick;
+    server_timer_arm(&server.bp_tick, BACKPLANE_TICK_MS);
+    return 0;
 }
 
 /* --- start --------------------------------------------------------------- */
@@ -537,12 +608,6 @@ int main(int argc, char **argv)
     int rc = app_init(&server.app, "uring", argc, argv);
     if (rc)
         return rc < 0 ? 0 : rc;
-    if (server.app.cfg.redis) {
-        /* Not wired yet (issue 18): refuse rather than run a room that is
-         * not shared. */
-        fprintf(stderr, "chat-uring: --redis is not supported yet\n");
-        return 2;
-    }
     server.app.stats = proc_stats;
     server.listen_fd = -1;
 
@@ -579,6 +644,8 @@ int main(int argc, char **argv)
 
     if (listen_on(&server.app.cfg) < 0)
         return 1;
+    if (server.app.cfg.redis && backplane_start() < 0)
+        return 1;
     arm_accept();
     arm_signal_read();
     arm_pool_read();
@@ -589,9 +656,11 @@ int main(int argc, char **argv)
     /* Every client is gone. A pool job still running would be a client
      * still closing, so the pool is idle and can be joined. */
     gil_release();
+    backplane_free(server.bp); /* sends the leaves of room_close */
     curl_ring_free(server.curl);
     pool_free(server.pool);
     io_uring_queue_exit(&server.ring); /* cancels the reads and timeouts left */
+    redis_ring_free(server.redis); /* no request can name its structs now */
     free(server.bufs);
     free(server.br);
     close(server.signal_fd);

@@ -2,6 +2,7 @@
 #ifndef C10K_URING_H
 #define C10K_URING_H
 
+#include <hiredis/async.h>
 #include <liburing.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -27,6 +28,8 @@ enum op_kind {
     OP_SLEEP,      /* a client's /sleep */
     OP_CURL_POLL,  /* a socket curl asked us to watch */
     OP_CURL_TIMER, /* curl's one timeout */
+    OP_REDIS_READ, /* --redis: a Redis socket hiredis waits to read */
+    OP_REDIS_WRITE, /* --redis: one it waits to write */
 };
 
 struct op {
@@ -75,6 +78,8 @@ struct server_timer {
 
 struct pool;
 struct curl_ring;
+struct redis_ring;
+struct backplane;
 
 struct server {
     struct io_uring ring;
@@ -90,6 +95,12 @@ struct server {
     uint64_t pool_count;           /* the eventfd's counter, read by the ring */
     struct curl_ring *curl;
     struct server_timer hard_stop, trim, accept_retry;
+    /* --redis: the room is this server's replica of one shared through
+     * Redis (backplane.h); its connections are on the ring (redis_ring.c). */
+    struct redis_ring *redis;
+    struct backplane *bp;
+    struct server_timer bp_tick, bp_settle;
+    uint64_t settle_end;
 
     /* The provided buffer ring: BUF_COUNT buffers of BUF_SIZE bytes the
      * kernel picks from for every multishot receive (bgid BUF_GROUP). */
@@ -153,5 +164,13 @@ void curl_ring_cancel(struct curl_ring *cr, struct action *a);
 void curl_ring_complete(struct curl_ring *cr, struct op *op, int res);
 void curl_ring_sync(struct curl_ring *cr); /* once a turn: arm what curl asked for */
 void curl_ring_free(struct curl_ring *cr);
+
+/* redis_ring.c: hiredis async contexts on the ring (POLL_ADD per socket),
+ * for the backplane. */
+struct redis_ring *redis_ring_new(void);
+int redis_ring_attach(void *rr, redisAsyncContext *ac); /* a backplane_loop.attach */
+void redis_ring_complete(struct redis_ring *rr, struct op *op, int res);
+void redis_ring_sync(struct redis_ring *rr); /* once a turn: arm what hiredis asked for */
+void redis_ring_free(struct redis_ring *rr); /* after backplane_free and the ring's exit */
 
 #endif

@@ -11,8 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "harness_server.h"
+#include "harness_util.h"
 
 bool proc_stat_read(const char *pid, struct proc_stat *st, char *comm, size_t commlen)
 {
@@ -175,4 +178,45 @@ int64_t server_runnable_ms(const struct server *s)
             ns += process_runnable_ns((pid_t)atoi(e->d_name));
     closedir(d);
     return ns / 1000000;
+}
+
+bool uring_permitted(const char *bin)
+{
+    static int known = -1;
+    if (known >= 0)
+        return known;
+    const char *slash = strrchr(bin, '/');
+    char *probe = xasprintf("%.*suring-probe", slash ? (int)(slash - bin + 1) : 0, bin);
+    int out[2];
+    cr_assert(pipe(out) == 0);
+    pid_t pid = fork();
+    cr_assert(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        dup2(out[1], 1);
+        close(out[0]);
+        close(out[1]);
+        execl(probe, probe, (char *)NULL);
+        _exit(127);
+    }
+    close(out[1]);
+    char why[256] = "";
+    size_t got = 0;
+    for (ssize_t n; got < sizeof why - 1 && (n = read(out[0], why + got, sizeof why - 1 - got)) != 0;)
+        if (n > 0)
+            got += (size_t)n;
+        else if (errno != EINTR)
+            break;
+    why[got] = '\0';
+    why[strcspn(why, "\n")] = '\0';
+    close(out[0]);
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        cr_assert(errno == EINTR, "waitpid: %s", strerror(errno));
+    cr_assert(WIFEXITED(status) && (WEXITSTATUS(status) == 0 || WEXITSTATUS(status) == 77),
+              "%s failed (status %d): is it built beside chat-uring?", probe, status);
+    known = WEXITSTATUS(status) == 0;
+    if (!known)
+        cr_log_info("chat-uring left out of this test: %s", why);
+    free(probe);
+    return known;
 }

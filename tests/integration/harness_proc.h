@@ -33,6 +33,12 @@ int server_await_children(const struct server *s, int at_most);
  * is — unlike CPU time, which shrinks when the loop must share the CPU. */
 int64_t server_runnable_ms(const struct server *s);
 
+/* Is io_uring permitted here, for the chat-uring at `bin`? Asks the
+ * uring-probe built beside it (exit 0: yes; 77: no, with the reason, which
+ * is logged so the run says why chat-uring was left out; anything else
+ * fails the test). Asked once per process. */
+bool uring_permitted(const char *bin);
+
 /* ---- one process, for harness_server.c's tree tracking ---- */
 
 /* State, parent and process group from /proc/PID/stat, and the command

@@ -65,6 +65,8 @@ static int peers_find(struct peer *p)
             cr_log_info("%s is not set and chat-uring is not built: three peers", all[i].env);
             continue;
         }
+        if (!all[i].required && !uring_permitted(bin))
+            continue; /* io_uring not permitted here: logged, three peers */
         memset(&p[n], 0, sizeof p[n]);
         p[n].env = all[i].env;
         p[n].bin = bin;

@@ -2,10 +2,12 @@
  *
  * Each test starts its own redis-server (Debian's, on a free loopback port,
  * no RDB, no AOF, its --dir a fresh temp directory that must still be empty
- * at the end) and two or three chat servers with --redis: chat-async,
- * chat-threaded and chat-forked side by side, the binaries named by
- * $C10K_ASYNC, $C10K_THREADED and $C10K_FORKED. Every wait is on an event
- * (a log line, a frame), capped by the harness's CAP_MS.
+ * at the end) and two to four chat servers with --redis: chat-async,
+ * chat-threaded, chat-forked and chat-uring side by side, the binaries named
+ * by $C10K_ASYNC, $C10K_THREADED, $C10K_FORKED and $C10K_URING. chat-uring
+ * is built only where liburing is (CMake sets $C10K_URING then): without
+ * it, the tests run with the other three. Every wait is on an event (a log
+ * line, a frame), capped by the harness's CAP_MS.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -199,6 +201,13 @@ static int redis_kill_clients_of(struct redis *r, pid_t pid)
 
 /* ---- chat servers ------------------------------------------------------------ */
 
+/* chat-uring where it was built: its variable, or NULL. */
+static const char *uring_env(void)
+{
+    const char *bin = getenv("C10K_URING");
+    return bin && *bin && uring_permitted(bin) ? "C10K_URING" : NULL;
+}
+
 static void start_model(struct server *s, const char *env, struct redis *r)
 {
     const char *bin = getenv(env);
@@ -245,177 +254,214 @@ static void expect_system(struct ws *w)
 
 /* ---- the tests ------------------------------------------------------------------ */
 
-Test(redis, one_room_across_three_models, REDIS_CFG)
+/* One server of each model in one room (chat-uring too where it is built). */
+Test(redis, one_room_across_the_models, REDIS_CFG)
 {
     struct redis r;
     redis_start(&r);
-    struct server sa, st, sf;
-    start_model(&sa, "C10K_ASYNC", &r);
-    start_model(&st, "C10K_THREADED", &r);
-    start_model(&sf, "C10K_FORKED", &r);
+    const char *envs[4] = {"C10K_ASYNC", "C10K_THREADED", "C10K_FORKED", uring_env()};
+    /* The demo accounts are three: chat-uring's member is a second aa. */
+    const char *names[4] = {"coco", "cc", "aa", "aa"};
+    int n = envs[3] ? 4 : 3;
+    struct server srv[4];
+    for (int i = 0; i < n; i++)
+        start_model(&srv[i], envs[i], &r);
 
     /* Joins are seen on every server, with one seq. */
-    long long s1, s2, s3;
+    struct ws *all[4];
+    long long seq[4];
     struct jv *wel;
-    struct ws *a = join_at(sa.port, "coco", &s1, NULL);
-    struct ws *b = join_at(st.port, "cc", &s2, &wel);
+    all[0] = join_at(srv[0].port, names[0], &seq[0], NULL);
+    all[1] = join_at(srv[1].port, names[1], &seq[1], &wel);
     const struct jv *users = jv_get(wel, "users");
     cr_assert(users->n == 2 && strcmp(users->items[0]->s, "cc") == 0 &&
                   strcmp(users->items[1]->s, "coco") == 0,
               "presence is shared: cc on chat-threaded sees coco on chat-async (%zu: %s)",
               users->n, users->n ? users->items[0]->s : "");
     jv_free(wel);
-    cr_assert_eq(s2, s1 + 1);
-    cr_assert_eq(expect_event_by(a, "join", "cc"), s2);
-    struct ws *c = join_at(sf.port, "aa", &s3, NULL);
-    cr_assert_eq(s3, s2 + 1);
-    cr_assert_eq(expect_event_by(a, "join", "aa"), s3);
-    cr_assert_eq(expect_event_by(b, "join", "aa"), s3);
+    for (int i = 1; i < n; i++) {
+        if (i > 1)
+            all[i] = join_at(srv[i].port, names[i], &seq[i], NULL);
+        cr_assert_eq(seq[i], seq[i - 1] + 1, "%s: join seq", envs[i]);
+        for (int k = 0; k < i; k++)
+            cr_assert_eq(expect_event_by(all[k], "join", names[i]), seq[i],
+                         "%s sees the join on %s", envs[k], envs[i]);
+    }
+    long long last = seq[n - 1];
 
-    /* Three servers post at once: one total order, the same everywhere,
+    /* Every server posts at once: one total order, the same everywhere,
      * seq without gaps. */
-    ws_send_texts(a, "from async");
-    ws_send_texts(b, "from threaded");
-    ws_send_texts(c, "from forked");
-    struct ws *all[] = {a, b, c};
-    struct ev seen[3][3];
-    for (int i = 0; i < 3; i++)
-        for (int k = 0; k < 3; k++)
+    for (int i = 0; i < n; i++) {
+        char text[32];
+        snprintf(text, sizeof text, "from %s", envs[i]);
+        ws_send_texts(all[i], text);
+    }
+    struct ev seen[4][4];
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < n; k++)
             seen[i][k] = next_message(all[i]);
-    for (int k = 0; k < 3; k++) {
-        cr_assert_eq(seen[0][k].seq, s3 + 1 + k, "seq has a gap: %lld", seen[0][k].seq);
-        for (int i = 1; i < 3; i++) {
+    for (int k = 0; k < n; k++) {
+        cr_assert_eq(seen[0][k].seq, last + 1 + k, "seq has a gap: %lld", seen[0][k].seq);
+        for (int i = 1; i < n; i++) {
             cr_assert_eq(seen[i][k].seq, seen[0][k].seq);
             cr_assert_str_eq(seen[i][k].text, seen[0][k].text, "servers disagree on the order");
         }
     }
 
-    /* History is shared: a newcomer on another server gets the same three. */
+    /* History is shared: a newcomer on another server gets the same. */
     long long s4;
-    struct ws *d = join_at(st.port, "coco", &s4, &wel);
-    cr_assert_eq(s4, s3 + 4);
+    struct ws *d = join_at(srv[1].port, "coco", &s4, &wel);
+    cr_assert_eq(s4, last + n + 1);
     const struct jv *hist = jv_get(wel, "history");
-    cr_assert_eq(hist->n, 3);
-    for (int k = 0; k < 3; k++) {
-        long long seq;
-        cr_assert(jv_int(hist->items[k], "seq", &seq) && seq == seen[0][k].seq);
+    cr_assert_eq(hist->n, (size_t)n);
+    for (int k = 0; k < n; k++) {
+        long long hseq;
+        cr_assert(jv_int(hist->items[k], "seq", &hseq) && hseq == seen[0][k].seq);
         cr_assert_str_eq(jv_str(hist->items[k], "text"), seen[0][k].text);
     }
     users = jv_get(wel, "users");
-    cr_assert_eq(users->n, 3);
+    cr_assert_eq(users->n, 3, "coco, cc and aa; got %zu", users->n);
     jv_free(wel);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < n; i++)
         cr_assert_eq(expect_event_by(all[i], "join", "coco"), s4);
 
     /* A leave on one server reaches the others, next in line. */
-    uint16_t code = ws_close_handshake(b, 1000);
+    uint16_t code = ws_close_handshake(all[1], 1000);
     cr_assert_eq(code, 1000);
-    ws_free(b);
-    cr_assert_eq(expect_event_by(a, "leave", "cc"), s4 + 1);
-    cr_assert_eq(expect_event_by(c, "leave", "cc"), s4 + 1);
-    cr_assert_eq(expect_event_by(d, "leave", "cc"), s4 + 1);
+    ws_free(all[1]);
+    all[1] = d;
+    for (int i = 0; i < n; i++)
+        cr_assert_eq(expect_event_by(all[i], "leave", "cc"), s4 + 1, "%s", envs[i]);
 
-    ws_free(a);
-    ws_free(c);
-    ws_free(d);
-    server_stop(&sa);
-    server_stop(&st);
-    server_stop(&sf);
+    for (int i = 0; i < n; i++) {
+        ws_free(all[i]);
+        server_stop(&srv[i]);
+    }
     redis_stop(&r);
 }
 
+/* Between chat-async and chat-forked (and chat-uring where it is built). */
 Test(redis, redis_restarted_mid_chat, REDIS_CFG)
 {
     struct redis r;
     redis_start(&r);
-    struct server sa, sf;
-    start_model(&sa, "C10K_ASYNC", &r);
-    start_model(&sf, "C10K_FORKED", &r);
-    struct ws *a = join_at(sa.port, "coco", NULL, NULL);
-    long long sb;
-    struct ws *b = join_at(sf.port, "cc", &sb, NULL);
-    cr_assert_eq(expect_event_by(a, "join", "cc"), sb);
-    ws_send_texts(a, "before");
-    struct ev e1 = next_message(a), e2 = next_message(b);
-    cr_assert_eq(e1.seq, sb + 1);
-    cr_assert_eq(e2.seq, e1.seq);
+    const char *envs[3] = {"C10K_ASYNC", "C10K_FORKED", uring_env()};
+    const char *names[3] = {"coco", "cc", "aa"};
+    int n = envs[2] ? 3 : 2;
+    struct server srv[3];
+    struct ws *w[3];
+    long long sb = 0;
+    for (int i = 0; i < n; i++) {
+        start_model(&srv[i], envs[i], &r);
+        w[i] = join_at(srv[i].port, names[i], &sb, NULL);
+        for (int k = 0; k < i; k++)
+            cr_assert_eq(expect_event_by(w[k], "join", names[i]), sb);
+    }
+    ws_send_texts(w[0], "before");
+    for (int i = 0; i < n; i++)
+        cr_assert_eq(next_message(w[i]).seq, sb + 1, "%s", envs[i]);
 
     /* Redis dies (no persistence: all it had is gone). Each server tells
      * its clients, and nobody crashes. */
     redis_kill(&r, SIGKILL);
-    expect_system(a);
-    expect_system(b);
+    for (int i = 0; i < n; i++)
+        expect_system(w[i]);
     /* Said while Redis is away: held by the server, published on return. */
-    ws_send_texts(a, "held");
+    ws_send_texts(w[0], "held");
 
     redis_run(&r);
-    expect_system(a); /* reachable again */
-    expect_system(b);
-    e1 = next_message(a);
-    e2 = next_message(b);
-    cr_assert_str_eq(e1.text, "held");
-    cr_assert_str_eq(e2.text, "held");
-    cr_assert_eq(e1.seq, sb + 2, "seq goes on from where the room was, without a gap");
-    cr_assert_eq(e2.seq, e1.seq);
+    for (int i = 0; i < n; i++) {
+        expect_system(w[i]); /* reachable again */
+        struct ev e = next_message(w[i]);
+        cr_assert_str_eq(e.text, "held", "%s", envs[i]);
+        cr_assert_eq(e.seq, sb + 2, "%s: seq goes on from where the room was, without a gap",
+                     envs[i]);
+    }
 
-    ws_send_texts(b, "after");
-    e1 = next_message(a);
-    e2 = next_message(b);
-    cr_assert_str_eq(e1.text, "after");
-    cr_assert_eq(e1.seq, sb + 3);
-    cr_assert_eq(e2.seq, e1.seq);
+    /* Every server publishes again, in one order. */
+    for (int k = 1; k < n; k++) {
+        ws_send_texts(w[k], "after");
+        for (int i = 0; i < n; i++) {
+            struct ev e = next_message(w[i]);
+            cr_assert_str_eq(e.text, "after");
+            cr_assert_eq(e.seq, sb + 2 + k, "%s", envs[i]);
+        }
+    }
 
-    ws_free(a);
-    ws_free(b);
-    server_stop(&sa);
-    server_stop(&sf);
+    for (int i = 0; i < n; i++) {
+        ws_free(w[i]);
+        server_stop(&srv[i]);
+    }
     redis_stop(&r);
 }
 
-/* One server is cut off from Redis while the room goes on: what was said
+/* A server is cut off from Redis while the room goes on: what was said
  * meanwhile is recovered from the stream when it is back. The server is
  * stopped (SIGSTOP) while Redis drops its connections and the others post,
- * so it can only learn of those messages from the stream afterwards. */
+ * so it can only learn of those messages from the stream afterwards. Cut
+ * off: chat-threaded (its backplane thread), and chat-uring (its ring)
+ * where it is built. */
 Test(redis, cut_off_server_recovers_from_the_stream, REDIS_CFG)
 {
     struct redis r;
     redis_start(&r);
-    struct server sa, st;
+    struct server sa;
     start_model(&sa, "C10K_ASYNC", &r);
-    start_model(&st, "C10K_THREADED", &r);
     struct ws *a = join_at(sa.port, "coco", NULL, NULL);
-    long long sb;
-    struct ws *b = join_at(st.port, "cc", &sb, NULL);
-    cr_assert_eq(expect_event_by(a, "join", "cc"), sb);
+    const char *envs[2] = {"C10K_THREADED", uring_env()};
+    const char *names[2] = {"cc", "aa"};
+    int n = envs[1] ? 2 : 1;
+    struct server sc[2];
+    struct ws *c[2];
+    long long sb = 0;
+    for (int i = 0; i < n; i++) {
+        start_model(&sc[i], envs[i], &r);
+        c[i] = join_at(sc[i].port, names[i], &sb, NULL);
+        cr_assert_eq(expect_event_by(a, "join", names[i]), sb);
+        for (int k = 0; k < i; k++)
+            cr_assert_eq(expect_event_by(c[k], "join", names[i]), sb);
+    }
 
-    cr_assert_eq(kill(st.pid, SIGSTOP), 0);
-    int status;
-    cr_assert_eq(waitpid(st.pid, &status, WUNTRACED), st.pid); /* it is our child */
-    cr_assert(WIFSTOPPED(status));
-    cr_assert_eq(redis_kill_clients_of(&r, st.pid), 2, "chat-threaded has 2 Redis connections");
+    for (int i = 0; i < n; i++) {
+        cr_assert_eq(kill(sc[i].pid, SIGSTOP), 0);
+        int status;
+        cr_assert_eq(waitpid(sc[i].pid, &status, WUNTRACED), sc[i].pid); /* it is our child */
+        cr_assert(WIFSTOPPED(status));
+        cr_assert_eq(redis_kill_clients_of(&r, sc[i].pid), 2, "%s has 2 Redis connections",
+                     envs[i]);
+    }
     ws_send_texts(a, "one");
     ws_send_texts(a, "two");
     for (int k = 0; k < 2; k++)
         cr_assert_eq(next_message(a).seq, sb + 1 + k);
-    cr_assert_eq(kill(st.pid, SIGCONT), 0);
+    for (int i = 0; i < n; i++)
+        cr_assert_eq(kill(sc[i].pid, SIGCONT), 0);
 
-    expect_system(b); /* lost */
-    expect_system(b); /* back */
-    struct ev e1 = next_message(b), e2 = next_message(b);
-    cr_assert_str_eq(e1.text, "one");
-    cr_assert_eq(e1.seq, sb + 1);
-    cr_assert_str_eq(e2.text, "two");
-    cr_assert_eq(e2.seq, sb + 2);
+    for (int i = 0; i < n; i++) {
+        expect_system(c[i]); /* lost */
+        expect_system(c[i]); /* back */
+        struct ev e1 = next_message(c[i]), e2 = next_message(c[i]);
+        cr_assert_str_eq(e1.text, "one", "%s", envs[i]);
+        cr_assert_eq(e1.seq, sb + 1);
+        cr_assert_str_eq(e2.text, "two", "%s", envs[i]);
+        cr_assert_eq(e2.seq, sb + 2);
+    }
 
-    /* And it is a full member again, both ways. */
-    ws_send_texts(b, "three");
-    cr_assert_eq(next_message(a).seq, sb + 3);
-    cr_assert_eq(next_message(b).seq, sb + 3);
+    /* And each is a full member again, both ways. */
+    for (int i = 0; i < n; i++) {
+        ws_send_texts(c[i], "three");
+        long long want = sb + 3 + i;
+        cr_assert_eq(next_message(a).seq, want);
+        for (int k = 0; k < n; k++)
+            cr_assert_eq(next_message(c[k]).seq, want, "%s", envs[k]);
+    }
 
     ws_free(a);
-    ws_free(b);
     server_stop(&sa);
-    server_stop(&st);
+    for (int i = 0; i < n; i++) {
+        ws_free(c[i]);
+        server_stop(&sc[i]);
+    }
     redis_stop(&r);
 }
 
@@ -676,8 +722,8 @@ Test(redis, password_and_db_from_the_url, REDIS_CFG)
  * password. Every model parses the flag the same way (common/config.c). */
 Test(redis, exposed_or_bad_urls_refused_at_start, .init = harness_init, .fini = harness_fini)
 {
-    const char *models[] = {"C10K_ASYNC", "C10K_THREADED", "C10K_FORKED"};
-    for (int i = 0; i < 3; i++) {
+    const char *models[] = {"C10K_ASYNC", "C10K_THREADED", "C10K_FORKED", uring_env()};
+    for (int i = 0; i < 4 && models[i]; i++) {
         setenv("C10K_SERVER", getenv(models[i]), 1);
         unsetenv("C10K_SERVER_ARGS");
         char *err = server_start_must_fail(ARGS("--redis", "redis://192.0.2.7:6379/0"));
