@@ -36,8 +36,20 @@ void conn_set_peer(struct conn *c, const struct sockaddr *sa)
     login_peer_from(&c->peer, sa);
 }
 
+void conn_unblock_drop(struct conn *c)
+{
+    if (!c->unblock_queue)
+        return;
+    struct conn **p = &c->unblock_queue->head;
+    while (*p != c)
+        p = &(*p)->next_unblock;
+    *p = c->next_unblock;
+    c->unblock_queue = NULL;
+}
+
 void conn_free(struct conn *c)
 {
+    conn_unblock_drop(c);
     if (c->ws) {
         leave_room(c);
         ws_decoder_free(&c->ws->dec);
@@ -331,6 +343,26 @@ void conn_unblock(struct conn *c)
         return;
     c->ws->held = false;
     pump(c); /* may be held again at once */
+}
+
+void conn_unblock_later(struct conn_queue *q, struct conn *c)
+{
+    if (c->unblock_queue)
+        return;
+    c->unblock_queue = q;
+    c->next_unblock = q->head;
+    q->head = c;
+}
+
+struct conn *conn_unblock_next(struct conn_queue *q)
+{
+    struct conn *c = q->head;
+    if (!c)
+        return NULL;
+    q->head = c->next_unblock;
+    c->unblock_queue = NULL;
+    conn_unblock(c);
+    return c;
 }
 
 void conn_flushed(struct conn *c)

@@ -77,6 +77,10 @@ struct ws_session {
     uint64_t held_ms;
 };
 
+struct conn_queue {
+    struct conn *head;
+};
+
 struct conn {
     struct app *app;
     http_parser parser;
@@ -92,6 +96,8 @@ struct conn {
     bool shutting_down;
     unsigned requests;
     struct login_peer peer; /* the client's address, for the login limits */
+    struct conn_queue *unblock_queue; /* queued there (conn_unblock_later) */
+    struct conn *next_unblock;
 };
 
 void conn_init(struct conn *c, struct app *app);
@@ -108,6 +114,16 @@ void conn_flushed(struct conn *c);
  * drains, and calls conn_flushed() once the queue is empty. */
 void conn_sent(struct conn *c, size_t n);
 void conn_unblock(struct conn *c);
+/* For a model with one loop thread (chat-async, chat-uring). The room calls
+ * a sink's unblock from inside another connection's room call, where
+ * unblocking at once would re-enter the room: the sink queues the member
+ * here instead (once; again is a no-op), and at the end of its turn the
+ * model takes them one by one with conn_unblock_next(), which calls
+ * conn_unblock() on each, then acts on it. A connection the model closes
+ * leaves its queue with conn_unblock_drop(); conn_free() does it too. */
+void conn_unblock_later(struct conn_queue *q, struct conn *c);
+struct conn *conn_unblock_next(struct conn_queue *q); /* NULL: none left */
+void conn_unblock_drop(struct conn *c);
 void conn_on_timeout(struct conn *c);
 void conn_shutdown(struct conn *c);
 /* The connection cannot go on: the socket failed (a reset, a read or write

@@ -19,12 +19,11 @@ struct client {
     struct client *prev, *next;     /* all clients, for shutdown */
     struct client *next_dirty;      /* queued output to write this turn */
     struct client *next_paused;     /* filled the read buffer this turn */
-    struct client *next_unblocked;  /* a held poster the room let go */
     struct action *orphan;          /* pool work still running after close */
     uint64_t armed_deadline;
     size_t pinned_bytes;            /* handed to the uv_write in flight */
     unsigned open_handles;
-    bool dirty, reading, writing, closing, lingering, counted, paused, unblocked;
+    bool dirty, reading, writing, closing, lingering, counted, paused;
 };
 
 struct server {
@@ -44,7 +43,7 @@ struct server {
     struct client *clients;
     struct client *dirty;
     struct client *paused;
-    struct client *unblocked;
+    struct conn_queue unblocked; /* held posters the room let go this turn */
     unsigned live;             /* admitted connections, for --max-conns */
     bool stopping;
     bool abandoned;            /* exited with a library call still running on the pool */

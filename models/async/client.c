@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "async.h"
+#include "container_of.h"
 #include "gil.h"
 #include "timing.h"
 
@@ -159,7 +160,7 @@ void flush_dirty_clients(void)
 
 static size_t sink_deliver(struct room_member *m, struct rbuf *ev)
 {
-    struct client *cl = (struct client *)((char *)conn_of_member(m) - offsetof(struct client, conn));
+    struct client *cl = container_of(conn_of_member(m), struct client, conn);
     struct conn *c = &cl->conn;
     if (outq_push(&c->out, rbuf_ref(ev)) < 0)
         return (size_t)-1; /* out of memory counts as over the limit */
@@ -175,7 +176,7 @@ static size_t sink_deliver(struct room_member *m, struct rbuf *ev)
 
 static void sink_cut_off(struct room_member *m)
 {
-    struct client *cl = (struct client *)((char *)conn_of_member(m) - offsetof(struct client, conn));
+    struct client *cl = container_of(conn_of_member(m), struct client, conn);
     conn_ws_cut_off(&cl->conn);
     mark_dirty(cl);
 }
@@ -184,24 +185,16 @@ static void sink_cut_off(struct room_member *m)
  * before_poll feeds the held input, then writes what it caused. */
 static void sink_unblock(struct room_member *m)
 {
-    struct client *cl = (struct client *)((char *)conn_of_member(m) - offsetof(struct client, conn));
-    if (cl->unblocked || cl->closing)
-        return;
-    cl->unblocked = true;
-    cl->next_unblocked = server.unblocked;
-    server.unblocked = cl;
+    struct client *cl = container_of(conn_of_member(m), struct client, conn);
+    if (!cl->closing)
+        conn_unblock_later(&server.unblocked, &cl->conn);
 }
 
 bool run_unblocked_clients(void)
 {
-    bool any = server.unblocked != NULL;
-    while (server.unblocked) {
-        struct client *cl = server.unblocked;
-        server.unblocked = cl->next_unblocked;
-        cl->unblocked = false;
-        conn_unblock(&cl->conn);
-        client_sync(cl);
-    }
+    bool any = server.unblocked.head != NULL;
+    for (struct conn *c; (c = conn_unblock_next(&server.unblocked));)
+        client_sync(container_of(c, struct client, conn));
     return any;
 }
 
@@ -428,13 +421,7 @@ void client_close(struct client *cl)
         *p = cl->next_dirty;
         cl->dirty = false;
     }
-    if (cl->unblocked) {
-        struct client **p = &server.unblocked;
-        while (*p != cl)
-            p = &(*p)->next_unblocked;
-        *p = cl->next_unblocked;
-        cl->unblocked = false;
-    }
+    conn_unblock_drop(&cl->conn);
     if (cl->paused) {
         struct client **p = &server.paused;
         while (*p != cl)

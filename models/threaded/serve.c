@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "blocking.h"
+#include "container_of.h"
 #include "gil.h"
 #include "net.h"
 #include "threaded.h"
@@ -91,7 +92,7 @@ void wake_all_workers(void)
 
 static struct tconn *tconn_of(struct room_member *m)
 {
-    return (struct tconn *)((char *)conn_of_member(m) - offsetof(struct tconn, conn));
+    return container_of(conn_of_member(m), struct tconn, conn);
 }
 
 static size_t sink_deliver(struct room_member *m, struct rbuf *ev)

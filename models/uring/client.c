@@ -380,23 +380,15 @@ static void sink_cut_off(struct room_member *m)
 static void sink_unblock(struct room_member *m)
 {
     struct client *cl = client_of(m);
-    if (cl->unblocked || cl->closing)
-        return;
-    cl->unblocked = true;
-    cl->next_unblocked = server.unblocked;
-    server.unblocked = cl;
+    if (!cl->closing)
+        conn_unblock_later(&server.unblocked, &cl->conn);
 }
 
 bool run_unblocked_clients(void)
 {
-    bool any = server.unblocked != NULL;
-    while (server.unblocked) {
-        struct client *cl = server.unblocked;
-        server.unblocked = cl->next_unblocked;
-        cl->unblocked = false;
-        conn_unblock(&cl->conn);
-        client_sync(cl);
-    }
+    bool any = server.unblocked.head != NULL;
+    for (struct conn *c; (c = conn_unblock_next(&server.unblocked));)
+        client_sync(container_of(c, struct client, conn));
     return any;
 }
 
@@ -618,10 +610,7 @@ void client_close(struct client *cl)
         unlink_from(&server.dirty, cl, offsetof(struct client, next_dirty));
         cl->dirty = false;
     }
-    if (cl->unblocked) {
-        unlink_from(&server.unblocked, cl, offsetof(struct client, next_unblocked));
-        cl->unblocked = false;
-    }
+    conn_unblock_drop(&cl->conn);
     if (cl->paused) {
         unlink_from(&server.paused, cl, offsetof(struct client, next_paused));
         cl->paused = false;

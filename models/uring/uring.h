@@ -11,6 +11,7 @@
 
 #include "app.h"
 #include "conn.h"
+#include "container_of.h"
 
 /* Every request on the ring carries, as user_data, the address of one of
  * these, embedded in whatever owns the request (a client, the server, a
@@ -36,7 +37,6 @@ struct op {
     enum op_kind kind;
 };
 
-#define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
 
 enum recv_state { RECV_OFF, RECV_ARMED, RECV_CANCELLING };
 
@@ -60,10 +60,9 @@ struct client {
     enum recv_state recv;
     struct client *prev, *next;           /* all live clients */
     struct client *next_dirty;            /* output queued this turn */
-    struct client *next_unblocked;        /* a held poster the room let go */
     struct client *next_paused;           /* stashed input to feed next turn */
     struct client *next_closed;           /* closed, waiting for its requests */
-    bool timer_armed, sleeping, dirty, unblocked, paused;
+    bool timer_armed, sleeping, dirty, paused;
     bool closing, lingering, counted, eof_pending;
     bool cut_pending;          /* cut off with a send in flight: cancelled */
 };
@@ -109,7 +108,8 @@ struct server {
     unsigned buf_count;            /* BUF_COUNT, or the test knob's */
 
     struct client *clients;
-    struct client *dirty, *unblocked, *paused, *closed;
+    struct client *dirty, *paused, *closed;
+    struct conn_queue unblocked;   /* held posters the room let go this turn */
     unsigned live;                 /* admitted connections, for --max-conns */
     uint64_t turn;                 /* turns of the loop so far */
     unsigned long enobufs;         /* receives that found the buffer ring empty */

@@ -375,3 +375,24 @@ Test(conn_routes, shutdown_sends_no_leaves)
     conn_free(&a);
     conn_free(&b);
 }
+
+Test(conn_routes, unblock_queue_holds_each_connection_once_until_taken_or_freed)
+{
+    struct conn a, b, c;
+    upgrade(&a, "ann");
+    upgrade(&b, "ann");
+    upgrade(&c, "ann");
+    struct conn_queue q = {0};
+    conn_unblock_later(&q, &a);
+    conn_unblock_later(&q, &b);
+    conn_unblock_later(&q, &a); /* the room may let a go twice in one turn */
+    conn_unblock_later(&q, &c);
+    conn_unblock_drop(&b);      /* closed by the model before the turn ends */
+    conn_free(&c);              /* freed: off the queue too */
+    cr_assert_eq(conn_unblock_next(&q), &a);
+    cr_assert_null(conn_unblock_next(&q), "b was dropped, c freed, a taken once");
+    conn_unblock_later(&q, &a); /* taken: it may be queued again */
+    cr_assert_eq(conn_unblock_next(&q), &a);
+    conn_free(&a);
+    conn_free(&b);
+}
