@@ -81,7 +81,9 @@ int spawner_reply(int ctl, pid_t *pid, int *link);
 #define SPAWN_IN_FLIGHT 64
 
 struct hub;
-struct hub *hub_new(int epoll_fd);
+/* link_ended(pid): the child's link closed, so it is exiting (the parent
+ * reaps it by pid, see main.c:reap_children). */
+struct hub *hub_new(int epoll_fd, void (*link_ended)(pid_t pid));
 /* A new child's end of its socketpair; the hub owns fd from now on. */
 int hub_add_child(struct hub *h, int fd, pid_t pid);
 /* An epoll event for one of the hub's descriptors (data.ptr from hub_add). */

@@ -49,7 +49,13 @@ struct link {
     struct buf in;     /* a partial message from the child */
     bool counted;      /* in shared->members */
     bool gone;         /* the child closed its end: nothing more goes to it */
-    struct link *prev, *next, *next_dirty;
+    struct link *prev, *next;
+    /* Doubly linked: at a shutdown every link is dirty (the last events
+     * still on their way to the children) while the children exit, and a
+     * link dropped from the middle of a singly linked list cost a walk of
+     * it: 9 000 exits walked ~40 million entries, 2-3 s of the parent's
+     * time at 10 000 members, with the exited children waiting unreaped. */
+    struct link *prev_dirty, *next_dirty;
     bool dirty, want_out;
     /* Backpressure (room_post): a held poster's messages wait in `in`
      * until the room unblocks it. */
@@ -66,15 +72,32 @@ struct hub {
     struct rbuf *synced; /* HUB_SYNC's answer, one shared frame */
     struct link *links, *dirty, *held, *unblocked;
     unsigned count;
+    void (*link_ended)(pid_t pid);
 };
 
 static void mark_dirty(struct hub *h, struct link *l)
 {
     if (!l->dirty) {
         l->dirty = true;
+        l->prev_dirty = NULL;
         l->next_dirty = h->dirty;
+        if (h->dirty)
+            h->dirty->prev_dirty = l;
         h->dirty = l;
     }
+}
+
+static void unmark_dirty(struct hub *h, struct link *l)
+{
+    if (!l->dirty)
+        return;
+    if (l->prev_dirty)
+        l->prev_dirty->next_dirty = l->next_dirty;
+    else
+        h->dirty = l->next_dirty;
+    if (l->next_dirty)
+        l->next_dirty->prev_dirty = l->prev_dirty;
+    l->dirty = false;
 }
 
 static struct hub *the_hub; /* the sink gets members, not the hub */
@@ -148,12 +171,13 @@ static void sink_unblock(struct room_member *m)
 
 static const struct room_sink hub_sink = {sink_deliver, sink_cut_off, sink_unblock};
 
-struct hub *hub_new(int epoll_fd)
+struct hub *hub_new(int epoll_fd, void (*link_ended)(pid_t pid))
 {
     struct hub *h = calloc(1, sizeof *h);
     if (!h)
         return NULL;
     h->epoll_fd = epoll_fd;
+    h->link_ended = link_ended;
     h->room = room_new(&hub_sink, false);
     h->synced = rbuf_from((const unsigned char[]){0x80 | HUB_OP_SYNCED, 0}, 2);
     if (!h->room || !h->synced) {
@@ -197,10 +221,10 @@ static void set_member(struct link *l, bool member)
 
 static void drop_link(struct hub *h, struct link *l)
 {
+    h->link_ended(l->pid);
     room_leave(h->room, &l->member); /* a clean `leave`, however it died */
     set_member(l, false);
-    if (l->dirty)
-        list_remove(&h->dirty, l, offsetof(struct link, next_dirty));
+    unmark_dirty(h, l);
     if (l->held)
         list_remove(&h->held, l, offsetof(struct link, next_held));
     if (l->unblocked)
@@ -399,8 +423,7 @@ static void flush_dirty(struct hub *h)
 {
     while (h->dirty) {
         struct link *l = h->dirty;
-        h->dirty = l->next_dirty;
-        l->dirty = false;
+        unmark_dirty(h, l);
         flush_link(h, l);
     }
 }

@@ -44,6 +44,16 @@ bool pidset_add(struct pidset *s, pid_t pid)
     return true;
 }
 
+bool pidset_contains(const struct pidset *s, pid_t pid)
+{
+    if (!s->cap)
+        return false;
+    for (unsigned i = home(s, pid); s->slot[i]; i = (i + 1) & (s->cap - 1))
+        if (s->slot[i] == pid)
+            return true;
+    return false;
+}
+
 bool pidset_remove(struct pidset *s, pid_t pid)
 {
     if (!s->cap)

@@ -18,6 +18,7 @@ struct pidset {
 
 bool pidset_add(struct pidset *s, pid_t pid); /* false: out of memory */
 bool pidset_remove(struct pidset *s, pid_t pid); /* false: not there */
+bool pidset_contains(const struct pidset *s, pid_t pid);
 void pidset_free(struct pidset *s);
 
 /* Walk: for (unsigned i = 0; i < s->cap; i++) if (s->slot[i]) ... */

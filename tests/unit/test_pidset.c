@@ -30,7 +30,9 @@ Test(pidset, matches_an_array_through_random_adds_and_removes)
             model[n++] = next;
         } else {
             unsigned k = (unsigned)rand() % n;
+            cr_assert(pidset_contains(&s, model[k]), "step %d: %d not found", step, model[k]);
             cr_assert(pidset_remove(&s, model[k]), "step %d: %d missing", step, model[k]);
+            cr_assert_not(pidset_contains(&s, model[k]), "step %d: %d still found", step, model[k]);
             cr_assert_not(pidset_remove(&s, model[k]), "removed twice");
             model[k] = model[--n];
         }

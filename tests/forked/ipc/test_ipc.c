@@ -58,11 +58,15 @@ static void hub_pump(struct hub *h, int ep)
     }
 }
 
+/* The hub tells the parent which child's link ended; here, the last. */
+static pid_t last_ended;
+static void note_ended(pid_t pid) { last_ended = pid; }
+
 /* Two children in the room: coco on a[], cc on b[]. */
 static struct hub *two_members(int *ep, int a[2], int b[2], struct buf *seen_by_b)
 {
     *ep = epoll_create1(EPOLL_CLOEXEC);
-    struct hub *h = hub_new(*ep);
+    struct hub *h = hub_new(*ep, note_ended);
     cr_assert(h);
     pair(a);
     pair(b);
@@ -101,6 +105,8 @@ static void hub_drops_link_on(const char *bad, size_t n, const char *what)
                   strstr(seen.data, "\"user\":\"coco\""),
               "%s: the others did not get the leave", what);
     cr_assert_eq(hub_links(h), 1);
+    cr_assert_eq(last_ended, 1, "%s: the parent was not told child 1's link ended", what);
+    last_ended = 0;
     two_members_free(h, ep, a, b, &seen, &at_a);
 }
 
