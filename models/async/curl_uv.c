@@ -18,6 +18,8 @@
 
 #include <stdlib.h>
 
+#include "fetch_multi.h"
+
 struct curl_uv {
     uv_loop_t *loop;
     CURLM *multi;
@@ -32,23 +34,6 @@ struct sock_ctx {
     struct curl_uv *cu;
 };
 
-static void collect_done(struct curl_uv *cu)
-{
-    CURLMsg *msg;
-    int left;
-    while ((msg = curl_multi_info_read(cu->multi, &left))) {
-        if (msg->msg != CURLMSG_DONE)
-            continue;
-        CURL *easy = msg->easy_handle;
-        CURLcode rc = msg->data.result; /* msg dies with remove_handle */
-        struct action *a = NULL;
-        curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&a);
-        action_fetch_done(a, rc);
-        curl_multi_remove_handle(cu->multi, easy);
-        cu->done(a);
-    }
-}
-
 static void on_poll(uv_poll_t *h, int status, int events)
 {
     struct sock_ctx *ctx = h->data;
@@ -61,7 +46,7 @@ static void on_poll(uv_poll_t *h, int status, int events)
     if (events & UV_WRITABLE)
         flags |= CURL_CSELECT_OUT;
     curl_multi_socket_action(cu->multi, ctx->fd, flags, &running);
-    collect_done(cu);
+    fetch_multi_collect(cu->multi, cu->done);
 }
 
 static void on_timer(uv_timer_t *t)
@@ -69,7 +54,7 @@ static void on_timer(uv_timer_t *t)
     struct curl_uv *cu = t->data;
     int running;
     curl_multi_socket_action(cu->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    collect_done(cu);
+    fetch_multi_collect(cu->multi, cu->done);
 }
 
 static void free_ctx(uv_handle_t *h) { free(h->data); }
@@ -120,7 +105,7 @@ struct curl_uv *curl_uv_new(uv_loop_t *loop, void (*done)(struct action *a))
     struct curl_uv *cu = calloc(1, sizeof *cu);
     if (!cu)
         return NULL;
-    cu->multi = curl_multi_init();
+    cu->multi = fetch_multi_new(on_socket, on_timer_change, cu);
     if (!cu->multi) {
         free(cu);
         return NULL;
@@ -129,27 +114,16 @@ struct curl_uv *curl_uv_new(uv_loop_t *loop, void (*done)(struct action *a))
     cu->done = done;
     uv_timer_init(loop, &cu->timer);
     cu->timer.data = cu;
-    curl_multi_setopt(cu->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
-    curl_multi_setopt(cu->multi, CURLMOPT_SOCKETDATA, cu);
-    curl_multi_setopt(cu->multi, CURLMOPT_TIMERFUNCTION, on_timer_change);
-    curl_multi_setopt(cu->multi, CURLMOPT_TIMERDATA, cu);
     return cu;
 }
 
 int curl_uv_start(struct curl_uv *cu, struct action *a)
 {
-    CURL *easy = action_fetch_easy(a);
-    if (!easy)
-        return -1;
     /* The timer callback kicks the transfer off on the next loop turn. */
-    return curl_multi_add_handle(cu->multi, easy) == CURLM_OK ? 0 : -1;
+    return fetch_multi_start(cu->multi, a);
 }
 
-void curl_uv_cancel(struct curl_uv *cu, struct action *a)
-{
-    if (a->fetch.easy)
-        curl_multi_remove_handle(cu->multi, a->fetch.easy);
-}
+void curl_uv_cancel(struct curl_uv *cu, struct action *a) { fetch_multi_cancel(cu->multi, a); }
 
 static void free_cu(uv_handle_t *h) { free(h->data); }
 

@@ -24,6 +24,7 @@
 #include <poll.h>
 #include <stdlib.h>
 
+#include "fetch_multi.h"
 #include "uring.h"
 
 struct sock_ctx {
@@ -44,23 +45,6 @@ struct curl_ring {
     long want_ms;      /* curl's last wish: -1 none */
     bool timer_changed, timer_armed;
 };
-
-static void collect_done(struct curl_ring *cr)
-{
-    CURLMsg *msg;
-    int left;
-    while ((msg = curl_multi_info_read(cr->multi, &left))) {
-        if (msg->msg != CURLMSG_DONE)
-            continue;
-        CURL *easy = msg->easy_handle;
-        CURLcode rc = msg->data.result; /* msg dies with remove_handle */
-        struct action *a = NULL;
-        curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&a);
-        action_fetch_done(a, rc);
-        curl_multi_remove_handle(cr->multi, easy);
-        cr->done(a);
-    }
-}
 
 static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
@@ -102,7 +86,7 @@ struct curl_ring *curl_ring_new(void (*done)(struct action *a))
     struct curl_ring *cr = calloc(1, sizeof *cr);
     if (!cr)
         return NULL;
-    cr->multi = curl_multi_init();
+    cr->multi = fetch_multi_new(on_socket, on_timer_change, cr);
     if (!cr->multi) {
         free(cr);
         return NULL;
@@ -110,27 +94,16 @@ struct curl_ring *curl_ring_new(void (*done)(struct action *a))
     cr->done = done;
     cr->want_ms = -1;
     cr->timer_op.kind = OP_CURL_TIMER;
-    curl_multi_setopt(cr->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
-    curl_multi_setopt(cr->multi, CURLMOPT_SOCKETDATA, cr);
-    curl_multi_setopt(cr->multi, CURLMOPT_TIMERFUNCTION, on_timer_change);
-    curl_multi_setopt(cr->multi, CURLMOPT_TIMERDATA, cr);
     return cr;
 }
 
 int curl_ring_start(struct curl_ring *cr, struct action *a)
 {
-    CURL *easy = action_fetch_easy(a);
-    if (!easy)
-        return -1;
     /* The timer callback kicks the transfer off on the next turn. */
-    return curl_multi_add_handle(cr->multi, easy) == CURLM_OK ? 0 : -1;
+    return fetch_multi_start(cr->multi, a);
 }
 
-void curl_ring_cancel(struct curl_ring *cr, struct action *a)
-{
-    if (a->fetch.easy)
-        curl_multi_remove_handle(cr->multi, a->fetch.easy);
-}
+void curl_ring_cancel(struct curl_ring *cr, struct action *a) { fetch_multi_cancel(cr->multi, a); }
 
 void curl_ring_complete(struct curl_ring *cr, struct op *op, int res)
 {
@@ -140,7 +113,7 @@ void curl_ring_complete(struct curl_ring *cr, struct op *op, int res)
         if (res == -ECANCELED)
             return;
         curl_multi_socket_action(cr->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-        collect_done(cr);
+        fetch_multi_collect(cr->multi, cr->done);
         return;
     }
     struct sock_ctx *ctx = container_of(op, struct sock_ctx, op);
@@ -158,7 +131,7 @@ void curl_ring_complete(struct curl_ring *cr, struct op *op, int res)
     if ((res & POLLHUP) && !(flags & CURL_CSELECT_IN))
         flags |= CURL_CSELECT_IN; /* curl reads the EOF and ends the transfer */
     curl_multi_socket_action(cr->multi, ctx->fd, flags, &running);
-    collect_done(cr);
+    fetch_multi_collect(cr->multi, cr->done);
 }
 
 static void ms_to_ts(long ms, struct __kernel_timespec *ts)
