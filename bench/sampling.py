@@ -48,13 +48,9 @@ def proc_table():
     return table
 
 
-def established_on(port):
-    """Established TCP connections whose local port is `port`: the server's
-    ends of the connections actually open (the kernel's count, the same for
-    every server, peers included). Connections still in the accept queue
-    count too: the kernel holds them open."""
-    if not port:
-        return None
+def tcp_on(port, states=("01",)):
+    """TCP connections whose local port is `port`, in one of `states` (the
+    kernel's hex codes in /proc/net/tcp: 01 ESTABLISHED, 08 CLOSE_WAIT)."""
     want = ":%04X" % port
     n = 0
     for path in ("/proc/net/tcp", "/proc/net/tcp6"):
@@ -63,11 +59,19 @@ def established_on(port):
                 next(f, None)
                 for line in f:
                     fields = line.split(None, 4)
-                    if len(fields) > 3 and fields[3] == "01" and fields[1].endswith(want):
+                    if len(fields) > 3 and fields[3] in states and fields[1].endswith(want):
                         n += 1
         except OSError:
             pass
     return n
+
+
+def established_on(port):
+    """Established TCP connections whose local port is `port`: the server's
+    ends of the connections actually open (the kernel's count, the same for
+    every server, peers included). Connections still in the accept queue
+    count too: the kernel holds them open."""
+    return tcp_on(port) if port else None
 
 
 def machine_busy_s():

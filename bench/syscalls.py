@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 import time
 
-from sampling import proc_table, tree_of
+from sampling import proc_table, tcp_on, tree_of
 from server import ALL_CPUS, Server, wait_bounded
 
 SYSCALL_MODELS = ("async", "threaded", "forked", "uring")
@@ -55,19 +55,7 @@ def server_ends_open(port):
     """Server-side connections on `port` not yet closed by the server:
     ESTABLISHED (01), or CLOSE_WAIT (08: the client has gone, the server has
     yet to close its end)."""
-    want, n = ":%04X" % port, 0
-    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(path) as f:
-                next(f, None)
-                for line in f:
-                    fields = line.split(None, 4)
-                    if len(fields) > 3 and fields[3] in ("01", "08") and \
-                            fields[1].endswith(want):
-                        n += 1
-        except OSError:
-            pass
-    return n
+    return tcp_on(port, ("01", "08"))
 
 
 def traced(pids, tracer):
