@@ -61,9 +61,9 @@ How a run is measured (one server variant, one scenario case, one repetition):
     during the run (others_cpu, % of one core: the machine's busy time from
     /proc/stat, steal included, less the server's, the generators' and this
     script's). A run is flagged (disturbed: reasons) when others used over
-    25 % of a core before or during it, or the 1-minute load exceeded
-    cores + 0.5 at start (the bench's own previous run counts about 2 in it
-    for a minute, so a lower mark would flag every run); its figures stand.
+    25 % of a core before or during it; the load average is recorded, not
+    used to flag (it counts the bench's own previous runs: see
+    machine.py:disturbance); its figures stand.
   * samples count the connections actually open (open_conns: established TCP
     connections on the server's port in /proc/net/tcp), read with the PSS,
     so that memory per connection divides by what was open, not by n.

@@ -180,8 +180,14 @@ def completed(run):
 
 
 def disturbed(run):
-    """Why the run's machine was not quiet, in words, or None (its figures stand)."""
-    why = run.get("disturbed")
+    """Why the run's machine was not quiet, in words, or None (its figures
+    stand). Where others' CPU was measured (others_cpu), a reason from the
+    1-minute load alone, as runs recorded before 2026-12-03 gave, is not
+    one: that average counts the bench's own previous runs (see
+    bench/machine.py:disturbance)."""
+    why = run.get("disturbed") or []
+    if "others_cpu" in run:
+        why = [w for w in why if not w.startswith("1-min load")]
     return "; ".join(why) if why else None
 
 
@@ -258,6 +264,18 @@ def rate(run):
     return r if r is not None else get(run, "result", "rate")
 
 
+def wakeups_per_join(run):
+    """seat: the server's wake-ups (voluntary context switches of its whole
+    tree, over its life: wait4's rusage) per join frame sent, k(k+1)/2
+    for k members seated. Near 1 or more: a wake-up for every frame (a
+    thread or a process per member); far below 1: many frames per wake-up
+    (one loop writing every member's queue in one turn)."""
+    csw, k = get(run, "server_usage", "csw_voluntary"), get(run, "result", "completed")
+    if csw is None or not k:
+        return None
+    return csw / (k * (k + 1) / 2)
+
+
 # Each metric: how to read it from a run.
 METRICS = {
     "rate": rate,
@@ -276,6 +294,9 @@ METRICS = {
     "threads": lambda r: get(r, "server_usage", "peak_threads"),
     "processes": lambda r: get(r, "server_usage", "peak_processes"),
     "server_cpu_s": lambda r: get(r, "server_usage", "cpu_s"),
+    "exit_s": lambda r: get(r, "shutdown", "exit_s"),
+    "wakeups": lambda r: get(r, "server_usage", "csw_voluntary"),
+    "wakeups_per_join": lambda r: wakeups_per_join(r),
     "failed": lambda r: get(r, "result", "failed"),
 }
 
@@ -583,6 +604,9 @@ def scenario_table(res, sc, case):
     head += ["server CPU µs/op", "chatbench CPU µs/op", "peak PSS MiB"]
     if per_conn:
         head.append("PSS/conn KiB")
+    wakeups = sc.name == "seat" and any(medians[v]["wakeups"] is not None for v in variants)
+    if wakeups:
+        head += ["server wake-ups", "wake-ups per join frame"]
     any_failed_ops = any((medians[v]["failed"] or 0) > 0 for v in variants)
     if any_failed_ops:
         head.append("failed ops")
@@ -625,6 +649,8 @@ def scenario_table(res, sc, case):
                 spread_text(s("peak_pss"), scale=1 / (1024 * 1024))]
         if per_conn:
             row.append(spread_text(s("pss_conn"), scale=1 / 1024))
+        if wakeups:
+            row += [spread_text(s("wakeups"), whole), spread_text(s("wakeups_per_join"))]
         if any_failed_ops:
             failed = sum(METRICS["failed"](r) or 0 for r in ok)
             row.append(str(failed))
@@ -641,6 +667,11 @@ def scenario_table(res, sc, case):
                   "client is in, less the idle server's PSS measured just before the load, "
                   "divided by the connections open at that sample (median over the samples "
                   "until the clients leave); never by the target n."]
+    if wakeups:
+        lines += ["", "Server wake-ups: the voluntary context switches of the server's whole "
+                  "tree over its life (wait4's rusage when it was reaped: every thread that "
+                  "ended and every child it reaped included; its start and stop too); per "
+                  "join frame: over the k(k+1)/2 join frames that seating k members sends."]
     return lines + table_notes(res, sc, case, notes)
 
 

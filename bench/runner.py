@@ -185,6 +185,9 @@ class RunMixin:
         samples = [s for s in sampler.samples if s is not base]
         usage = self.usage(base, end, samples, res, mem0)
         usage["cpu_total_s"] = srv.total_cpu_s
+        if srv.csw is not None:  # over the server's life: start and stop included
+            usage["csw_voluntary"] = srv.csw["voluntary"]
+            usage["csw_involuntary"] = srv.csw["involuntary"]
         gen_cpu = sum(get_cpu(x) for x in (res, twin_res))
         others_during = others_cpu(q1, q2, gen_cpu)
         load_end = loadavg()

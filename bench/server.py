@@ -72,6 +72,11 @@ class Server:
         self.port = port
         self.lines = []
         self.total_cpu_s = None
+        # The whole tree's context switches over its life, from wait4 when
+        # it is reaped: voluntary (it blocked, so something woke it: a
+        # wake-up) and involuntary (preempted). rusage holds every thread
+        # that ended and every child the server reaped, as cutime does.
+        self.csw = None
 
     def wait_ready(self, timeout=10.0, listening_line=True):
         deadline = time.monotonic() + timeout
@@ -135,7 +140,8 @@ class Server:
         """SIGTERM, 6 s, then SIGKILL to the group; then wait (bounded) until
         every process of its session is gone. Returns an error or None."""
         err = None
-        if self.p.poll() is None:
+        # exited(), not poll(): poll() would reap it, and its rusage with it.
+        if self.p.returncode is None and not exited(self.p):
             try:
                 self.p.send_signal(signal.SIGTERM)
             except OSError:
@@ -146,9 +152,13 @@ class Server:
                     os.killpg(self.p.pid, signal.SIGKILL)
                 except OSError:
                     pass
-            try:
-                self.p.wait(5)
-            except subprocess.TimeoutExpired:
+        elif self.p.returncode is None and self.total_cpu_s is None:
+            self.exited_cpu(0.1)  # gone by itself: its CPU while it is a zombie
+        if self.p.returncode is None:
+            _, ru, timed_out = wait_bounded(self.p, 5)
+            if ru is not None:
+                self.csw = {"voluntary": ru.ru_nvcsw, "involuntary": ru.ru_nivcsw}
+            if self.p.returncode is None:
                 err = (err + "; " if err else "") + \
                     "still there 5 s after SIGKILL (state %s)" % proc_state(self.p.pid)
         if self.p.returncode not in (0, None, -signal.SIGTERM) and err is None:

@@ -182,22 +182,21 @@ def redis_fragment(runs):
     return with_sources([run], run.doc["fanout_redis"]["markdown"].rstrip("\n").split("\n"))
 
 
-C10K_MODELS = ["async", "threaded-unpooled", "forked"]
+C10K_MODELS = ["async", "uring", "threaded-unpooled", "forked"]
 
 
 def c10k_fragment(runs):
-    """Per model and size: what it took to hold the connections, and the
-    broadcast latency when there was one."""
-    head = ["model", "connections", "scenario", "delivered or held %", "peak threads",
-            "peak processes", "peak PSS MiB", "PSS/conn KiB", "broadcast p99 ms",
-            "p99 / write floor"]
+    """Per model and size: what holding n connections cost — idle ones
+    (`idle`: one request each, then quiet) and members of a chat room
+    that is broadcast to (`fanout`) — and the broadcast latency."""
+    head = ["model", "connections", "scenario", "held or delivered %", "time to open all s",
+            "peak threads", "peak processes", "peak PSS MiB", "PSS/conn KiB",
+            "broadcast p99 ms", "p99 / write floor"]
     rows, used = [], []
-    for n in (100, 1000, 10000):
-        for v in C10K_MODELS:
-            for scenario in ("fanout", "seat"):
+    for scenario, sizes in (("idle", (1000, 3000, 10000)), ("fanout", (100, 1000, 10000))):
+        for n in sizes:
+            for v in C10K_MODELS:
                 case = f"n={n}"
-                if scenario == "seat" and n != 10000:
-                    continue
                 run = pick(runs, scenario, case)
                 if run is None or not run.res.ok_runs(scenario, case, v):
                     why = (run.res.failures(scenario, case, v) if run else "") or ABSENT
@@ -210,24 +209,29 @@ def c10k_fragment(runs):
                                         for r in res.ok_runs(scenario, case, v))
                 procs = report.Spread(report.get(r, "server_usage", "peak_processes")
                                       for r in res.ok_runs(scenario, case, v))
-                if scenario == "seat":
+                if scenario == "idle":
                     done = report.div(med("completed"), n)
                     done = None if done is None else 100 * done
+                    p99 = floor = None
+                    opened = report.num(med("open_all_s"))
                 else:
                     done = med("delivered")
-                floor = res.write_floor(n)
-                p99 = med("p99") if scenario == "fanout" else None
-                rows.append([v, n, scenario, report.pct(done),
+                    floor = res.write_floor(n)
+                    p99 = med("p99")
+                    opened = "—"
+                rows.append([v, n, scenario, report.pct(done), opened,
                              fmt_int(threads.median), fmt_int(procs.median),
                              report.num(report.div(med("peak_pss"), 1024 * 1024)),
                              report.num(report.div(med("pss_conn"), 1024)),
                              report.num(p99), report.ratio(report.div(p99, floor))])
     return with_sources(used, report.md_table(head, rows) + [
-        "", "Medians over the repetitions. PSS/conn is computed as in the scenario tables "
-        "(`bench/report.py:pss_per_conn`); threads and processes are the peak counts over "
-        "the server's whole process tree. `seat` seats n members in the room (n(n+1)/2 join "
-        "frames; runs recorded before the rename call it `hold`); `fanout` seats n members "
-        "and broadcasts to them."])
+        "", "Medians over the repetitions that finished. `idle`: n keep-alive connections, "
+        "one `GET /hello` each, then quiet (asked again within the 15 s idle rule); held = "
+        "still answering at the end of the hold. `fanout`: n members seated in the chat room, "
+        "then one message every 100 ms broadcast to all of them. PSS/conn as in the scenario "
+        "tables (`bench/report.py:pss_per_conn`: over the connections open at the sample, "
+        "never over n); threads and processes are peak counts over the server's whole "
+        "process tree."])
 
 
 def fragments(runs):
@@ -265,6 +269,8 @@ NUM_METRICS = {
     "completed": ("completed", fmt_int),
     "pss_mib": ("peak_pss", lambda x: report.num(x / 1024 / 1024)),
     "pss_conn_kib": ("pss_conn", lambda x: report.num(x / 1024)),
+    "seat_s": ("seat_s", report.num), "open_all_s": ("open_all_s", report.num),
+    "server_cpu_s": ("server_cpu_s", report.num), "exit_s": ("exit_s", report.num),
 }
 USAGE_METRICS = {"threads": "peak_threads", "processes": "peak_processes",
                  "rss_mib": "peak_rss_bytes", "memdrop_gib": "mem_available_drop_kb"}

@@ -561,8 +561,17 @@ static void linger(struct client *cl)
 void client_sync(struct client *cl)
 {
     struct conn *c = &cl->conn;
-    if (cl->closing || cl->lingering)
+    if (cl->closing)
         return;
+    if (cl->lingering) {
+        /* Discarding until the peer's FIN: a receive that ended (-ENOBUFS,
+         * a cancel under way when the linger began, the kernel's own
+         * reasons) is armed again, or the FIN would go unseen until the
+         * linger's deadline — 2 s of a shutdown spent waiting for nothing. */
+        if (cl->recv == RECV_OFF)
+            arm_recv(cl);
+        return;
+    }
     /* Input stashed while the core wanted none goes first, before any
      * receive is armed again: bytes keep their order. */
     if (cl->stash.len || cl->eof_pending)
