@@ -60,7 +60,9 @@ How a run is measured (one server variant, one scenario case, one repetition):
     bench's own used in a 0.3 s look just before the load (server idle) and
     during the run (others_cpu, % of one core: the machine's busy time from
     /proc/stat, steal included, less the server's, the generators' and this
-    script's). A run is flagged (disturbed: reasons) when others used over
+    script's; interrupt and softirq time apart, in irq_during_pct, since
+    it is charged to no process and is mostly the run's own loopback
+    traffic). A run is flagged (disturbed: reasons) when others used over
     25 % of a core before or during it; the load average is recorded, not
     used to flag (it counts the bench's own previous runs: see
     machine.py:disturbance); its figures stand.

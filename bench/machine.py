@@ -117,7 +117,9 @@ def others_cpu(a, b, gen_cpu):
 
 def disturbance(load_start, before_pct, during_pct, cores):
     """Why a run's machine was not quiet, in words (empty: it was): other
-    processes' CPU, measured directly just before the load and during it.
+    processes' CPU, measured directly just before the load and during it
+    (what /proc/stat counts busy beyond the run's own processes, so kernel
+    work charged to no process counts too: softirqs, RCU callbacks).
     The 1-minute load average is recorded (loadavg_start, loadavg_end) but
     flags nothing: it is a minute-long damped count of runnable tasks that
     includes this bench's own previous runs — chat-threaded's workers count

@@ -188,6 +188,11 @@ def disturbed(run):
     why = run.get("disturbed") or []
     if "others_cpu" in run:
         why = [w for w in why if not w.startswith("1-min load")]
+    # "Others" is what /proc/stat counts busy beyond the run's processes: a
+    # neighbour, or kernel work charged to no process (softirqs, RCU
+    # callbacks freeing thousands of exited children, kworkers).
+    why = [w.replace("other processes used", "others (processes, or kernel work charged to "
+                     "no process) used") for w in why]
     return "; ".join(why) if why else None
 
 

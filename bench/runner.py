@@ -12,7 +12,8 @@ import time
 from machine import QUIET_S, disturbance, get_cpu, others_cpu, own_cpu_s
 from peer_servers import start_nginx, tornado_cmd
 from profiles import run_bound
-from sampling import CLK_TCK, Sampler, loadavg, machine_busy_s, meminfo, proc_table, tree_of
+from sampling import (CLK_TCK, Sampler, loadavg, machine_busy_s, machine_irq_s, meminfo,
+                      proc_table, tree_of)
 from server import ALL_CPUS, Server, exited, wait_bounded
 from tool_output import parse_ab, parse_wrk
 from variants import VARIANTS, cross_target, cross_tool
@@ -141,6 +142,7 @@ class RunMixin:
         time.sleep(QUIET_S)
         base = sampler.mark()
         q1 = (time.monotonic(), machine_busy_s(), own_cpu_s(), base["cpu_s"], self.upstream_cpu())
+        irq1 = machine_irq_s()
         others_before = others_cpu(q0, q1, 0.0)
         self.server_pid = srv.p.pid
         gcmd = self.gen_cmd(item, srv.port, tool)
@@ -163,6 +165,7 @@ class RunMixin:
         cut = not all(exited(p) for p in gens)
         end = sampler.finish()
         q2 = (time.monotonic(), machine_busy_s(), own_cpu_s(), end["cpu_s"], self.upstream_cpu())
+        irq_pct = 100.0 * (machine_irq_s() - irq1) / max(q2[0] - q1[0], 1e-9)
         # The C models must exit within 5 s of SIGTERM (CONTRACT.md); the peers
         # are not held to that, and get 2 s.
         swait = 2.0 if target in ("nginx", "tornado") else 6.0
@@ -194,7 +197,8 @@ class RunMixin:
         disturbed += disturbance(load_start, others_before, others_during, self.cores)
         extra = {"loadavg_1m": load_start[0], "loadavg_start": load_start,
                  "loadavg_end": load_end, "others_cpu": {
-                     "before_pct": round(others_before, 1), "during_pct": round(others_during, 1)},
+                     "before_pct": round(others_before, 1), "during_pct": round(others_during, 1),
+                     "irq_during_pct": round(irq_pct, 1)},
                  "disturbed": disturbed, "stop_error": stop_err,
                  "cut_off_s": round(run_bound(item, need), 2) if cut else None}
         if item.get("shutdown"):
