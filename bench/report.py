@@ -813,6 +813,7 @@ class Goals:
         self.cpu()
         self.seat()
         self.idle()
+        self.shutdown()
         self.generator()
         self.uring()
         return self.rows
@@ -910,6 +911,43 @@ class Goals:
             if why:
                 figures += f"; not held: {why}"
             self.compare(g, 10000, held, figures)
+        g = "(e) idle: chat-forked opens 10000 idle connections in ≤ 30 s (every repetition)"
+        if not self.every_rep(g, sc, case, "forked"):
+            runs = res.ok_runs(sc, case, "forked")
+            slow = [r for r in runs if get(r, "result", "open_all_s") is None]
+            if slow:
+                self.add(g, NOT_MET, f"{len(slow)} of {len(runs)} repetitions never had all "
+                         f"10000 open at once")
+            else:
+                worst = max(get(r, "result", "open_all_s") for r in runs)
+                self.compare(g, worst, 30.0, f"slowest repetition opened all in {num(worst)} s")
+
+    def shutdown(self):
+        """SIGTERM with 10000 members in the room, a tenth leaving: every C
+        model exits 0 within the contract's 5 s (one run each)."""
+        res, sc, case = self.res, "shutdown", "n=10000"
+        for v in ("async", "uring", "threaded-unpooled", "forked"):
+            g = f"(e) shutdown n=10000: chat-{v} exits 0 within 5 s of SIGTERM"
+            if not any(r.get("scenario") == sc and r.get("case") == case and
+                       r.get("variant") == v for r in res.runs):
+                self.add(g, NOT_MEASURED, f"{v} {sc} {case}: not run in this profile")
+                continue
+            if self.every_rep(g, sc, case, v):
+                continue
+            for r in res.ok_runs(sc, case, v)[:1]:
+                f = r.get("shutdown") or {}
+                if not f.get("measured"):
+                    self.add(g, NOT_MET, "SIGTERM was not sent")
+                elif f.get("exit_s") is None:
+                    self.add(g, NOT_MET, "did not exit before the harness gave up")
+                else:
+                    words = (f"{f['members']} members in, {f['leaving']} leaving: exit "
+                             f"{num(f['exit_s'])} s after SIGTERM, status {f.get('exit_status')}")
+                    if not f.get("seated_all"):
+                        # Fewer members than the goal's: no verdict on 10000.
+                        self.add(g, NOT_MEASURED, "seating not finished by its bound; " + words)
+                    else:
+                        self.add(g, MET if f.get("within_5s") else NOT_MET, words)
 
     def seat(self):
         res, case = self.res, "n=10000"

@@ -271,6 +271,7 @@ NUM_METRICS = {
     "pss_conn_kib": ("pss_conn", lambda x: report.num(x / 1024)),
     "seat_s": ("seat_s", report.num), "open_all_s": ("open_all_s", report.num),
     "server_cpu_s": ("server_cpu_s", report.num), "exit_s": ("exit_s", report.num),
+    "wakeups": ("wakeups", fmt_int), "wakeups_per_join": ("wakeups_per_join", report.num),
 }
 USAGE_METRICS = {"threads": "peak_threads", "processes": "peak_processes",
                  "rss_mib": "peak_rss_bytes", "memdrop_gib": "mem_available_drop_kb"}

@@ -277,12 +277,18 @@ class CannedReport(ReportOf, unittest.TestCase):
             # no idle run in the canned data
             "(18) idle n=10000 (the largest run): chat-uring PSS per held connection ≤ "
             "chat-async's": "not measured",
+            "(e) idle: chat-forked opens 10000 idle connections in ≤ 30 s (every repetition)":
+                "not measured",
         }
+        # no shutdown run in the canned data
+        for v in ("async", "uring", "threaded-unpooled", "forked"):
+            expect[f"(e) shutdown n=10000: chat-{v} exits 0 within 5 s of SIGTERM"] = \
+                "not measured"
         self.assertEqual(status, expect)
         self.assertIn("forked seat n=10000: not finished: 8000 of 10000 seated at 0 s",
                       goals["(e) seat: chat-forked seats 10000 members in the room (every "
                             "repetition)"]["figures"])
-        self.assertIn("17 met, 7 not met, 4 not measured.", section(self.md, "## Goals"))
+        self.assertIn("17 met, 7 not met, 9 not measured.", section(self.md, "## Goals"))
         self.assertEqual(goals[URING_HELLO]["figures"],
                          "uring 7.50 µs/req, async 9.00 µs/req: 0.83× (need ≤ 0.85×)")
         self.assertEqual(goals[URING_FAN + "p99 ≤ chat-async's"]["figures"],
@@ -556,6 +562,18 @@ class FailuresInWords(ReportOf, unittest.TestCase):
         self.assertEqual(rows["forked"]["within 5 s"], "**no**")
         self.assertIn("login failed", rows["threaded-unpooled"]["members at SIGTERM (of n)"])
         self.assertFalse(os.path.exists(os.path.join(self.dir, "shutdown.png")))
+
+    def test_shutdown_goals(self):
+        goals = {r["goal"]: r for r in table(section(self.md, "## Goals"))}
+        g = "(e) shutdown n=10000: chat-%s exits 0 within 5 s of SIGTERM"
+        self.assertEqual(goals[g % "async"]["status"], "**met**")
+        self.assertIn("exit 1.20 s after SIGTERM, status 0", goals[g % "async"]["figures"])
+        # Told, and not gone when the harness gave up: a failure in words.
+        self.assertEqual(goals[g % "forked"]["status"], "**NOT MET**")
+        self.assertEqual(goals[g % "forked"]["figures"],
+                         "did not exit before the harness gave up")
+        self.assertIn("login failed", goals[g % "threaded-unpooled"]["figures"])
+        self.assertEqual(goals[g % "uring"]["status"], "not measured")
 
     def test_fork_live_anchor(self):
         self.assertIn("fork with k live children: not measured", section(self.md, "## Anchors"))
