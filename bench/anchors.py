@@ -26,7 +26,6 @@ class AnchorsMixin:
             out["fork_us"] = float(x.stdout.split()[0])
         except (subprocess.TimeoutExpired, ValueError, IndexError) as e:
             self.notes.append("fork_us not measured: %s" % e)
-        self.fork_live_anchor(exe, out, prog)
         prog("anchors", "two-core scaling")
         try:
             def sha(k):
@@ -46,6 +45,11 @@ class AnchorsMixin:
             self.notes.append("two_core_scaling not measured: %s" % e)
         finally:
             self.pin_self()
+        # After the two-core scaling, never before it: exiting thousands of
+        # children leaves the kernel work to do for seconds (in the run of
+        # 2026-12-03 the scaling measured just after fork-live k=10000 read
+        # 1.17x, where chat-threaded's /cpu ran 1.92x chat-async's).
+        self.fork_live_anchor(exe, out, prog)
         for n in self.p["write_ns"]:
             prog("anchors", "write floor n=%d" % n)
             try:
