@@ -61,7 +61,7 @@ How a run is measured (one server variant, one scenario case, one repetition):
     during the run (others_cpu, % of one core: the machine's busy time from
     /proc/stat, steal included, less the server's, the generators' and this
     script's; interrupt and softirq time apart, in irq_during_pct, since
-    it is charged to no process and is mostly the run's own loopback
+    it is charged to no process and includes the run's own loopback
     traffic). A run is flagged (disturbed: reasons) when others used over
     25 % of a core before or during it; the load average is recorded, not
     used to flag (it counts the bench's own previous runs: see

@@ -190,7 +190,11 @@ def disturbed(run):
         why = [w for w in why if not w.startswith("1-min load")]
     # "Others" is what /proc/stat counts busy beyond the run's processes: a
     # neighbour, or kernel work charged to no process (softirqs, RCU
-    # callbacks freeing thousands of exited children, kworkers).
+    # callbacks, kworkers) — or CPU lost to the per-process accounting:
+    # /proc/PID/stat counts whole clock ticks, rounded down for each
+    # process, so a server of thousands of processes (chat-forked) loses
+    # up to a tick each and reads as disturbed (every flag in the
+    # 2026-12-03 --full run was chat-forked's; irq was 3-6 % of a core).
     why = [w.replace("other processes used", "others (processes, or kernel work charged to "
                      "no process) used") for w in why]
     return "; ".join(why) if why else None

@@ -86,9 +86,10 @@ def machine_busy_s():
     """CPU seconds the whole machine has spent busy in tasks (all CPUs; steal
     included: on a shared host that is other tenants' time), from /proc/stat.
     Interrupt and softirq time is left out, and counted by machine_irq_s:
-    it is charged to no process, and here it is mostly the run's own
-    loopback traffic (a TCP segment is received in softirq on the sender's
-    core), which would otherwise read as someone else's CPU."""
+    it is charged to no process, so the run's own loopback traffic (a TCP
+    segment is received in softirq on the sender's core) would read as
+    someone else's CPU. It was 3-6 % of a core in chat-forked's seat runs
+    (2026-12-03): not what flags those runs (see bench/report.py:disturbed)."""
     v = _cpu_line()
     return (v[0] + v[1] + v[2] + v[7]) / CLK_TCK
 
