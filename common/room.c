@@ -686,8 +686,12 @@ void room_leave(struct room *r, struct room_member *m)
         }
     } else if (m->joined) {
         unlink_member(r, m);
-        announce_leave(r, m->user);
-        settle_cut_offs(r);
+        if (r->sink.stopping && r->sink.stopping()) {
+            presence_remove(r, m->user); /* as room_close: no frame */
+        } else {
+            announce_leave(r, m->user);
+            settle_cut_offs(r);
+        }
     }
     release_posters(r);
     room_unlock(r);

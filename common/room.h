@@ -66,6 +66,14 @@ struct room_sink {
      * room_* call (under the lock): note it and act after, never call back
      * into the room from here. */
     void (*unblock)(struct room_member *m);
+    /* Has the server been asked to stop (stop_signal.h)? Then a leave is
+     * not announced: the member is only removed. Every member is about to
+     * get close 1001, and a thousand leaves told to 9 000 others are nine
+     * million frames, written (or dropped) inside the 5 s a shutdown has.
+     * A leave the room took before the stop was asked is announced, so a
+     * member that said goodbye and was answered is never lost. NULL: never
+     * (the unit tests, and chat-forked's children, which have no room). */
+    bool (*stopping)(void);
 };
 
 struct room;
@@ -100,8 +108,9 @@ bool room_post(struct room *r, struct room_member *m, const char *text, size_t l
  * backlog was over ROOM_SHALLOW_BACKLOG (cheaper than always, and all the
  * room needs): it is how deep members are seen to drain. */
 void room_backlog(struct room *r, struct room_member *m, size_t bytes, bool drained);
-/* m leaves (closed, errored, shut down): everyone left receives `leave`.
- * Safe to call for a member that was cut off or never joined (no-op). */
+/* m leaves (closed, errored, shut down): everyone left receives `leave`,
+ * unless the server is stopping (room_sink.stopping). Safe to call for a
+ * member that was cut off or never joined (no-op). */
 void room_leave(struct room *r, struct room_member *m);
 
 /* The server is stopping: every member leaves at once, and no `leave` is

@@ -32,7 +32,8 @@ struct server {
     uv_tcp_t listener;
     uv_prepare_t before_poll;  /* write what this turn queued; drop the GIL */
     uv_check_t after_poll;     /* take the GIL back */
-    uv_signal_t sigint, sigterm;
+    uv_poll_t signals; /* the signalfd of SIGINT/SIGTERM, see main.c */
+    int signal_fd;
     uv_timer_t hard_stop;
     uv_timer_t trim;           /* gives freed heap pages back, see main.c */
     struct curl_uv *curl;

@@ -12,6 +12,7 @@
 #include "async.h"
 #include "container_of.h"
 #include "gil.h"
+#include "stop_signal.h"
 #include "timing.h"
 
 /* All reads land in one buffer owned by the loop: the core copies what it
@@ -198,7 +199,12 @@ bool run_unblocked_clients(void)
     return any;
 }
 
-const struct room_sink async_sink = {sink_deliver, sink_cut_off, sink_unblock};
+const struct room_sink async_sink = {
+    .deliver = sink_deliver,
+    .cut_off = sink_cut_off,
+    .unblock = sink_unblock,
+    .stopping = stop_signal_requested,
+};
 
 /* --- deferred actions: how this model waits ----------------------------- */
 

@@ -13,6 +13,12 @@
  *     thread pool whose completion comes back to the loop as an event.
  *  4. Whatever a turn of the loop queued for writing leaves just before the
  *     loop sleeps again (the prepare handle), one writev per client.
+ *  5. Even a signal is an event: SIGINT/SIGTERM are blocked and read from a
+ *     signalfd the loop watches like a socket. libuv's uv_signal would do
+ *     that too, but its handler takes the signal at once, so nothing can
+ *     tell it came until the loop reaches it — and one turn can be seconds
+ *     of fan-out. Left pending in the kernel, it can be asked for
+ *     (stop_signal.h): a leave that comes with the stop is not announced.
  *
  * The price: anything slow that runs *on* this thread stops every client.
  * /cpu does exactly that (unless --cpu-pool), and that is the lesson.
@@ -22,12 +28,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "async.h"
 #include "backplane.h"
 #include "redis_uv.h"
 #include "gil.h"
+#include "stop_signal.h"
 #include "proc_memory.h"
 #include "timing.h"
 
@@ -88,8 +96,7 @@ void server_maybe_finished(void)
         return;
     close_handle((uv_handle_t *)&server.before_poll);
     close_handle((uv_handle_t *)&server.after_poll);
-    close_handle((uv_handle_t *)&server.sigint);
-    close_handle((uv_handle_t *)&server.sigterm);
+    close_handle((uv_handle_t *)&server.signals);
     close_handle((uv_handle_t *)&server.hard_stop);
     close_handle((uv_handle_t *)&server.trim);
     if (server.curl) {
@@ -190,10 +197,14 @@ static void on_settle(uv_timer_t *t)
     close_room();
 }
 
-static void on_signal(uv_signal_t *h, int signum)
+static void on_signal(uv_poll_t *h, int status, int events)
 {
-    (void)h;
-    (void)signum;
+    (void)h, (void)status, (void)events;
+    struct signalfd_siginfo si;
+    while (read(server.signal_fd, &si, sizeof si) == sizeof si) {
+        /* a second signal changes nothing, but is read */
+    }
+    stop_signal_taken();
     if (server.stopping)
         return;
     server.stopping = true;
@@ -247,6 +258,18 @@ int main(int argc, char **argv)
     int rc = app_init(&server.app, "async", argc, argv);
     if (rc)
         return rc < 0 ? 0 : rc;
+    /* Blocked before any thread exists (libuv's pool, curl's resolver), so
+     * every thread inherits the mask and only the signalfd sees them. */
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &mask, NULL);
+    server.signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (server.signal_fd < 0) {
+        perror("chat-async: signalfd");
+        return 1;
+    }
     /* /stats reads /proc right on the loop: a few small procfs reads. */
     server.app.stats = proc_stats;
     server.loop = uv_default_loop();
@@ -262,10 +285,8 @@ int main(int argc, char **argv)
     uv_prepare_start(&server.before_poll, before_poll);
     uv_check_init(server.loop, &server.after_poll);
     uv_check_start(&server.after_poll, after_poll);
-    uv_signal_init(server.loop, &server.sigint);
-    uv_signal_start(&server.sigint, on_signal, SIGINT);
-    uv_signal_init(server.loop, &server.sigterm);
-    uv_signal_start(&server.sigterm, on_signal, SIGTERM);
+    uv_poll_init(server.loop, &server.signals, server.signal_fd);
+    uv_poll_start(&server.signals, UV_READABLE, on_signal);
     uv_timer_init(server.loop, &server.hard_stop);
     uv_timer_init(server.loop, &server.trim);
     uv_timer_start(&server.trim, on_trim, TRIM_EVERY_MS, TRIM_EVERY_MS);
@@ -292,5 +313,6 @@ int main(int argc, char **argv)
     room_free(server.app.room);
     app_free(&server.app);
     uv_loop_close(server.loop);
+    close(server.signal_fd);
     return 0;
 }

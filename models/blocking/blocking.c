@@ -150,7 +150,9 @@ void blocking_serve(int fd, struct conn *c, const struct blocking_hooks *h, void
         if (h->before_flush)
             h->before_flush(ctx, c);
         size_t queued = c->out.bytes;
-        blocking_flush(fd, c); /* before any blocking action: earlier answers go out first */
+        bool may_write = !h->may_write || h->may_write(ctx, c);
+        if (may_write)
+            blocking_flush(fd, c); /* before any blocking action: earlier answers go out first */
         if (h->after_flush)
             h->after_flush(ctx, c, queued);
         if (c->close == CLOSE_NOW)
@@ -165,7 +167,8 @@ void blocking_serve(int fd, struct conn *c, const struct blocking_hooks *h, void
 
         bool want_read = conn_want_read(c) && (!h->may_read || h->may_read(ctx));
         struct pollfd p[2] = {
-            {fd, (short)((want_read ? POLLIN : 0) | (outq_empty(&c->out) ? 0 : POLLOUT)), 0},
+            {fd, (short)((want_read ? POLLIN : 0) | (may_write && !outq_empty(&c->out) ? POLLOUT : 0)),
+             0},
         };
         nfds_t nfds = h->extra_fd && h->extra_fd(ctx, &p[1]) ? 2 : 1;
         uint64_t deadline = conn_deadline(c);

@@ -52,6 +52,8 @@ struct blocking_hooks {
     void (*after_flush)(void *ctx, struct conn *c, size_t before);
     /* The core wants to read: may the client be read now? */
     bool (*may_read)(void *ctx);
+    /* May what is queued for the client be written now? NULL: always. */
+    bool (*may_write)(void *ctx, const struct conn *c);
     /* A second descriptor to wait on beside the client's: fill *p and say
      * true. Its revents go to extra_ready after the client's are handled. */
     bool (*extra_fd)(void *ctx, struct pollfd *p);

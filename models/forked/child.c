@@ -101,6 +101,21 @@ static void hub_after_flush(void *ctx, struct conn *c, size_t before)
         uplink_depth(&up, c->out.bytes); /* the client took some */
 }
 
+/* A client's close is answered only once the hub has answered for the
+ * leave it caused (HUB_SYNC): then "the server answered my close" means the
+ * room has told everyone that I left, as in the one-process models, where
+ * the leave is announced before the answer is even queued. A stop asked
+ * after that answer cannot lose the leave; the hub announces none once a
+ * stop is asked (stop_signal.h). During our own shutdown there is nothing
+ * to wait for: the room is closing. */
+static bool hub_may_write(void *ctx, const struct conn *c)
+{
+    (void)ctx;
+    if (!c->ws || !c->ws->close_heard || shutdown_seen)
+        return true;
+    return uplink_settled(&up);
+}
+
 /* The client is read only once the hub has answered for what it sent
  * before (see uplink.c); the hub is always read. */
 static bool hub_settled(void *ctx)
@@ -130,6 +145,7 @@ static const struct blocking_hooks child_hooks = {
     .before_flush = hub_before_flush,
     .after_flush = hub_after_flush,
     .may_read = hub_settled,
+    .may_write = hub_may_write,
     .extra_fd = hub_link_fd,
     .extra_ready = hub_ready,
 };

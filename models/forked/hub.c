@@ -39,6 +39,7 @@
 
 #include "forked.h"
 #include "net.h"
+#include "stop_signal.h"
 
 struct link {
     enum epoll_tag kind; /* TAG_LINK, first: the parent's loop reads it (forked.h) */
@@ -169,7 +170,12 @@ static void sink_unblock(struct room_member *m)
     h->unblocked = l;
 }
 
-static const struct room_sink hub_sink = {sink_deliver, sink_cut_off, sink_unblock};
+static const struct room_sink hub_sink = {
+    .deliver = sink_deliver,
+    .cut_off = sink_cut_off,
+    .unblock = sink_unblock,
+    .stopping = stop_signal_requested,
+};
 
 struct hub *hub_new(int epoll_fd, void (*link_ended)(pid_t pid))
 {

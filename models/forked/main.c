@@ -49,6 +49,7 @@
 #include "net.h"
 #include "proc_memory.h"
 #include "redis_epoll.h"
+#include "stop_signal.h"
 #include "timing.h"
 
 struct app app;
@@ -368,6 +369,7 @@ static void on_signals(void)
             if (!reap_due)
                 reap_due = reaped_at + REAP_EVERY_MS;
         } else if (!stopping) {
+            stop_signal_taken(); /* the hub announces no leave from now on */
             stop_requested = true;
         }
     }

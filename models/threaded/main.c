@@ -42,6 +42,7 @@
 #include "redis_epoll.h"
 #include "refuser.h"
 #include "threaded.h"
+#include "stop_signal.h"
 #include "timing.h"
 
 struct app app;
@@ -188,6 +189,7 @@ int main(int argc, char **argv)
                 poll(NULL, 0, 5);
             atomic_store(&blocking_deadline_ms, app_now_ms() + SHUTDOWN_GRACE_MS);
             atomic_store(&blocking_stopping, true);
+            stop_signal_taken(); /* never read: it stays pending anyway */
             break;
         }
         if (!(fds[0].revents & POLLIN))

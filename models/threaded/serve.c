@@ -47,6 +47,7 @@
 #include "blocking.h"
 #include "container_of.h"
 #include "gil.h"
+#include "stop_signal.h"
 #include "net.h"
 #include "threaded.h"
 #include "timing.h"
@@ -128,7 +129,12 @@ static void sink_unblock(struct room_member *m)
     pthread_mutex_unlock(&t->lock);
 }
 
-const struct room_sink threaded_sink = {sink_deliver, sink_cut_off, sink_unblock};
+const struct room_sink threaded_sink = {
+    .deliver = sink_deliver,
+    .cut_off = sink_cut_off,
+    .unblock = sink_unblock,
+    .stopping = stop_signal_requested,
+};
 
 /* --- the worker's part of the blocking loop (blocking_serve) ----------- */
 

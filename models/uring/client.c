@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "gil.h"
+#include "stop_signal.h"
 #include "timing.h"
 #include "uring.h"
 
@@ -392,7 +393,12 @@ bool run_unblocked_clients(void)
     return any;
 }
 
-const struct room_sink uring_sink = {sink_deliver, sink_cut_off, sink_unblock};
+const struct room_sink uring_sink = {
+    .deliver = sink_deliver,
+    .cut_off = sink_cut_off,
+    .unblock = sink_unblock,
+    .stopping = stop_signal_requested,
+};
 
 /* --- deferred actions: how this model waits ----------------------------- */
 

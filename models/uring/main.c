@@ -68,8 +68,12 @@
  *    deadline is one absolute timeout on CLOCK_MONOTONIC, moved earlier
  *    with a timeout update, left alone when it moves later (it fires early
  *    and is re-armed); /sleep is one relative timeout.
- *  - Signals: SIGINT and SIGTERM are blocked in every thread and read from
- *    a signalfd, by a read request on the ring like any other.
+ *  - Signals: SIGINT and SIGTERM are blocked in every thread and come
+ *    through a signalfd. The ring polls it (IORING_OP_POLL_ADD) and the
+ *    loop reads it itself: a read request would have the kernel take the
+ *    signal the moment it comes, and a batch of a thousand leaves could be
+ *    announced before the loop met that completion. Left pending until the
+ *    loop reads it, the stop can be asked for (stop_signal.h).
  *  - Where io_uring is not permitted (seccomp, kernel.io_uring_disabled),
  *    io_uring_queue_init fails with EPERM or ENOSYS: we say so in one line
  *    and exit 1.
@@ -87,6 +91,7 @@
 #include <errno.h>
 #include <malloc.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,6 +103,7 @@
 #include "backplane.h"
 #include "gil.h"
 #include "proc_memory.h"
+#include "stop_signal.h"
 #include "timing.h"
 #include "uring.h"
 
@@ -381,12 +387,12 @@ static void begin_shutdown(void)
     close_room();
 }
 
-static void arm_signal_read(void)
+static void arm_signal_poll(void)
 {
     struct io_uring_sqe *sqe = ring_sqe();
     if (!sqe)
         return;
-    io_uring_prep_read(sqe, server.signal_fd, &server.siginfo, sizeof server.siginfo, 0);
+    io_uring_prep_poll_add(sqe, server.signal_fd, POLLIN);
     io_uring_sqe_set_data(sqe, &server.signal_op);
 }
 
@@ -423,8 +429,13 @@ static void dispatch(struct op *op, int res, unsigned flags)
         on_accept(res, flags);
         break;
     case OP_SIGNAL:
+        while (read(server.signal_fd, &server.siginfo, sizeof server.siginfo) ==
+               sizeof server.siginfo) {
+            /* a second signal changes nothing, but is read */
+        }
+        stop_signal_taken();
         begin_shutdown();
-        arm_signal_read(); /* a second signal changes nothing, but is read */
+        arm_signal_poll();
         break;
     case OP_POOL:
         on_pool();
@@ -618,7 +629,7 @@ int main(int argc, char **argv)
     sigaddset(&mask, SIGINT);
     sigaddset(&mask, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &mask, NULL);
-    server.signal_fd = signalfd(-1, &mask, SFD_CLOEXEC);
+    server.signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
     if (server.signal_fd < 0) {
         perror("chat-uring: signalfd");
         return 1;
@@ -647,7 +658,7 @@ int main(int argc, char **argv)
     if (server.app.cfg.redis && backplane_start() < 0)
         return 1;
     arm_accept();
-    arm_signal_read();
+    arm_signal_poll();
     arm_pool_read();
     server_timer_arm(&server.trim, TRIM_EVERY_MS);
 

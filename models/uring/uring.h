@@ -88,7 +88,7 @@ struct server {
     bool accepting;                /* the multishot accept is armed */
     int signal_fd;
     struct op signal_op;
-    struct signalfd_siginfo siginfo; /* the ring reads into it */
+    struct signalfd_siginfo siginfo; /* read when the ring says it is readable */
     struct pool *pool;
     struct op pool_op;
     uint64_t pool_count;           /* the eventfd's counter, read by the ring */

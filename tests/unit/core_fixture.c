@@ -20,7 +20,7 @@ static size_t sink_deliver(struct room_member *m, struct rbuf *ev)
 
 static void sink_cut_off(struct room_member *m) { conn_ws_cut_off(conn_of_member(m)); }
 
-static const struct room_sink sink = {sink_deliver, sink_cut_off, NULL};
+static const struct room_sink sink = {sink_deliver, sink_cut_off, NULL, NULL};
 
 void fixture_setup(void)
 {

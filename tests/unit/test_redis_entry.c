@@ -236,7 +236,7 @@ static size_t deliver(struct room_member *m, struct rbuf *ev)
     return ev->len;
 }
 static void cut_off(struct room_member *m) { (void)m; }
-static const struct room_sink sink = {deliver, cut_off, NULL};
+static const struct room_sink sink = {deliver, cut_off, NULL, NULL};
 
 static enum bp_entry apply(struct backplane *bp, redisReply *e)
 {

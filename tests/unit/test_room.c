@@ -91,7 +91,7 @@ static void fake_cut_off(struct room_member *m)
 
 static void fake_unblock(struct room_member *m) { fake_of(m)->unblocks++; }
 
-static const struct room_sink sink = {fake_deliver, fake_cut_off, fake_unblock};
+static const struct room_sink sink = {fake_deliver, fake_cut_off, fake_unblock, NULL};
 
 static uint64_t mono_now = 5000;
 static uint64_t fake_mono(void) { return mono_now; }
@@ -171,6 +171,11 @@ static char *probe_welcome(struct room *r, const char *user)
     fake_free(&p);
     return w;
 }
+
+static bool stop_asked;
+static bool fake_stopping(void) { return stop_asked; }
+static const struct room_sink stopping_sink = {fake_deliver, fake_cut_off, fake_unblock,
+                                               fake_stopping};
 
 /* ---- tests -------------------------------------------------------------- */
 
@@ -848,4 +853,39 @@ Test(room, a_held_poster_that_leaves_is_not_unblocked)
     fake_free(&reader);
     fake_free(&poster);
     fake_free(&other);
+}
+
+/* Once the server is asked to stop, a leave is not told to anyone (every
+ * member is about to get close 1001): the member is gone from the room and
+ * from presence, and no seq is spent. Before that, a leave is announced. */
+Test(room, a_leave_after_the_stop_is_asked_is_not_announced)
+{
+    struct room *r = room_new(&stopping_sink, false);
+    struct fake a = {0}, b = {0}, c = {0};
+    stop_asked = false;
+    join(r, &a, "alice");
+    join(r, &b, "bob");
+    join(r, &c, "carol");
+    room_leave(r, &c.m);
+    cr_assert_str_eq(a.json[a.n - 1], ev_leave(4, "carol"), "before the stop: announced");
+    size_t a_had = a.n, b_had = b.n;
+
+    stop_asked = true;
+    room_leave(r, &b.m);
+    cr_assert_eq(a.n, a_had, "after the stop: alice got %s", a.json[a.n - 1]);
+    cr_assert_eq(b.n, b_had);
+    cr_assert_not(b.m.joined);
+    struct room_stats st = room_stats(r);
+    cr_assert_eq(st.members, 1);
+    cr_assert_eq(st.seq, 4, "no seq spent on an unannounced leave");
+
+    stop_asked = false; /* (a stop never ends; this only shows presence) */
+    char *w = probe_welcome(r, "dave");
+    cr_assert(strstr(w, "\"users\":[\"alice\",\"dave\"]"), "bob is still present: %s", w);
+    free(w);
+    room_leave(r, &a.m);
+    room_free(r);
+    fake_free(&a);
+    fake_free(&b);
+    fake_free(&c);
 }

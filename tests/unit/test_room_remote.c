@@ -36,7 +36,7 @@ static size_t deliver(struct room_member *m, struct rbuf *ev)
 
 static void cut_off(struct room_member *m) { rm_of(m)->cutoffs++; }
 
-static const struct room_sink sink = {deliver, cut_off, NULL};
+static const struct room_sink sink = {deliver, cut_off, NULL, NULL};
 
 static void rm_free(struct rm *r)
 {
@@ -327,7 +327,7 @@ static void count_unblock(struct room_member *m)
 
 Test(room_remote, a_poster_waits_while_too_many_of_its_events_are_on_the_way)
 {
-    static const struct room_sink counting = {deliver, cut_off, count_unblock};
+    static const struct room_sink counting = {deliver, cut_off, count_unblock, NULL};
     room_clock_ms = fixed_clock;
     npubs = ntotal = 0;
     unblocked = 0;

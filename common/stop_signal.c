@@ -1,0 +1,24 @@
+#include "stop_signal.h"
+
+#include <signal.h>
+#include <stdatomic.h>
+
+static atomic_bool taken;
+
+bool stop_signal_requested(void)
+{
+    if (atomic_load_explicit(&taken, memory_order_relaxed))
+        return true;
+    /* One system call: what is pending for this thread or the process. A
+     * signal that is not blocked never shows here (it is delivered at
+     * once), which is why the models block these two. */
+    sigset_t set;
+    if (sigpending(&set) < 0)
+        return false;
+    return sigismember(&set, SIGTERM) == 1 || sigismember(&set, SIGINT) == 1;
+}
+
+void stop_signal_taken(void)
+{
+    atomic_store_explicit(&taken, true, memory_order_relaxed);
+}

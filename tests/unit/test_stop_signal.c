@@ -1,0 +1,36 @@
+#include <criterion/criterion.h>
+#include <signal.h>
+
+#include "stop_signal.h"
+
+/* A blocked SIGTERM is seen while it waits to be read, and a stop the model
+ * has read stays seen. Each Criterion test runs in a process of its own, so
+ * the mask and the "taken" flag start clean. */
+Test(stop_signal, a_pending_stop_is_seen_before_the_loop_reads_it)
+{
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    cr_assert_eq(pthread_sigmask(SIG_BLOCK, &mask, NULL), 0);
+    cr_assert_not(stop_signal_requested());
+
+    cr_assert_eq(raise(SIGTERM), 0);
+    cr_assert(stop_signal_requested(), "SIGTERM is pending");
+
+    int sig = 0;
+    cr_assert_eq(sigwait(&mask, &sig), 0); /* the model's loop reads it */
+    cr_assert_eq(sig, SIGTERM);
+    cr_assert_not(stop_signal_requested(), "read, and not said to be taken");
+    stop_signal_taken();
+    cr_assert(stop_signal_requested());
+}
+
+Test(stop_signal, sigint_counts_as_a_stop_too)
+{
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGINT);
+    cr_assert_eq(pthread_sigmask(SIG_BLOCK, &mask, NULL), 0);
+    cr_assert_eq(raise(SIGINT), 0);
+    cr_assert(stop_signal_requested());
+}
