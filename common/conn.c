@@ -404,6 +404,34 @@ enum conn_timer conn_timer_kind(const struct conn *c)
     return c->requests ? TIMER_IDLE : TIMER_FIRST_BYTE;
 }
 
+/* At a shutdown, our 1001 still waits behind the member's backlog: the
+ * leaves and messages fanned out to it before the stop. Usually that goes
+ * out in milliseconds. But when many members left just before the stop,
+ * each of thousands of members has a thousand leaves to read first, and the
+ * close would only be seen when the peer's 2 s were already over. */
+static bool backlog_holds_close(const struct conn *c)
+{
+    return c->shutting_down && c->ws->phase == WS_CLOSE_SENT && !c->ws->close_hurried &&
+           !outq_empty(&c->out);
+}
+
+/* The drain time is over: drop what has not started to go out (a frame
+ * partly written, or handed to the kernel, is finished, or the stream would
+ * be garbage) and send the 1001 next — unless it is itself among what is
+ * already going out. The peer's CONN_WS_CLOSE_MS start now: it can answer
+ * only what it has received. "Finish what can finish in time, drop the
+ * rest" (the contract, at SIGTERM). */
+static void hurry_close(struct conn *c)
+{
+    c->ws->close_hurried = true;
+    outq_drop_unsent(&c->out);
+    for (const struct outq_node *n = c->out.head; n; n = n->next)
+        if (n->buf->len >= 2 && (uint8_t)n->buf->data[0] == (0x80 | WS_OP_CLOSE))
+            return; /* already going out: its 2 s run from when it was queued */
+    c->ws->close_sent_ms = app_now_ms();
+    queue(c, ws_close_frame_new(1001));
+}
+
 uint64_t conn_deadline(const struct conn *c)
 {
     switch (conn_timer_kind(c)) {
@@ -411,7 +439,10 @@ uint64_t conn_deadline(const struct conn *c)
     case TIMER_IDLE: return c->since_ms + CONN_IDLE_MS;
     case TIMER_HEAD: return c->req->head_started_ms + CONN_HEAD_MS;
     case TIMER_BODY: return c->req->head_done_ms + CONN_BODY_MS;
-    case TIMER_WS_CLOSE: return c->ws->close_sent_ms + CONN_WS_CLOSE_MS;
+    case TIMER_WS_CLOSE:
+        if (backlog_holds_close(c))
+            return c->ws->close_sent_ms + CONN_SHUTDOWN_DRAIN_MS;
+        return c->ws->close_sent_ms + CONN_WS_CLOSE_MS;
     case TIMER_ROOM_WAIT: return c->ws->held_ms + ROOM_STALL_MS;
     case TIMER_NONE: break;
     }
@@ -428,9 +459,15 @@ void conn_on_timeout(struct conn *c)
     case TIMER_BODY:
         fail(c, 408);
         break;
+    case TIMER_WS_CLOSE:
+        if (backlog_holds_close(c)) {
+            hurry_close(c);
+            break;
+        }
+        c->close = CLOSE_NOW; /* silently, as the contract says */
+        break;
     case TIMER_FIRST_BYTE:
     case TIMER_IDLE:
-    case TIMER_WS_CLOSE:
         c->close = CLOSE_NOW; /* silently, as the contract says */
         break;
     case TIMER_ROOM_WAIT:

@@ -46,6 +46,11 @@
 #define CONN_BODY_MS 10000       /* body not complete 10 s after the head: 408 */
 #define CONN_IDLE_MS 15000       /* keep-alive idle between requests */
 #define CONN_WS_CLOSE_MS 2000    /* our close frame unanswered */
+/* At a shutdown, how long a member's backlog may hold its close 1001 back:
+ * then the rest of the backlog is dropped and the 1001 goes next (see
+ * conn_on_timeout), and the peer has CONN_WS_CLOSE_MS to answer it. Both
+ * fit SHUTDOWN_GRACE_MS (timing.h). */
+#define CONN_SHUTDOWN_DRAIN_MS 1500
 #define CONN_IN_MAX (HTTP_MAX_HEAD + 2048) /* buffered input while busy */
 #define CONN_OUT_HIGH (256 * 1024) /* stop taking requests/messages above */
 
@@ -74,6 +79,7 @@ struct ws_session {
      * waits in conn.in, unread further, until conn_unblock(). */
     bool held, no_hold; /* no_hold: the peer's EOF came, take what is left */
     bool close_heard; /* the peer's close frame came: it may send nothing more */
+    bool close_hurried; /* shutdown: the backlog ahead of our 1001 was dropped */
     uint64_t held_ms;
 };
 

@@ -650,11 +650,20 @@ void client_close(struct client *cl)
     /* Cancel every request that names this connection before its memory
      * goes: a receive or send still armed would otherwise complete into a
      * freed struct (and close() alone does not cancel them: the ring holds
-     * its own reference to the socket). One cancel by descriptor takes
-     * both; the timeouts name no descriptor and are removed by user_data. */
+     * its own reference to the socket). Each is cancelled by the
+     * user_data it was armed with, which the kernel finds in a hash table.
+     * Not by descriptor (IORING_ASYNC_CANCEL_FD, one request for both): the
+     * kernel has no index by descriptor and walks every armed request for
+     * it, so closing 10 000 members at a shutdown was 10 000 walks of up to
+     * 10 000 (perf: io_cancel_req_match, 38 % of the server's time, 7.8 s
+     * to exit). */
     struct io_uring_sqe *sqe;
-    if ((cl->recv == RECV_ARMED || cl->sending) && (sqe = ring_sqe())) {
-        io_uring_prep_cancel_fd(sqe, cl->fd, IORING_ASYNC_CANCEL_ALL);
+    if (cl->recv == RECV_ARMED && (sqe = ring_sqe())) {
+        io_uring_prep_cancel(sqe, &cl->recv_op, 0);
+        io_uring_sqe_set_data(sqe, NULL);
+    }
+    if (cl->sending && (sqe = ring_sqe())) {
+        io_uring_prep_cancel(sqe, &cl->send_op, 0);
         io_uring_sqe_set_data(sqe, NULL);
     }
     if (cl->timer_armed && (sqe = ring_sqe())) {

@@ -51,8 +51,9 @@
  *  - Cancellation before freeing: close() does not cancel requests (the
  *    ring holds its own reference to the socket), and a completion naming a
  *    freed struct is a use-after-free. A closed connection's requests are
- *    cancelled (io_uring_prep_cancel_fd with IORING_ASYNC_CANCEL_ALL, and
- *    timeout removal); the struct and descriptor go only when the last
+ *    cancelled, each by its user_data (the kernel's hash table finds it;
+ *    a cancel by descriptor walks every armed request), and timeouts
+ *    removed; the struct and descriptor go only when the last
  *    completion naming them has come (client.c, reap_closed_clients).
  *  - CQ overflow: a fan-out to 10 000 members completes 10 000 sends at
  *    once. The CQ is sized well beyond the SQ (IORING_SETUP_CQSIZE), and

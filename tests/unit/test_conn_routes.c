@@ -327,6 +327,53 @@ Test(conn_routes, shutdown_closes_websockets_with_1001)
     conn_free(&c);
 }
 
+/* At a shutdown the 1001 waits behind what was fanned out before it, for
+ * CONN_SHUTDOWN_DRAIN_MS; then the rest of that backlog is dropped — a
+ * frame partly written is finished — and the 1001 goes next, with the
+ * peer's CONN_WS_CLOSE_MS starting then. */
+Test(conn_routes, shutdown_drops_a_backlog_that_holds_the_close_back)
+{
+    struct conn a, b;
+    upgrade(&a, "ann");
+    upgrade(&b, "bob");
+    free(drain(&a));
+    free(drain(&b));
+    static const char *const texts[] = {"one", "two", "three"};
+    for (int i = 0; i < 3; i++) {
+        uint8_t f[64];
+        size_t n = client_frame(f, 1, texts[i], strlen(texts[i]));
+        conn_feed(&a, (char *)f, n);
+    }
+    free(drain(&a));
+    size_t first = b.out.head->buf->len;
+    conn_sent(&b, 3); /* the first message is partly written */
+    room_close(test_app.room);
+    conn_shutdown(&a);
+    conn_shutdown(&b);
+    cr_assert_eq(conn_deadline(&b), fake_now + CONN_SHUTDOWN_DRAIN_MS);
+
+    fake_now += CONN_SHUTDOWN_DRAIN_MS;
+    conn_on_timeout(&b);
+    cr_assert_eq(b.close, CLOSE_NO);
+    char *out = drain(&b);
+    size_t len = strlen(out);
+    cr_assert_eq(len, first - 3 + 4, "the rest of the first message, then the close: %zu bytes",
+                 len);
+    cr_assert(strstr(out, "\"one\""), "the message partly written is finished");
+    cr_assert_null(strstr(out, "\"two\""), "the rest of the backlog is dropped");
+    const uint8_t *close = (const uint8_t *)out + len - 4;
+    cr_assert(close[0] == 0x88 && close[1] == 2 && (close[2] << 8 | close[3]) == 1001);
+    free(out);
+
+    cr_assert_eq(conn_deadline(&b), fake_now + CONN_WS_CLOSE_MS, "the peer's 2 s start now");
+    fake_now += CONN_WS_CLOSE_MS;
+    conn_on_timeout(&b);
+    cr_assert_eq(b.close, CLOSE_NOW);
+    free(drain(&a));
+    conn_free(&a);
+    conn_free(&b);
+}
+
 Test(conn_routes, shutdown_close_answered_needs_no_linger)
 {
     struct conn c;
