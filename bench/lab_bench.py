@@ -379,6 +379,9 @@ class Bench(PlanMixin, RunMixin, AnchorsMixin, SyscallsMixin):
                "finished": finished.strftime("%Y-%m-%dT%H:%M:%SZ"),
                "duration_s": round((finished - started).total_seconds(), 1),
                "profile": self.profile_name,
+               # --scenarios: a run of only these, which the docs can take
+               # for them alone (docs/figures/make.py, "partial runs").
+               "scenarios": (self.args.scenarios.split(",") if self.args.scenarios else None),
                "profile_params": dict(self.p, sample_interval_s=SAMPLE_S,
                                       note=PROFILE_NOTES[self.profile_name]),
                "machine": dict(machine, loadavg_end=[float(x) for x in

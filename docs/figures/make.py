@@ -10,6 +10,12 @@ copies the whole run into docs/figures/<profile>/ (default, full, ...),
 replacing the run of the same profile that was there. Without arguments the
 committed runs are used as they are.
 
+A partial run (`./lab bench --full --scenarios shutdown`: only those
+scenarios) goes to docs/figures/<profile>-<scenarios>/ beside the whole run
+of its profile, and is preferred for its own scenarios only: it re-measures
+them after a change, it does not stand for the rest. Anchors, the machine
+figures, plots and the headline come from whole runs.
+
 Then, from the committed runs only:
 
   * docs/figures/<name>.md: the table fragments. Each starts with where its
@@ -67,6 +73,12 @@ class Run:
         with open(self.results_path, encoding="utf-8") as f:
             self.res = report.Results(json.load(f))
         self.doc = self.res.doc
+        self.scenarios = self.doc.get("scenarios") or []
+        self.partial = bool(self.scenarios)
+        base = self.doc.get("profile") or profile
+        self.command = COMMANDS.get(base, "./lab bench --" + base)
+        if self.partial:
+            self.command += " --scenarios " + ",".join(self.scenarios)
 
     def has(self, scenario, case):
         """Has the run any repetition of the case, completed or not? A case
@@ -82,7 +94,7 @@ class Run:
         mem = f", {mem / 1024 / 1024:.1f} GiB" if mem else ""
         return (f"*Measured {self.doc.get('started', '?')} on {m.get('cpu_model', '?')}, "
                 f"{m.get('cores', '?')} cores, kernel {m.get('kernel', '?')}{mem}, by "
-                f"`{COMMANDS.get(self.profile, './lab bench --' + self.profile)}`; "
+                f"`{self.command}`; "
                 f"results: `{rel(self.results_path)}`.*")
 
 
@@ -91,8 +103,15 @@ def load_runs():
     for name in sorted(os.listdir(HERE)):
         if os.path.isfile(os.path.join(HERE, name, "results.json")):
             runs[name] = Run(name, os.path.join(HERE, name))
-    order = [p for p in PREFERENCE if p in runs] + [p for p in runs if p not in PREFERENCE]
+    partial = [p for p in runs if runs[p].partial]
+    order = partial + [p for p in PREFERENCE if p in runs and p not in partial] + \
+        [p for p in runs if p not in PREFERENCE and p not in partial]
     return [runs[p] for p in order]
+
+
+def whole(runs):
+    """The runs of every scenario: partial runs speak only for theirs."""
+    return [r for r in runs if not r.partial]
 
 
 def pick(runs, scenario, case):
@@ -101,9 +120,12 @@ def pick(runs, scenario, case):
 
 def import_run(src):
     with open(os.path.join(src, "results.json"), encoding="utf-8") as f:
-        profile = json.load(f).get("profile") or "unknown"
+        head = json.load(f)
+    profile = head.get("profile") or "unknown"
     if profile == "smoke":
         raise SystemExit(f"make.py: {src} is a --smoke run; the guide needs a real one")
+    if head.get("scenarios"):
+        profile += "-" + "+".join(head["scenarios"])
     dst = os.path.join(HERE, profile)
     if os.path.isdir(dst):
         shutil.rmtree(dst)
@@ -159,6 +181,7 @@ def machine_fragment(runs):
 
 
 def anchors_fragment(runs):
+    runs = whole(runs)
     body = []
     for r in runs:
         if len(runs) > 1:
@@ -349,7 +372,7 @@ def value(runs, key):
     a Failed when every repetition of it failed."""
     parts = key.split("/")
     if parts[0] == "machine" and len(parts) == 2:
-        run = runs[0] if runs else None
+        run = next(iter(whole(runs)), None)
         if run is None:
             return None
         m = run.doc.get("machine") or {}
@@ -372,7 +395,7 @@ def value(runs, key):
                 return False
             run = pick(runs, *where)
             return None if run is None else report.get(run.res.anchors, *parts[1:])
-        for run in runs:
+        for run in whole(runs):
             x = report.get(run.res.anchors, *parts[1:])
             if x is not None:
                 return x
@@ -397,7 +420,7 @@ def value(runs, key):
 # ---- rewriting the docs ------------------------------------------------------
 
 def plot_link(runs, name):
-    run = next((r for r in runs if os.path.isfile(os.path.join(r.dir, name))), None)
+    run = next((r for r in whole(runs) if os.path.isfile(os.path.join(r.dir, name))), None)
     if run is None:
         return f"*Plot `{name}`: {ABSENT}.*"
     return f"![{name} from `{COMMANDS.get(run.profile, run.profile)}`]" \
@@ -437,7 +460,8 @@ def outputs(runs):
             with open(path, encoding="utf-8") as f:
                 text = f.read()
             out[path] = render(text, runs, frags, errors, rel(path)).encode()
-    head = next((r for r in runs if os.path.isfile(os.path.join(r.dir, "headline.png"))), None)
+    head = next((r for r in whole(runs) if os.path.isfile(os.path.join(r.dir, "headline.png"))),
+                None)
     if head:
         with open(os.path.join(head.dir, "headline.png"), "rb") as f:
             out[os.path.join(HERE, "headline.png")] = f.read()

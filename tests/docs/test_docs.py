@@ -16,6 +16,7 @@
 
 The checker is tested on bad input too, so that a bogus reference fails.
 """
+import json
 import os
 import re
 import shutil
@@ -142,6 +143,48 @@ class CheckCatchesStaleDocs(unittest.TestCase):
         p = self.check_copy(lambda t: t + "\n<!-- num:cpu/c=2/async/nonsense --><!-- /num -->\n")
         self.assertEqual(p.returncode, 1)
         self.assertIn("unknown number key", p.stderr)
+
+
+class PartialRuns(unittest.TestCase):
+    """A `--scenarios` run speaks for its own scenarios, not for the rest."""
+
+    def test_a_partial_run_replaces_only_its_scenarios(self):
+        with tempfile.TemporaryDirectory() as d:
+            shutil.copytree(DOCS, os.path.join(d, "docs"))
+            os.makedirs(os.path.join(d, "bench"))
+            for f in ("report.py", "variants.py"):
+                shutil.copy(os.path.join(ROOT, "bench", f), os.path.join(d, "bench"))
+            with open(os.path.join(DOCS, "figures", "full", "results.json"), encoding="utf-8") as f:
+                doc = json.load(f)
+            doc["scenarios"] = ["shutdown"]
+            doc["runs"] = [r for r in doc["runs"] if r.get("scenario") == "shutdown"]
+            for r in doc["runs"]:
+                if r.get("variant") == "async" and r.get("shutdown"):
+                    r["shutdown"]["exit_s"] = 0.123
+            for a in doc.get("anchors") or {}:
+                doc["anchors"][a] = None  # a partial run's anchors must not be used
+            src = os.path.join(d, "run")
+            os.makedirs(src)
+            with open(os.path.join(src, "results.json"), "w", encoding="utf-8") as f:
+                json.dump(doc, f)
+            make = os.path.join(d, "docs", "figures", "make.py")
+            p = subprocess.run([sys.executable, make, src], capture_output=True, text=True)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertTrue(os.path.isfile(os.path.join(d, "docs", "figures", "full-shutdown",
+                                                        "results.json")))
+            self.assertTrue(os.path.isfile(os.path.join(d, "docs", "figures", "full",
+                                                        "results.json")), "the whole run stays")
+            with open(os.path.join(d, "docs", "c10k.md"), encoding="utf-8") as f:
+                c10k = f.read()
+            self.assertIn("<!-- num:shutdown/n=10000/async/exit_s -->0.123<!-- /num -->", c10k)
+            with open(os.path.join(d, "docs", "figures", "shutdown.md"), encoding="utf-8") as f:
+                frag = f.read()
+            self.assertIn("--full --scenarios shutdown", frag)
+            for name in ("anchors.md", "idle.md", "seat.md"):
+                with open(os.path.join(DOCS, "figures", name), encoding="utf-8") as f:
+                    before = f.read()
+                with open(os.path.join(d, "docs", "figures", name), encoding="utf-8") as f:
+                    self.assertEqual(f.read(), before, name + " changed")
 
 
 class Docs(unittest.TestCase):
