@@ -16,6 +16,7 @@
  * `inflight` is back to 0 (reap_closed_clients, at the end of a turn).
  */
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -37,7 +38,14 @@
  * started, so only what was already on its way lands there; this bounds
  * a kernel that keeps completing faster than the cancel. */
 #define STASH_MAX (4 * 1024 * 1024)
-#define SEND_IOV 64
+/* Frames per send, at most: IOV_MAX, what one sendmsg takes. There is one
+ * send in flight per socket, so one per turn of the loop: at 64 frames a
+ * send, a room filling up (each join a frame for every member) produced
+ * frames faster than they left, and 10 000 members were seated with 14
+ * million frames (889 MB) still queued. chat-async writes until the socket
+ * is full in each turn. The request is allocated as big as its frames
+ * need: a send of a few frames stays in glibc's per-thread cache. */
+#define SEND_IOV 1024
 
 /* One send in flight: the message header and iovecs the kernel reads, and
  * a reference to every event buffer they point into. The references keep
@@ -46,9 +54,10 @@
 struct send_req {
     struct msghdr msg;
     unsigned n;
-    struct iovec iov[SEND_IOV];
-    struct rbuf *held[SEND_IOV];
+    struct rbuf **held;  /* n references, stored right after iov[n] */
+    struct iovec iov[];
 };
+_Static_assert(SEND_IOV <= IOV_MAX, "one sendmsg takes them all");
 
 static void ms_to_ts(uint64_t ms, struct __kernel_timespec *ts)
 {
@@ -250,14 +259,19 @@ static void start_send(struct client *cl)
     struct conn *c = &cl->conn;
     if (cl->sending || outq_empty(&c->out) || c->close == CLOSE_NOW)
         return;
-    struct send_req *sr = malloc(sizeof *sr);
+    unsigned want = 0;
+    for (const struct outq_node *q = c->out.head; q && want < SEND_IOV; q = q->next)
+        want++;
+    struct send_req *sr =
+        malloc(sizeof *sr + want * (sizeof(struct iovec) + sizeof(struct rbuf *)));
     struct io_uring_sqe *sqe = sr ? ring_sqe() : NULL;
     if (!sqe) {
         free(sr);
         conn_abort(c);
         return;
     }
-    int n = outq_iov(&c->out, sr->iov, SEND_IOV);
+    sr->held = (struct rbuf **)(sr->iov + want);
+    int n = outq_iov(&c->out, sr->iov, (int)want);
     struct outq_node *nd = c->out.head;
     for (int i = 0; i < n; i++, nd = nd->next)
         sr->held[i] = rbuf_ref(nd->buf);
