@@ -152,21 +152,31 @@ static void link_ended(pid_t pid)
  * So children are reaped by pid where we know who is exiting — those whose
  * link closed, O(1) in the kernel — and waitpid(-1) reaps the others (the
  * spawner, a child that died before its link was ours), a few per round so
- * that no round is a walk per zombie. */
+ * that no round is a walk per zombie, and only in a round that reaped
+ * nobody by pid: the call that finds no zombie walks every child, and at a
+ * shutdown of 10 000 that was a walk each round while they all exited
+ * (perf: wait_consider_task, 6 % of the core). Such a round comes as soon
+ * as the exits known by pid are done. */
 #define REAP_BLIND_MAX 16
 
 static void reap_children(void)
 {
     int status;
+    unsigned by_pid = 0;
     for (unsigned i = 0; i < ended.cap; i++) {
         pid_t p = ended.slot[i];
         if (p && waitpid(p, &status, WNOHANG) == p) {
             reaped(p, status);
+            by_pid++;
             i--; /* the removal may have moved a later pid into slot i */
         }
     }
     pid_t pid = 0;
     unsigned k = 0;
+    if (by_pid > 0 && !ended_lost) {
+        reap_again = true; /* the others, in a round with nobody known */
+        return;
+    }
     while ((k++ < REAP_BLIND_MAX || ended_lost) && (pid = waitpid(-1, &status, WNOHANG)) > 0)
         reaped(pid, status);
     if (pid > 0)
