@@ -304,6 +304,7 @@ METRICS = {
     "processes": lambda r: get(r, "server_usage", "peak_processes"),
     "server_cpu_s": lambda r: get(r, "server_usage", "cpu_s"),
     "exit_s": lambda r: get(r, "shutdown", "exit_s"),
+    "last_close_s": lambda r: get(r, "shutdown", "last_close_s"),
     "wakeups": lambda r: get(r, "server_usage", "csw_voluntary"),
     "wakeups_per_join": lambda r: wakeups_per_join(r),
     "failed": lambda r: get(r, "result", "failed"),

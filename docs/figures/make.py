@@ -131,7 +131,9 @@ def import_run(src):
         shutil.rmtree(dst)
     os.makedirs(dst)
     for name in sorted(os.listdir(src)):
-        if name == "report.md" or name.endswith(".png"):
+        # A partial run's plots and headline would stand for scenarios it
+        # did not run: only its report comes along.
+        if name == "report.md" or (name.endswith(".png") and not head.get("scenarios")):
             shutil.copy(os.path.join(src, name), os.path.join(dst, name))
     # The same data without the indentation: a --full run's samples are
     # megabytes, and they are what the settled PSS per connection is read from.
@@ -294,6 +296,7 @@ NUM_METRICS = {
     "pss_conn_kib": ("pss_conn", lambda x: report.num(x / 1024)),
     "seat_s": ("seat_s", report.num), "open_all_s": ("open_all_s", report.num),
     "server_cpu_s": ("server_cpu_s", report.num), "exit_s": ("exit_s", report.num),
+    "last_close_s": ("last_close_s", report.num),
     "wakeups": ("wakeups", fmt_int), "wakeups_per_join": ("wakeups_per_join", report.num),
 }
 USAGE_METRICS = {"threads": "peak_threads", "processes": "peak_processes",
