@@ -1,7 +1,9 @@
 #include "stop_signal.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <sys/signalfd.h>
 
 static atomic_bool taken;
 
@@ -21,4 +23,15 @@ bool stop_signal_requested(void)
 void stop_signal_taken(void)
 {
     atomic_store_explicit(&taken, true, memory_order_relaxed);
+}
+
+int stop_signal_fd(void)
+{
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGTERM);
+    if (pthread_sigmask(SIG_BLOCK, &mask, NULL) != 0)
+        return -1;
+    return signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 }

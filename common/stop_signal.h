@@ -14,6 +14,13 @@
 
 #include <stdbool.h>
 
+/* For a loop with one thread of its own (chat-async, chat-uring): block
+ * SIGINT and SIGTERM in the calling thread — before any other thread
+ * exists (a pool, curl's resolver), so that every thread inherits the mask
+ * and only the descriptor sees them — and return a signalfd for the two,
+ * non-blocking and close-on-exec; -1 with errno on failure. */
+int stop_signal_fd(void);
+
 /* SIGINT or SIGTERM is pending for this process (blocked, not yet read),
  * or the model has read one and said so with stop_signal_taken(). */
 bool stop_signal_requested(void);

@@ -258,14 +258,8 @@ int main(int argc, char **argv)
     int rc = app_init(&server.app, "async", argc, argv);
     if (rc)
         return rc < 0 ? 0 : rc;
-    /* Blocked before any thread exists (libuv's pool, curl's resolver), so
-     * every thread inherits the mask and only the signalfd sees them. */
-    sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &mask, NULL);
-    server.signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    /* Before any thread exists (libuv's pool, curl's resolver). */
+    server.signal_fd = stop_signal_fd();
     if (server.signal_fd < 0) {
         perror("chat-async: signalfd");
         return 1;

@@ -623,14 +623,8 @@ int main(int argc, char **argv)
     server.app.stats = proc_stats;
     server.listen_fd = -1;
 
-    /* Blocked before any thread exists (the pool, curl's resolver), so
-     * every thread inherits the mask and only the signalfd sees them. */
-    sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &mask, NULL);
-    server.signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    /* Before any thread exists (the pool, curl's resolver). */
+    server.signal_fd = stop_signal_fd();
     if (server.signal_fd < 0) {
         perror("chat-uring: signalfd");
         return 1;

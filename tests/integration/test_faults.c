@@ -126,6 +126,39 @@ static void read_until_close(struct member *m, const char *who, const char *gone
     }
 }
 
+/* The room both SIGTERM tests start from: coco and cc in it, each having
+ * seen cc's join, then aa joins and both see that. */
+struct room3 {
+    char *cookie[3];
+    struct member m[2]; /* coco, cc */
+    struct ws *quitter; /* aa */
+};
+
+static void seat_room3(int port, struct room3 *r)
+{
+    static const char *const names[] = {"coco", "cc", "aa"};
+    for (int i = 0; i < 3; i++)
+        r->cookie[i] = login(port, names[i], "123456");
+    for (int i = 0; i < 2; i++) {
+        r->m[i].w = chat_join(port, r->cookie[i], names[i], &r->m[i].next, NULL);
+        r->m[i].next++;
+        r->m[i].saw_leave = false;
+    }
+    cr_assert_eq(expect_event_by(r->m[0].w, "join", "cc"), r->m[0].next++);
+    r->quitter = chat_join(port, r->cookie[2], "aa", NULL, NULL);
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(expect_event_by(r->m[i].w, "join", "aa"), r->m[i].next++);
+}
+
+static void free_room3(struct room3 *r)
+{
+    ws_free(r->quitter);
+    for (int i = 0; i < 2; i++)
+        ws_free(r->m[i].w);
+    for (int i = 0; i < 3; i++)
+        free(r->cookie[i]);
+}
+
 /* "SIGTERM under load (clean exit, no lost leave)": two members chatting
  * hard, three /sleep requests in flight, and a third member that has just
  * completed its close handshake — the server has acknowledged that it left
@@ -135,18 +168,10 @@ Test(faults, sigterm_under_load_clean_exit_no_lost_leave)
 {
     struct server s;
     server_start(&s, NULL);
-    char *coco = login(s.port, "coco", "123456"), *cc = login(s.port, "cc", "123456"),
-         *aa = login(s.port, "aa", "123456");
-    struct member m[2];
-    m[0].w = chat_join(s.port, coco, "coco", &m[0].next, NULL);
-    m[1].w = chat_join(s.port, cc, "cc", &m[1].next, NULL);
-    m[0].next++;
-    m[1].next++;
-    m[0].saw_leave = m[1].saw_leave = false;
-    cr_assert_eq(expect_event_by(m[0].w, "join", "cc"), m[0].next++);
-    struct ws *quitter = chat_join(s.port, aa, "aa", NULL, NULL);
-    for (int i = 0; i < 2; i++)
-        cr_assert_eq(expect_event_by(m[i].w, "join", "aa"), m[i].next++);
+    struct room3 room;
+    seat_room3(s.port, &room);
+    struct member *m = room.m;
+    struct ws *quitter = room.quitter;
 
     struct tsock http[3];
     for (int i = 0; i < 3; i++) {
@@ -187,12 +212,7 @@ Test(faults, sigterm_under_load_clean_exit_no_lost_leave)
         tsock_close(&http[i]);
     }
     server_wait_exit(&s, STOP_CAP_MS);
-    ws_free(quitter);
-    for (int i = 0; i < 2; i++)
-        ws_free(m[i].w);
-    free(coco);
-    free(cc);
-    free(aa);
+    free_room3(&room);
 }
 
 /* A member whose connection ends together with the stop is not announced:
@@ -206,37 +226,24 @@ Test(faults, a_leave_that_comes_with_sigterm_is_not_announced)
 {
     struct server s;
     server_start(&s, NULL);
-    char *coco = login(s.port, "coco", "123456"), *cc = login(s.port, "cc", "123456"),
-         *aa = login(s.port, "aa", "123456");
-    struct member m[2];
-    m[0].w = chat_join(s.port, coco, "coco", &m[0].next, NULL);
-    m[1].w = chat_join(s.port, cc, "cc", &m[1].next, NULL);
-    m[0].next++;
-    m[1].next++;
-    m[0].saw_leave = m[1].saw_leave = false;
-    cr_assert_eq(expect_event_by(m[0].w, "join", "cc"), m[0].next++);
-    struct ws *quitter = chat_join(s.port, aa, "aa", NULL, NULL);
-    for (int i = 0; i < 2; i++)
-        cr_assert_eq(expect_event_by(m[i].w, "join", "aa"), m[i].next++);
+    struct room3 room;
+    seat_room3(s.port, &room);
 
     cr_assert(kill(s.pid, SIGSTOP) == 0);
     int status;
     cr_assert(waitpid(s.pid, &status, WUNTRACED) == s.pid && WIFSTOPPED(status),
               "the server did not stop");
-    ws_free(quitter); /* no close frame: the connection just ends */
+    ws_free(room.quitter); /* no close frame: the connection just ends */
+    room.quitter = NULL;
     cr_assert(kill(s.pid, SIGTERM) == 0);
     cr_assert(kill(s.pid, SIGCONT) == 0);
 
-    static const char *const names[] = {"coco", "cc"};
     for (int i = 0; i < 2; i++) {
-        read_until_close(&m[i], names[i], "aa");
-        cr_assert_not(m[i].saw_leave, "%s was told of aa's leave, which came with SIGTERM",
-                      names[i]);
+        const char *who = i ? "cc" : "coco";
+        read_until_close(&room.m[i], who, "aa");
+        cr_assert_not(room.m[i].saw_leave, "%s was told of aa's leave, which came with SIGTERM",
+                      who);
     }
     server_wait_exit(&s, STOP_CAP_MS);
-    for (int i = 0; i < 2; i++)
-        ws_free(m[i].w);
-    free(coco);
-    free(cc);
-    free(aa);
+    free_room3(&room);
 }

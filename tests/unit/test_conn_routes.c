@@ -184,6 +184,15 @@ static void upgrade(struct conn *c, const char *user)
     feed(c, req);
 }
 
+/* ann and bob in the room, their welcomes and joins read. */
+static void two_members(struct conn *a, struct conn *b)
+{
+    upgrade(a, "ann");
+    upgrade(b, "bob");
+    free(drain(a));
+    free(drain(b));
+}
+
 Test(conn_routes, upgrade_then_welcome_then_join)
 {
     struct conn c;
@@ -269,10 +278,7 @@ Test(conn_routes, oversized_message_is_1009)
 Test(conn_routes, slow_reader_is_cut_off_and_the_room_goes_on)
 {
     struct conn slow, fast;
-    upgrade(&slow, "ann");
-    upgrade(&fast, "bob");
-    free(drain(&slow));
-    free(drain(&fast));
+    two_members(&slow, &fast);
     static char text[4000];
     memset(text, 'x', sizeof text);
     uint8_t f[4100];
@@ -334,10 +340,7 @@ Test(conn_routes, shutdown_closes_websockets_with_1001)
 Test(conn_routes, shutdown_drops_a_backlog_that_holds_the_close_back)
 {
     struct conn a, b;
-    upgrade(&a, "ann");
-    upgrade(&b, "bob");
-    free(drain(&a));
-    free(drain(&b));
+    two_members(&a, &b);
     static const char *const texts[] = {"one", "two", "three"};
     for (int i = 0; i < 3; i++) {
         uint8_t f[64];
@@ -405,10 +408,7 @@ Test(conn_routes, stats_is_json_with_every_field)
 Test(conn_routes, shutdown_sends_no_leaves)
 {
     struct conn a, b;
-    upgrade(&a, "ann");
-    upgrade(&b, "bob");
-    free(drain(&a));
-    free(drain(&b));
+    two_members(&a, &b);
     room_close(test_app.room);
     conn_shutdown(&a);
     conn_shutdown(&b);

@@ -1,5 +1,7 @@
 #include <criterion/criterion.h>
 #include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
 
 #include "stop_signal.h"
 
@@ -33,4 +35,20 @@ Test(stop_signal, sigint_counts_as_a_stop_too)
     cr_assert_eq(pthread_sigmask(SIG_BLOCK, &mask, NULL), 0);
     cr_assert_eq(raise(SIGINT), 0);
     cr_assert(stop_signal_requested());
+}
+
+/* The one-thread loops' descriptor: the signal waits, pending, until the
+ * loop reads it there. */
+Test(stop_signal, the_signalfd_holds_the_stop_until_it_is_read)
+{
+    int fd = stop_signal_fd();
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(raise(SIGTERM), 0); /* blocked now: it only waits */
+    cr_assert(stop_signal_requested());
+    struct signalfd_siginfo si;
+    cr_assert_eq(read(fd, &si, sizeof si), (ssize_t)sizeof si);
+    cr_assert_eq(si.ssi_signo, SIGTERM);
+    cr_assert_not(stop_signal_requested());
+    cr_assert_eq(read(fd, &si, sizeof si), -1, "non-blocking: nothing more waits");
+    close(fd);
 }
