@@ -514,6 +514,7 @@ static void on_timer(struct client *cl)
     if (cl->closing)
         return;
     if (cl->lingering) {
+        server.linger_timeouts++; /* the peer's FIN never came, or went unseen */
         client_close(cl);
         return;
     }

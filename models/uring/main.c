@@ -366,7 +366,8 @@ static void begin_shutdown(void)
     server.stopping = true;
     if (server.test_knobs) /* read by tests/uring before the exit */
         fprintf(stderr, "chat-uring: test knobs: %lu receives found no buffer, %lu turns found "
-                        "the CQ overflowed\n", server.enobufs, server.cq_overflows);
+                        "the CQ overflowed, %lu lingers ran out of time\n", server.enobufs,
+                server.cq_overflows, server.linger_timeouts);
     if (server.accepting) {
         struct io_uring_sqe *sqe = ring_sqe();
         if (sqe) {

@@ -114,6 +114,7 @@ struct server {
     uint64_t turn;                 /* turns of the loop so far */
     unsigned long enobufs;         /* receives that found the buffer ring empty */
     unsigned long cq_overflows;    /* turns that found completions held back */
+    unsigned long linger_timeouts; /* lingers ended by their deadline, not the peer's FIN */
     bool test_knobs;               /* C10K_URING_BUFS/_CQ set (main.c) */
     bool stopping;
 };
