@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/signalfd.h>
+#include <unistd.h>
 
 static atomic_bool taken;
 
@@ -34,4 +35,12 @@ int stop_signal_fd(void)
     if (pthread_sigmask(SIG_BLOCK, &mask, NULL) != 0)
         return -1;
     return signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+}
+
+void stop_signal_read(int fd)
+{
+    struct signalfd_siginfo si;
+    while (read(fd, &si, sizeof si) == (ssize_t)sizeof si) {
+    }
+    stop_signal_taken();
 }

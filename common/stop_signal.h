@@ -21,6 +21,11 @@
  * non-blocking and close-on-exec; -1 with errno on failure. */
 int stop_signal_fd(void);
 
+/* The loop found stop_signal_fd() readable: read every signal waiting
+ * there (a second one changes nothing, but is read) and note the stop
+ * taken. */
+void stop_signal_read(int fd);
+
 /* SIGINT or SIGTERM is pending for this process (blocked, not yet read),
  * or the model has read one and said so with stop_signal_taken(). */
 bool stop_signal_requested(void);

@@ -28,7 +28,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "async.h"
@@ -200,11 +199,7 @@ static void on_settle(uv_timer_t *t)
 static void on_signal(uv_poll_t *h, int status, int events)
 {
     (void)h, (void)status, (void)events;
-    struct signalfd_siginfo si;
-    while (read(server.signal_fd, &si, sizeof si) == sizeof si) {
-        /* a second signal changes nothing, but is read */
-    }
-    stop_signal_taken();
+    stop_signal_read(server.signal_fd);
     if (server.stopping)
         return;
     server.stopping = true;

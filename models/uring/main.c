@@ -97,7 +97,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -431,11 +430,7 @@ static void dispatch(struct op *op, int res, unsigned flags)
         on_accept(res, flags);
         break;
     case OP_SIGNAL:
-        while (read(server.signal_fd, &server.siginfo, sizeof server.siginfo) ==
-               sizeof server.siginfo) {
-            /* a second signal changes nothing, but is read */
-        }
-        stop_signal_taken();
+        stop_signal_read(server.signal_fd);
         begin_shutdown();
         arm_signal_poll();
         break;

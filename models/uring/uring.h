@@ -7,7 +7,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/signalfd.h>
 
 #include "app.h"
 #include "conn.h"
@@ -20,7 +19,7 @@
  * means nothing to us (cancellations, timeout updates). */
 enum op_kind {
     OP_ACCEPT,     /* the listener's multishot accept */
-    OP_SIGNAL,     /* a read of the signalfd: SIGINT/SIGTERM */
+    OP_SIGNAL,     /* the signalfd is readable: SIGINT/SIGTERM */
     OP_POOL,       /* a read of the pool's eventfd: jobs are done */
     OP_SERVER_TIMER, /* the server's own timeouts (struct server_timer) */
     OP_RECV,       /* a client's multishot receive */
@@ -88,7 +87,6 @@ struct server {
     bool accepting;                /* the multishot accept is armed */
     int signal_fd;
     struct op signal_op;
-    struct signalfd_siginfo siginfo; /* read when the ring says it is readable */
     struct pool *pool;
     struct op pool_op;
     uint64_t pool_count;           /* the eventfd's counter, read by the ring */

@@ -52,3 +52,17 @@ Test(stop_signal, the_signalfd_holds_the_stop_until_it_is_read)
     cr_assert_eq(read(fd, &si, sizeof si), -1, "non-blocking: nothing more waits");
     close(fd);
 }
+
+/* The loop's read takes every signal waiting and keeps the stop on. */
+Test(stop_signal, reading_the_signalfd_takes_the_stop)
+{
+    int fd = stop_signal_fd();
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(raise(SIGTERM), 0);
+    cr_assert_eq(raise(SIGINT), 0);
+    stop_signal_read(fd);
+    struct signalfd_siginfo si;
+    cr_assert_eq(read(fd, &si, sizeof si), -1, "both were read");
+    cr_assert(stop_signal_requested(), "taken: the stop stays on");
+    close(fd);
+}
