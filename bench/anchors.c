@@ -9,7 +9,13 @@
  *                          chat-forked forks one (a socketpair per child,
  *                          the parent keeping its end: K more descriptors
  *                          in the parent's table), so the two costs that
- *                          grow with K can be told apart
+ *                          grow with K can be told apart; then the K are
+ *                          ended at once and reaped, and a second figure is
+ *                          printed: microseconds per child from the end of
+ *                          the hold to the last one reaped, that is, what
+ *                          the kernel takes to tear down K small processes
+ *                          on one core (the floor under chat-forked's
+ *                          shutdown with K connection processes)
  *   lab-anchors sha N      seconds for N rounds of the /cpu SHA-256 chain,
  *                          then the first byte of the digest
  *   lab-anchors write N    median milliseconds, of 5 rounds, of one 64-byte
@@ -60,7 +66,9 @@ static double fork_wait_us(long n)
 /* K children that wait for the end of `hold` (a pipe) and exit; with fds,
  * each keeps one end of a socketpair whose other end stays here, as a
  * chat-forked child keeps its hub link. Then the fork measure, then all K
- * are ended and reaped: nothing outlives the anchor. */
+ * are ended and reaped, timed: nothing outlives the anchor. These children
+ * map only libc and libcrypto, so their teardown is a lower bound on that of
+ * a chat-forked child, which maps libcurl and its 30 libraries too. */
 static int fork_live(long k, long n, bool fds)
 {
     int hold[2];
@@ -88,19 +96,21 @@ static int fork_live(long k, long n, bool fds)
         if (fds) { ends[made] = pair[0]; close(pair[1]); }
     }
     double us = rc ? -1 : fork_wait_us(n);
+    double t0 = now();
     close(hold[1]); /* every live child sees EOF and exits */
     close(hold[0]);
     for (long i = 0; i < made; i++) {
         waitpid(kids[i], NULL, 0);
         if (fds) close(ends[i]);
     }
+    double exit_us = made ? (now() - t0) * 1e6 / (double)made : 0;
     free(kids);
     free(ends);
     if (us < 0) {
         fprintf(stderr, "lab-anchors fork-live: only %ld of %ld children started\n", made, k);
         return 1;
     }
-    printf("%.2f\n", us);
+    printf("%.2f %.2f\n", us, exit_us);
     return 0;
 }
 

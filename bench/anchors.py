@@ -13,7 +13,7 @@ class AnchorsMixin:
 
     def anchors(self, prog):
         out = {"fork_us": None, "two_core_scaling": None, "write_floor_ms": {}, "wait_ns": {},
-               "fork_live_us": {"bare": {}, "fds": {}},
+               "fork_live_us": {"bare": {}, "fds": {}}, "exit_live_us": {"bare": {}, "fds": {}},
                "method": "bench/lab_bench.py docstring: C helper BUILD/bench/lab-anchors"}
         exe = os.path.join(self.build, "bench", "lab-anchors")
         if not os.access(exe, os.X_OK):
@@ -65,7 +65,10 @@ class AnchorsMixin:
         """fork + exit + wait from a parent with k live children, bare and
         with one socketpair end per child held in the parent (as chat-forked's
         parent held its hub links before the spawner): what of a fork's cost
-        grows with the children alive is the kernel's."""
+        grows with the children alive is the kernel's. Then the k children
+        are ended at once: exit_live_us is the time from then until the last
+        is reaped, per child, on the one core the helper is pinned to: the
+        kernel's floor under a shutdown with k connection processes."""
         for k in self.p["fork_live_ks"]:
             for kind in ("bare", "fds"):
                 prog("anchors", "fork with %d live children (%s)" % (k, kind))
@@ -74,6 +77,8 @@ class AnchorsMixin:
                                        + (["fds"] if kind == "fds" else []),
                                        capture_output=True, text=True, timeout=180)
                     out["fork_live_us"][kind][str(k)] = float(x.stdout.split()[0])
+                    if k > 0:
+                        out["exit_live_us"][kind][str(k)] = float(x.stdout.split()[1])
                 except (subprocess.TimeoutExpired, ValueError, IndexError) as e:
                     self.notes.append("fork_live_us %s k=%d not measured: %s" % (kind, k, e))
 

@@ -96,6 +96,12 @@ bench/waitcost.c as BUILD/bench/waitcost):
     parent's) and "fds" (the parent keeps one socketpair end per child, as
     chat-forked's parent keeps its hub links): the fork's cost that grows
     with the children alive, and which part of it is the descriptor table.
+  * exit_live_us: then those k children are ended at once (the pipe they
+    wait on is closed) and reaped, on the helper's one core: microseconds per
+    child from the close to the last one reaped. These children map libc and
+    libcrypto only, so k of them is a lower bound on tearing down k
+    chat-forked children (which map libcurl and its libraries too): the
+    kernel's floor under chat-forked's shutdown with k connections.
   * two_core_scaling: the /cpu SHA-256 chain (OpenSSL, 32 zero bytes, each
     round hashing the previous digest) run in one process, then in two
     processes at once (unpinned); scaling = 2 * t(one) / t(two, wall).

@@ -952,6 +952,11 @@ class Goals:
                         # Fewer members than the goal's: no verdict on 10000.
                         self.add(g, NOT_MEASURED, "seating not finished by its bound; " + words)
                     else:
+                        floor = exit_floor_s(res, 10000) if v == "forked" else None
+                        if floor is not None and not f.get("within_5s"):
+                            words += (f"; the kernel alone took {num(floor)} s to end 10000 "
+                                      f"bare children on one core in this run "
+                                      f"(anchors.exit_live_us)")
                         self.add(g, MET if f.get("within_5s") else NOT_MET, words)
 
     def seat(self):
@@ -1420,9 +1425,35 @@ def fork_live_table(res):
     rows = [[labels.get(kind, kind)] + [num(live[kind].get(str(k))) if str(k) in live[kind]
                                         else "—" for k in ks]
             for kind in ("bare", "fds") if kind in live]
-    return (["fork + _exit + waitpid from a parent with k live children, µs per fork "
-             "(lab-anchors fork-live):", ""] + md_table(["parent holds"] + [f"k={k}" for k in ks],
-                                                      rows))
+    out = (["fork + _exit + waitpid from a parent with k live children, µs per fork "
+            "(lab-anchors fork-live):", ""] + md_table(["parent holds"] + [f"k={k}" for k in ks],
+                                                     rows))
+    return out + exit_live_lines(res)
+
+
+def exit_live_lines(res):
+    """The k live children of fork-live ended at once: µs per child until
+    the last was reaped, and the whole, on one core (anchors.exit_live_us)."""
+    ex = get(res.anchors, "exit_live_us")
+    if not ex or not any(ex.values()):
+        return []
+    ks = sorted({int(k) for kind in ex.values() for k in kind})
+    labels = {"bare": "children only", "fds": "and one descriptor per child"}
+    rows = [[labels.get(kind, kind)] + [f"{num(ex[kind][str(k)])} µs ({num(ex[kind][str(k)] * k / 1e6)} s)"
+                                        if str(k) in ex[kind] else "—" for k in ks]
+            for kind in ("bare", "fds") if kind in ex]
+    return (["", "Then the k children ended at once, on one core: µs per child until the "
+             "last was reaped (all k, s). They map libc and libcrypto only: a lower bound "
+             "on tearing down k chat-forked children, the kernel's floor under its "
+             "shutdown:", ""] + md_table(["parent holds"] + [f"k={k}" for k in ks], rows))
+
+
+def exit_floor_s(res, n):
+    """Seconds the kernel took to end n bare children on one core in this
+    run's anchor (the lower of the two kinds), or None."""
+    ex = get(res.anchors, "exit_live_us") or {}
+    got = [kind[str(n)] for kind in ex.values() if isinstance(kind, dict) and str(n) in kind]
+    return min(got) * n / 1e6 if got else None
 
 
 WAIT_METHODS = ["select", "poll", "epoll"]
