@@ -5,6 +5,7 @@ whether it was quiet during each run (others' CPU, the load: a run's
 import os
 import platform
 import resource
+import subprocess
 import sys
 
 from sampling import meminfo, read
@@ -67,6 +68,31 @@ def prepare_machine(notes, want_ports):
         notes.append("kernel.threads-max %d is low for %d threads" % (tm, want_ports))
 
 
+def virtualization():
+    """What the machine runs under, as the kernel said at boot: the
+    hypervisor's name ("Hypervisor detected: PVM" in the kernel log), or the
+    cpuinfo flag alone when the log cannot be read, or None on bare metal.
+    It changes what a system call, a fork and a context switch cost (under
+    PVM the guest kernel's page tables are shadowed: a fork costs about a
+    millisecond), so the figures of two runs compare only on the same kind.
+    Also the Meltdown mitigation (PTI), which taxes every system call."""
+    name = None
+    try:
+        log = subprocess.run(["dmesg"], capture_output=True, text=True, timeout=10).stdout
+        for line in log.splitlines():
+            if "Hypervisor detected:" in line:
+                name = line.split("Hypervisor detected:", 1)[1].strip()
+                break
+    except (OSError, subprocess.SubprocessError):
+        pass
+    flags = next((ln for ln in (read("/proc/cpuinfo") or "").splitlines()
+                  if ln.startswith("flags")), "")
+    if name is None and " hypervisor" in flags:
+        name = "a hypervisor (the kernel log, which names it, is not readable)"
+    return {"hypervisor": name,
+            "meltdown": read("/sys/devices/system/cpu/vulnerabilities/meltdown", "").strip() or None}
+
+
 def machine_info(notes):
     cpu = "?"
     for line in (read("/proc/cpuinfo") or "").splitlines():
@@ -84,6 +110,7 @@ def machine_info(notes):
         "ip_local_port_range": pr,
         "loadavg_start": [float(x) for x in read("/proc/loadavg", "0 0 0").split()[:3]],
         "python": sys.version.split()[0],
+        "virtualization": virtualization(),
         "notes": notes,
     }
 

@@ -1396,6 +1396,10 @@ def machine_section(res):
              f"- limits: nofile {m.get('nofile_soft', '?')}/{m.get('nofile_hard', '?')}, "
              f"somaxconn {m.get('somaxconn', '?')}, pid_max {m.get('pid_max', '?')}, "
              f"local ports {'?' if not ports else f'{ports[0]}–{ports[1]}'}"]
+    virt = m.get("virtualization")
+    if virt is not None:
+        lines.append(f"- virtualization: {virt.get('hypervisor') or 'none seen (bare metal)'}; "
+                     f"Meltdown: {virt.get('meltdown') or '?'}")
     for note in m.get("notes") or []:
         lines.append(f"- note: {note}")
     return lines

@@ -92,8 +92,10 @@ class Run:
         m = self.doc.get("machine") or {}
         mem = m.get("mem_total_kb")
         mem = f", {mem / 1024 / 1024:.1f} GiB" if mem else ""
+        virt = (m.get("virtualization") or {}).get("hypervisor")
+        virt = f", under {virt}" if virt else ""
         return (f"*Measured {self.doc.get('started', '?')} on {m.get('cpu_model', '?')}, "
-                f"{m.get('cores', '?')} cores, kernel {m.get('kernel', '?')}{mem}, by "
+                f"{m.get('cores', '?')} cores, kernel {m.get('kernel', '?')}{mem}{virt}, by "
                 f"`{self.command}`; "
                 f"results: `{rel(self.results_path)}`.*")
 
@@ -311,7 +313,8 @@ def resolve(runs, key):
                                    NUM_METRICS or USAGE_METRICS
     ratio:KEY:KEY                  the first over the second, "2.04×"
     anchor/fork_us, anchor/two_core_scaling, anchor/write_floor_ms/N,
-    anchor/fork_live_us/KIND/K, anchor/wait_ns/METHOD/N
+    anchor/fork_live_us/KIND/K, anchor/exit_live_us/KIND/K,
+    anchor/exit_live_s/KIND/K (all K, in s), anchor/wait_ns/METHOD/N
                                    from the first run that has it; with
                                    @SCENARIO/CASE appended, from the run that
                                    case's figures come from ("the same run")
@@ -370,6 +373,15 @@ def failed_value(res, scenario, case, variant):
     return Failed(words.split(":", 1)[0] + " in this run")
 
 
+def anchor_value(anchors, path):
+    """One anchor figure; exit_live_s/KIND/K is exit_live_us's K children
+    in seconds, all of them (µs per child x K)."""
+    if path[0] == "exit_live_s" and len(path) == 3 and path[2].isdigit():
+        us = report.get(anchors, "exit_live_us", *path[1:])
+        return None if us is None else us * int(path[2]) / 1e6
+    return report.get(anchors, *path)
+
+
 def value(runs, key):
     """The raw value of a key; None when no run has it, False for a bad key,
     a Failed when every repetition of it failed."""
@@ -397,9 +409,9 @@ def value(runs, key):
             if len(where) != 2 or where[0] not in report.KNOWN:
                 return False
             run = pick(runs, *where)
-            return None if run is None else report.get(run.res.anchors, *parts[1:])
+            return None if run is None else anchor_value(run.res.anchors, parts[1:])
         for run in whole(runs):
-            x = report.get(run.res.anchors, *parts[1:])
+            x = anchor_value(run.res.anchors, parts[1:])
             if x is not None:
                 return x
         return None

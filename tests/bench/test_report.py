@@ -647,7 +647,13 @@ class ShutdownOverTheExitFloor(ReportOf, unittest.TestCase):
         doc["anchors"]["fork_live_us"] = {"bare": {"0": 700.0, "10000": 750.0},
                                           "fds": {"0": 710.0, "10000": 900.0}}
         doc["anchors"]["exit_live_us"] = {"bare": {"10000": 480.0}, "fds": {"10000": 520.0}}
+        doc["machine"]["virtualization"] = {"hypervisor": "PVM", "meltdown": "Mitigation: PTI"}
         return doc
+
+    def test_the_machine_says_what_it_runs_under(self):
+        # A fork, a switch, a system call cost what the hypervisor makes them.
+        self.assertIn("- virtualization: PVM; Meltdown: Mitigation: PTI",
+                      section(self.md, "## Machine and profile"))
 
     def test_the_goal_names_the_floor(self):
         goals = {r["goal"]: r for r in table(section(self.md, "## Goals"))}
