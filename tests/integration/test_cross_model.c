@@ -9,6 +9,7 @@
  * login on one opens the chat page and the chat's WebSocket on the others,
  * both ways; the same cookie with its MAC, its user or its expiry changed is
  * refused by every one of them. */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -215,5 +216,43 @@ Test(cross_model, tampered_cookie_refused_by_every_model)
         cr_assert_eq(upgrade_status(all[i]->port, cookie), 101);
     }
     free(cookie);
+    stop_all(&home, p, n);
+}
+
+/* The contract's `model` (/stats) and `Server: c10k-lab/<model>` name the
+ * binary's own model: chat-async says async, and so on. check_common_headers
+ * compares the two with each other on every answer; this ties them to the
+ * binary, which only the peers' environment names tell apart. The server
+ * under test is named by its file, chat-MODEL. */
+Test(cross_model, each_binary_names_its_own_model)
+{
+    struct server home;
+    struct peer p[MAX_PEERS];
+    int n = start_all(&home, p);
+    for (int i = 0; i <= n; i++) {
+        struct server *s = i == 0 ? &home : &p[i - 1].srv;
+        char want[32];
+        if (i == 0) {
+            const char *base = strrchr(getenv("C10K_SERVER"), '/');
+            base = base ? base + 1 : getenv("C10K_SERVER");
+            cr_assert(strncmp(base, "chat-", 5) == 0, "C10K_SERVER is not a chat-MODEL: %s", base);
+            snprintf(want, sizeof want, "%s", base + 5);
+        } else {
+            snprintf(want, sizeof want, "%s", p[i - 1].env + strlen("C10K_"));
+            for (char *c = want; *c; c++)
+                *c = (char)tolower((unsigned char)*c);
+        }
+        cr_assert_str_eq(server_model(s), want, "the %s binary calls itself %s in /stats",
+                         want, server_model(s));
+        struct http_resp r;
+        http_get(&r, s->port, "/hello", NULL);
+        char *server_hdr = xasprintf("c10k-lab/%s", want);
+        cr_assert_eq(r.status, 200);
+        cr_assert(resp_header(&r, "Server") && strcmp(resp_header(&r, "Server"), server_hdr) == 0,
+                  "chat-%s answered with Server: %s", want,
+                  resp_header(&r, "Server") ? resp_header(&r, "Server") : "(none)");
+        free(server_hdr);
+        resp_free(&r);
+    }
     stop_all(&home, p, n);
 }
