@@ -571,6 +571,35 @@ Test(routes, sleep_answers_slept_n_ms)
     server_stop(&s);
 }
 
+/* "without holding up other clients beyond what the model allows": every
+ * configuration under test allows more than one request at a time (a pool
+ * of 64, a thread or a process per connection, an event loop; --gil lets go
+ * of its lock around the sleep), so while one client's /sleep is in
+ * flight, other clients are answered, and the sleeper is not. */
+Test(routes, sleep_does_not_hold_up_other_clients)
+{
+    struct server s;
+    server_start(&s, NULL);
+    struct tsock sleeper;
+    tsock_open(&sleeper, s.port);
+    /* The /hello ahead of it, answered, says the server has the
+     * connection's bytes in hand: the sleep comes next, on the same path. */
+    cr_assert(tsock_sends(&sleeper, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n"
+                                    "GET /sleep?ms=30000 HTTP/1.1\r\nHost: t\r\n\r\n"));
+    struct http_resp r;
+    tsock_expect_response(&sleeper, false, &r);
+    cr_assert_eq(r.status, 200);
+    resp_free(&r);
+    for (int i = 0; i < 3; i++)
+        expect_hello(s.port); /* each on a connection of its own */
+    enum rd got = tsock_fill(&sleeper, 0);
+    cr_assert(got == RD_TIMEOUT && sleeper.len == 0,
+              "the sleeping client got %zu bytes (%s) before its 30 s were up", sleeper.len,
+              rd_name(got));
+    tsock_close(&sleeper);
+    server_stop(&s);
+}
+
 Test(routes, sleep_out_of_range_or_missing_400)
 {
     struct server s;
