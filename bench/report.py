@@ -195,6 +195,8 @@ def disturbed(run):
     # process, so a server of thousands of processes (chat-forked) loses
     # up to a tick each and reads as disturbed (every flag in the
     # 2026-12-03 --full run was chat-forked's; irq was 3-6 % of a core).
+    # Runs recorded since read single-threaded processes in nanoseconds
+    # (bench/sampling.py:tree_cpu_s), which removes that loss.
     why = [w.replace("other processes used", "others (processes, or kernel work charged to "
                      "no process) used") for w in why]
     return "; ".join(why) if why else None

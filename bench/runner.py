@@ -12,8 +12,8 @@ import time
 from machine import QUIET_S, disturbance, get_cpu, others_cpu, own_cpu_s
 from peer_servers import start_nginx, tornado_cmd
 from profiles import run_bound
-from sampling import (CLK_TCK, Sampler, loadavg, machine_busy_s, machine_irq_s, meminfo,
-                      proc_table, tree_of)
+from sampling import (Sampler, loadavg, machine_busy_s, machine_irq_s, meminfo,
+                      proc_table, tree_cpu_s, tree_of)
 from server import ALL_CPUS, Server, exited, wait_bounded
 from tool_output import parse_ab, parse_wrk
 from variants import VARIANTS, cross_target, cross_tool
@@ -244,7 +244,7 @@ class RunMixin:
         if getattr(self, "upstream", None) is None:
             return 0.0
         table = proc_table()
-        return sum(table[p][1] for p in tree_of(self.upstream.p.pid, table)) / CLK_TCK
+        return tree_cpu_s(tree_of(self.upstream.p.pid, table), table)
 
     @staticmethod
     def usage(base, end, samples, res, mem0):
