@@ -100,3 +100,48 @@ Test(threaded, the_chatter_beyond_the_pool_waits_for_a_worker)
     free(cookie);
     server_stop(&s);
 }
+
+/* "--threads N, default 64": with no flag, /stats shows a pool of 64
+ * workers, all started. */
+Test(threaded, the_default_pool_is_64_workers)
+{
+    struct server s;
+    server_start(&s, NULL);
+    struct jv *st = stats_get(s.port);
+    long long pool = -1, threads = -1;
+    cr_assert(jv_int(st, "pool", &pool) && jv_int(st, "threads", &threads));
+    cr_assert_eq(pool, 64);
+    cr_assert_eq(threads, 64, "live worker threads");
+    jv_free(st);
+    server_stop(&s);
+}
+
+/* "--threads 0 = one new thread per connection, unbounded": more keep-alive
+ * connections than the default pool has workers each hold a thread of
+ * their own at once (a keep-alive connection keeps its worker between
+ * requests), none waits in a queue, and each is answered again. */
+Test(threaded, unpooled_gives_every_connection_a_thread_of_its_own)
+{
+    enum { CONNS = 64 + 8 };
+    struct server s;
+    server_start(&s, ARGS("--threads", "0"));
+    struct tsock c[CONNS];
+    for (int i = 0; i < CONNS; i++) {
+        tsock_open(&c[i], s.port);
+        cr_assert_eq(hello(&c[i]), 200, "connection %d", i);
+    }
+    struct jv *st = stats_get(s.port);
+    long long threads = -1, busy = -1, queued = -1;
+    cr_assert(jv_int(st, "threads", &threads) && jv_int(st, "busy", &busy) &&
+              jv_int(st, "queued", &queued));
+    /* Ours, and the one answering /stats. */
+    cr_assert_eq(threads, CONNS + 1, "live worker threads");
+    cr_assert_eq(busy, CONNS + 1);
+    cr_assert_eq(queued, 0);
+    jv_free(st);
+    for (int i = 0; i < CONNS; i++) {
+        cr_assert_eq(hello(&c[i]), 200, "connection %d, again", i);
+        tsock_close(&c[i]);
+    }
+    server_stop(&s);
+}
