@@ -46,6 +46,8 @@ struct server {
     struct client *paused;
     struct conn_queue unblocked; /* held posters the room let go this turn */
     unsigned live;             /* admitted connections, for --max-conns */
+    unsigned accepted_this_turn; /* see main.c: on_connection */
+    bool accept_held;          /* one is waiting, accepted by libuv, for the next turn */
     bool stopping;
     bool abandoned;            /* exited with a library call still running on the pool */
 };

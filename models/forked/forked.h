@@ -20,6 +20,10 @@ struct forked_shared {
     struct app_counters n;
     pid_t server; /* the parent: /stats adds up its whole tree */
     atomic_long children; /* forked and not yet reaped: one per connection */
+    atomic_long exiting;  /* of those, the ones whose link has closed: done
+                             with their client, still tearing down (an
+                             exit can take a while: a sanitized child's
+                             took tens of ms) */
     atomic_long members;  /* children whose WebSocket is in the room */
 };
 extern struct forked_shared *shared;

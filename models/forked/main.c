@@ -104,8 +104,13 @@ static void stats(struct app *a, struct stats_view *v)
     proc_tree_memory((int)shared->server, &v->rss_bytes, &v->pss_bytes, &threads, &procs);
     v->threads = threads;
     /* Kept by the parent (see forked.h): each child is one connection. */
-    v->processes = 2 + atomic_load(&shared->children); /* and the spawner */
-    v->connections = atomic_load(&shared->children);
+    long kids = atomic_load(&shared->children);
+    long exiting = atomic_load(&shared->exiting);
+    v->processes = 2 + kids; /* and the spawner */
+    /* A child whose link has closed has closed its client too, or is
+     * lingering on it before the close (child.c): it is a process still,
+     * no longer a connection. Read apart, the two may cross: never below 0. */
+    v->connections = kids > exiting ? kids - exiting : 0;
     v->ws_clients = atomic_load(&shared->members);
 }
 
@@ -127,7 +132,8 @@ static void reaped(pid_t pid, int status)
         }
         return;
     }
-    pidset_remove(&ended, pid);
+    if (pidset_remove(&ended, pid))
+        atomic_fetch_sub(&shared->exiting, 1);
     if (!pidset_remove(&children, pid) && nreaped_early < SPAWN_IN_FLIGHT)
         reaped_early[nreaped_early++] = pid;
     atomic_fetch_sub(&shared->children, 1);
@@ -141,7 +147,11 @@ static void reaped(pid_t pid, int status)
 /* The hub saw this child's link close: it is exiting, or has exited. */
 static void link_ended(pid_t pid)
 {
-    if (pidset_contains(&children, pid) && !pidset_add(&ended, pid))
+    if (!pidset_contains(&children, pid))
+        return;
+    if (pidset_add(&ended, pid))
+        atomic_fetch_add(&shared->exiting, 1);
+    else
         ended_lost = true; /* out of memory: the next round walks them all */
 }
 
